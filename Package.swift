@@ -33,7 +33,7 @@ let package = Package(
         // MARK: - Manifest loading (YAML files -> typed resources, with file/line diagnostics)
         .target(
             name: "WeftManifests",
-            dependencies: ["KubeModel", "WeftAPI", .product(name: "Yams", package: "Yams")],
+            dependencies: ["KubeModel", "WeftAPI", "WeftCompiler", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
         // MARK: - Executables

@@ -1,0 +1,14 @@
+import Foundation
+
+extension JSONValue {
+    /// The JSON form of any `Encodable`, through `JSONEncoder`.
+    public static func from<T: Encodable>(encodable value: T) throws -> JSONValue {
+        let data = try JSONEncoder().encode(value)
+        return try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+
+    /// Decodes JSON bytes.
+    public static func parse(_ data: Data) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: data)
+    }
+}

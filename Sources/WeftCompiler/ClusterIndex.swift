@@ -1,0 +1,196 @@
+import KubeModel
+import ProxyConfig
+import WeftAPI
+
+/// Annotation and label names the mesh reads.
+public enum WeftLabels {
+    /// Namespace label (`enabled`/`disabled`) or pod annotation/label that turns injection on or off.
+    public static let inject = "weft.dev/inject"
+    /// The injected sidecar container's name.
+    public static let proxyContainer = "weft-proxy"
+}
+
+/// What the compiler needs of a pod, extracted once.
+struct PodInfo: Hashable, Sendable {
+    var key: ObjectKey
+    var labels: [String: String]
+    var serviceAccount: String
+    var addresses: [String]
+    var nodeName: String?
+    var meshed: Bool
+    var containerPorts: [ContainerPortInfo]
+}
+
+struct ContainerPortInfo: Hashable, Sendable {
+    var name: String?
+    var port: Int
+}
+
+/// A Service port with its resolved protocol.
+struct ServicePortInfo: Hashable, Sendable {
+    var name: String?
+    var port: Int
+    var targetPort: IntOrString?
+    var `protocol`: AppProtocol
+}
+
+/// What the compiler needs of a Service.
+struct ServiceInfo: Hashable, Sendable {
+    var key: ObjectKey
+    var fqdn: String
+    var clusterIPs: [String]
+    var selector: [String: String]?
+    var ports: [ServicePortInfo]
+}
+
+/// Lookup tables built once per compile from the snapshot.
+struct ClusterIndex {
+    let settings: MeshSettings
+    var namespaces: [String: core.v1.Namespace] = [:]
+    var pods: [ObjectKey: PodInfo] = [:]
+    var podsByIP: [String: ObjectKey] = [:]
+    var podsByNamespace: [String: [ObjectKey]] = [:]
+    var services: [ObjectKey: ServiceInfo] = [:]
+    var slicesByService: [ObjectKey: [discovery.v1.EndpointSlice]] = [:]
+
+    init(_ snapshot: WeftSnapshot) {
+        self.settings = snapshot.settings
+        for namespace in snapshot.namespaces {
+            self.namespaces[namespace.metadata.name ?? ""] = namespace
+        }
+        for pod in snapshot.pods {
+            guard let info = self.podInfo(pod) else { continue }
+            self.pods[info.key] = info
+            self.podsByNamespace[info.key.namespace, default: []].append(info.key)
+            for address in info.addresses { self.podsByIP[address] = info.key }
+        }
+        for key in self.podsByNamespace.keys { self.podsByNamespace[key]?.sort() }
+        for service in snapshot.services {
+            guard let info = self.serviceInfo(service) else { continue }
+            self.services[info.key] = info
+        }
+        for slice in snapshot.endpointSlices {
+            guard let namespace = slice.metadata.namespace,
+                let serviceName = slice.metadata.labels?[discovery.v1.serviceNameLabel]
+            else { continue }
+            self.slicesByService[ObjectKey(namespace: namespace, name: serviceName), default: []].append(slice)
+        }
+        for key in self.slicesByService.keys {
+            self.slicesByService[key]?.sort { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
+        }
+    }
+
+    /// Whether a pod gets a proxy: its own `weft.dev/inject` annotation or label decides, else its namespace's
+    /// label; a pod that already has the sidecar container is meshed.
+    func isMeshed(_ pod: core.v1.Pod) -> Bool {
+        if pod.spec?.containers.contains(where: { $0.name == WeftLabels.proxyContainer }) == true
+            || pod.spec?.initContainers?.contains(where: { $0.name == WeftLabels.proxyContainer }) == true
+        {
+            return true
+        }
+        if let value = pod.metadata.annotations?[WeftLabels.inject] ?? pod.metadata.labels?[WeftLabels.inject] {
+            return value == "enabled" || value == "true"
+        }
+        let namespace = self.namespaces[pod.metadata.namespace ?? ""]
+        return namespace?.metadata.labels?[WeftLabels.inject] == "enabled"
+    }
+
+    private func podInfo(_ pod: core.v1.Pod) -> PodInfo? {
+        guard let name = pod.metadata.name, let namespace = pod.metadata.namespace else { return nil }
+        let phase = pod.status?.phase
+        if phase == "Succeeded" || phase == "Failed" { return nil }
+        var addresses = pod.status?.podIPs?.map(\.ip) ?? []
+        if addresses.isEmpty, let ip = pod.status?.podIP { addresses = [ip] }
+        let hostNetwork = pod.spec?.hostNetwork ?? false
+        var ports: [ContainerPortInfo] = []
+        for container in pod.spec?.containers ?? [] where container.name != WeftLabels.proxyContainer {
+            for port in container.ports ?? [] where port.protocol == nil || port.protocol == "TCP" {
+                ports.append(ContainerPortInfo(name: port.name, port: Int(port.containerPort)))
+            }
+        }
+        return PodInfo(
+            key: ObjectKey(namespace: namespace, name: name),
+            labels: pod.metadata.labels ?? [:],
+            serviceAccount: pod.spec?.serviceAccountName ?? "default",
+            addresses: hostNetwork ? [] : addresses,
+            nodeName: pod.spec?.nodeName,
+            meshed: !hostNetwork && self.isMeshed(pod),
+            containerPorts: ports
+        )
+    }
+
+    private func serviceInfo(_ service: core.v1.Service) -> ServiceInfo? {
+        guard let name = service.metadata.name, let namespace = service.metadata.namespace,
+            service.spec?.type != "ExternalName"
+        else { return nil }
+        let spec = service.spec
+        var ips = spec?.clusterIPs ?? []
+        if ips.isEmpty, let ip = spec?.clusterIP { ips = [ip] }
+        ips = ips.filter { $0 != "None" && !$0.isEmpty }
+        let ports = (spec?.ports ?? []).filter { $0.protocol == nil || $0.protocol == "TCP" }.map { port in
+            ServicePortInfo(
+                name: port.name,
+                port: Int(port.port),
+                targetPort: port.targetPort,
+                protocol: Self.protocolOf(appProtocol: port.appProtocol, portName: port.name)
+            )
+        }
+        return ServiceInfo(
+            key: ObjectKey(namespace: namespace, name: name),
+            fqdn: "\(name).\(namespace).svc.\(self.settings.clusterDomain)",
+            clusterIPs: ips,
+            selector: spec?.selector,
+            ports: ports.sorted { $0.port < $1.port }
+        )
+    }
+
+    /// The protocol of a port from its `appProtocol`, else its name (`http`, `http-web`, `grpc-api`, ...),
+    /// else `detect`.
+    static func protocolOf(appProtocol: String?, portName: String?) -> AppProtocol {
+        if let appProtocol = appProtocol?.lowercased() {
+            switch appProtocol {
+            case "http", "http1", "http/1.1": return .http1
+            case "http2", "h2c", "kubernetes.io/h2c": return .http2
+            case "grpc", "grpc-web": return .grpc
+            case "tcp", "tls", "https", "mysql", "redis", "mongo", "postgresql", "kubernetes.io/ws",
+                "kubernetes.io/wss":
+                return .tcp
+            default: break
+            }
+        }
+        guard let name = portName?.lowercased() else { return .detect }
+        let prefix = name.split(separator: "-", maxSplits: 1).first.map(String.init) ?? name
+        switch prefix {
+        case "http": return .http1
+        case "http2", "h2c": return .http2
+        case "grpc": return .grpc
+        case "tcp", "tls", "https", "mysql", "redis", "mongo", "postgres": return .tcp
+        default: return .detect
+        }
+    }
+
+    // MARK: - Names
+
+    /// Resolves a host as written in a resource of `namespace`: `catalog`, `catalog.shop`, `catalog.shop.svc`
+    /// or the FQDN. Returns the Service key it names (which may not exist).
+    func serviceKey(host: String, from namespace: String) -> ObjectKey? {
+        let lower = host.lowercased()
+        let suffix = ".svc.\(self.settings.clusterDomain)"
+        var trimmed = lower
+        if trimmed.hasSuffix(suffix) {
+            trimmed = String(trimmed.dropLast(suffix.count))
+        } else if trimmed.hasSuffix(".svc") {
+            trimmed = String(trimmed.dropLast(4))
+        }
+        let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
+        switch parts.count {
+        case 1: return ObjectKey(namespace: namespace, name: String(parts[0]))
+        case 2: return ObjectKey(namespace: String(parts[1]), name: String(parts[0]))
+        default: return nil
+        }
+    }
+
+    func spiffeID(namespace: String, serviceAccount: String) -> String {
+        "spiffe://\(self.settings.trustDomain)/ns/\(namespace)/sa/\(serviceAccount)"
+    }
+}
