@@ -45,6 +45,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "WeftBench",
+            dependencies: ["WeftCompiler", "WeftTesting"],
+            path: "Benchmarks/WeftBench",
+            swiftSettings: strictSettings
+        ),
         // MARK: - Test support
         .target(
             name: "WeftTesting",

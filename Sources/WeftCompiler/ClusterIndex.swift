@@ -52,6 +52,8 @@ struct ClusterIndex {
     var podsByNamespace: [String: [ObjectKey]] = [:]
     var services: [ObjectKey: ServiceInfo] = [:]
     var slicesByService: [ObjectKey: [discovery.v1.EndpointSlice]] = [:]
+    /// Zones of endpoint addresses, from EndpointSlices.
+    var zonesByIP: [String: String] = [:]
 
     init(_ snapshot: WeftSnapshot) {
         self.settings = snapshot.settings
@@ -74,6 +76,10 @@ struct ClusterIndex {
                 let serviceName = slice.metadata.labels?[discovery.v1.serviceNameLabel]
             else { continue }
             self.slicesByService[ObjectKey(namespace: namespace, name: serviceName), default: []].append(slice)
+            for endpoint in slice.endpoints ?? [] {
+                guard let zone = endpoint.zone else { continue }
+                for address in endpoint.addresses { self.zonesByIP[address] = zone }
+            }
         }
         for key in self.slicesByService.keys {
             self.slicesByService[key]?.sort { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }

@@ -60,7 +60,7 @@ extension WeftCompilation {
         var backends: [WeightedCluster] = []
         for destination in destinations {
             guard let resolved = try? self.resolve(destination.destination, from: namespace, routed: service,
-                                                   port: port, consumer: consumer).get()
+                                                   port: port, consumer: namespace).get()
             else { continue }
             let weight = destinations.count == 1 ? Int(destination.weight ?? 100) : Int(destination.weight ?? 0)
             backends.append(WeightedCluster(
@@ -90,7 +90,7 @@ extension WeftCompilation {
         }
         var mirror: Mirror?
         if let target = route.mirror,
-            let resolved = try? self.resolve(target, from: namespace, routed: service, port: port, consumer: consumer).get()
+            let resolved = try? self.resolve(target, from: namespace, routed: service, port: port, consumer: namespace).get()
         {
             mirror = Mirror(cluster: resolved.cluster, percentage: route.mirrorPercentage ?? 100)
         }
@@ -113,7 +113,7 @@ extension WeftCompilation {
             var backends: [WeightedCluster] = []
             for destination in route.route {
                 guard let resolved = try? self.resolve(destination.destination, from: namespace, routed: service,
-                                                       port: port, consumer: consumer).get()
+                                                       port: port, consumer: namespace).get()
                 else { continue }
                 let weight = route.route.count == 1 ? Int(destination.weight ?? 100) : Int(destination.weight ?? 0)
                 backends.append(WeightedCluster(cluster: resolved.cluster, weight: weight))

@@ -9,8 +9,8 @@ public struct WeftCompiler: Sendable {
     public init() {}
 
     public func compile(_ snapshot: WeftSnapshot) -> CompileResult {
-        var compilation = WeftCompilation(snapshot)
-        return compilation.run(snapshot)
+        var session = CompileSession()
+        return session.compile(snapshot)
     }
 }
 
@@ -39,10 +39,10 @@ struct WeftCompilation {
         self.servicesByNamespace = Dictionary(grouping: sorted, by: \.key.namespace)
     }
 
-    mutating func run(_ snapshot: WeftSnapshot) -> CompileResult {
+    mutating func run(_ snapshot: WeftSnapshot, memo: inout HashMemo) -> CompileResult {
         self.checkReferences(snapshot)
         var result = CompileResult()
-        result.proxies = self.proxyConfigs()
+        result.proxies = self.proxyConfigs(memo: &memo)
         result.statuses = self.statuses(snapshot)
         result.diagnostics = self.policies.diagnostics.sorted()
         return result
@@ -53,8 +53,10 @@ struct WeftCompilation {
     private struct OutboundKey: Hashable {
         var service: ObjectKey
         var port: Int
-        /// Set only when the consumer namespace has routing resources of its own, or is the producer.
-        var consumer: String?
+        /// The VirtualService that routes the port for this consumer, if any.
+        var virtualService: ObjectKey?
+        /// Short names resolve only in the Service's own namespace.
+        var sameNamespace: Bool
     }
 
     private struct ClusterKey: Hashable {
@@ -63,10 +65,8 @@ struct WeftCompilation {
         var policy: ObjectKey?
     }
 
-    private func proxyConfigs() -> [String: ProxyConfig] {
+    private func proxyConfigs(memo: inout HashMemo) -> [String: ProxyConfig] {
         let meshedByNamespace = Dictionary(grouping: self.index.pods.values.filter(\.meshed), by: \.key.namespace)
-        let namespacesWithClaims = Set(self.policies.routes.keys.map(\.namespace))
-            .union(self.policies.destinationPolicies.keys.map(\.namespace))
         var outboundCache: [OutboundKey: (OutboundService, String)] = [:]
         var clusterCache: [ClusterKey: [(Cluster, String)]] = [:]
         var proxies: [String: ProxyConfig] = [:]
@@ -75,16 +75,17 @@ struct WeftCompilation {
             var clusters: [Cluster] = []
             var hashes: [String] = []
             for service in self.sortedServices {
-                let distinct = namespacesWithClaims.contains(namespace) || namespace == service.key.namespace
+                let routing = self.policies.virtualService(for: service.key, consumer: namespace)?.key
                 let policy = self.policies.destinationPolicy(for: service.key, consumer: namespace)
                 for port in service.ports {
-                    let outboundKey = OutboundKey(service: service.key, port: port.port, consumer: distinct ? namespace : nil)
+                    let outboundKey = OutboundKey(service: service.key, port: port.port, virtualService: routing,
+                                                  sameNamespace: namespace == service.key.namespace)
                     let entry: (OutboundService, String)
                     if let cached = outboundCache[outboundKey] {
                         entry = cached
                     } else {
                         let built = self.outboundService(service, port: port, consumer: namespace)
-                        entry = (built, stableHash(of: built))
+                        entry = (built, memo.hash(built))
                         outboundCache[outboundKey] = entry
                     }
                     outbound.append(entry.0)
@@ -94,7 +95,7 @@ struct WeftCompilation {
                     if let cached = clusterCache[clusterKey] {
                         built = cached
                     } else {
-                        built = self.clusters(of: service, port: port, policy: policy).map { ($0, stableHash(of: $0)) }
+                        built = self.clusters(of: service, port: port, policy: policy).map { ($0, memo.hash($0)) }
                         clusterCache[clusterKey] = built
                     }
                     for (cluster, hash) in built {
@@ -105,7 +106,7 @@ struct WeftCompilation {
             }
             outbound.sort { ($0.host, $0.port) < ($1.host, $1.port) }
             clusters.sort { $0.name < $1.name }
-            let sharedHash = stableHash(of: hashes.sorted())
+            let sharedHash = combinedHash(hashes.sorted())
             for pod in (meshedByNamespace[namespace] ?? []).sorted(by: { $0.key < $1.key }) {
                 let authorization = Self.authorizationTable(self.authorizationPolicies(of: pod))
                 let identity = ProxyIdentity(
@@ -115,7 +116,9 @@ struct WeftCompilation {
                     trustDomain: self.index.settings.trustDomain, addresses: pod.addresses, zone: self.zone(of: pod))
                 var config = ProxyConfig(proxy: identity, inbound: self.inbound(of: pod, authorization: authorization),
                                          outbound: outbound, clusters: clusters)
-                config.version = stableHash(of: [sharedHash, stableHash(of: config.proxy), stableHash(of: config.inbound)])
+                let identityParts = [identity.id, identity.serviceAccount, identity.spiffeID, identity.trustDomain,
+                                     identity.zone ?? ""] + identity.addresses
+                config.version = combinedHash([sharedHash, memo.hash(config.inbound), combinedHash(identityParts)])
                 proxies[pod.key.description] = config
             }
         }
@@ -124,14 +127,6 @@ struct WeftCompilation {
 
     /// A pod's zone, from the EndpointSlices that list it.
     private func zone(of pod: PodInfo) -> String? {
-        guard let address = pod.addresses.first else { return nil }
-        for service in self.servicesByNamespace[pod.key.namespace] ?? [] {
-            for slice in self.index.slicesByService[service.key] ?? [] {
-                for endpoint in slice.endpoints ?? [] where endpoint.addresses.contains(address) {
-                    if let zone = endpoint.zone { return zone }
-                }
-            }
-        }
-        return nil
+        pod.addresses.lazy.compactMap { self.index.zonesByIP[$0] }.first
     }
 }

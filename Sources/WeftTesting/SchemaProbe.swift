@@ -211,7 +211,12 @@ private struct ProbeDecoder: Decoder {
 
     func child(path: String, key: any CodingKey) -> ProbeDecoder {
         self.recorder.record(path)
-        return ProbeDecoder(recorder: self.recorder, path: path, depth: self.depth + 1, codingPath: self.codingPath + [key])
+        return ProbeDecoder(
+            recorder: self.recorder,
+            path: path,
+            depth: self.depth + 1,
+            codingPath: self.codingPath + [key]
+        )
     }
 
     /// A `T` decoded from this decoder, through ``SchemaProbeDecodable`` and enum cases when they apply.
