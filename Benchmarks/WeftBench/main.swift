@@ -21,6 +21,7 @@ func milliseconds(_ duration: Duration) -> Double {
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 var cluster = SyntheticCluster()
 var rounds = 3
+var profileIncremental = 0
 while let argument = arguments.next() {
     let value = arguments.next().flatMap { Int($0) } ?? 0
     switch argument {
@@ -30,6 +31,7 @@ while let argument = arguments.next() {
     case "--destination-policies": cluster.destinationPolicies = value
     case "--namespaces": cluster.namespaces = value
     case "--rounds": rounds = max(1, value)
+    case "--profile-incremental": profileIncremental = value
     default:
         print("usage: weft-bench [--pods N] [--services N] [--virtual-services N] [--destination-policies N] [--namespaces N] [--rounds N]")
         exit(2)
@@ -39,6 +41,19 @@ while let argument = arguments.next() {
 let clock = ContinuousClock()
 let snapshot = cluster.snapshot()
 let compiler = WeftCompiler()
+if profileIncremental > 0 {
+    // Only incremental compiles, for a profiler: one VirtualService flips between two timeouts.
+    var session = compiler.session()
+    _ = session.compile(snapshot)
+    var changed = snapshot
+    let start = clock.now
+    for i in 0..<profileIncremental {
+        changed.virtualServices[7] = cluster.virtualService(7, timeout: "\(2 + i % 2)s")
+        _ = session.compile(changed)
+    }
+    print(String(format: "%.1f ms per incremental compile", milliseconds(clock.now - start) / Double(profileIncremental)))
+    exit(0)
+}
 var full: [Double] = []
 var incremental: [Double] = []
 var proxies = 0

@@ -38,6 +38,11 @@ extension ProxyConfig {
 /// A stable hash of a value's canonical JSON (16 hex digits of FNV-1a 64): the same across processes and
 /// machines, unlike `Hasher`. Used for config versions.
 public func stableHash<T: Encodable>(of value: T) -> String {
+    hexHash(stableHash64(of: value))
+}
+
+/// `stableHash(of:)` as a number, for combining.
+public func stableHash64<T: Encodable>(of value: T) -> UInt64 {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let bytes = (try? encoder.encode(value)) ?? Data()
@@ -46,6 +51,11 @@ public func stableHash<T: Encodable>(of value: T) -> String {
         hash ^= UInt64(byte)
         hash = hash &* 0x0000_0100_0000_01b3
     }
+    return hash
+}
+
+/// A hash as 16 lowercase hex digits.
+public func hexHash(_ hash: UInt64) -> String {
     let hex = String(hash, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
 }

@@ -26,6 +26,13 @@ struct ContainerPortInfo: Hashable, Sendable {
     var port: Int
 }
 
+/// A pod with a proxy, and that proxy's identity (depends on the index only).
+struct MeshedPod: Sendable {
+    var info: PodInfo
+    var identity: ProxyIdentity
+    var identityHash: UInt64
+}
+
 /// A Service port with its resolved protocol.
 struct ServicePortInfo: Hashable, Sendable {
     var name: String?
@@ -54,6 +61,13 @@ struct ClusterIndex {
     var slicesByService: [ObjectKey: [discovery.v1.EndpointSlice]] = [:]
     /// Zones of endpoint addresses, from EndpointSlices.
     var zonesByIP: [String: String] = [:]
+    /// Pods whose Ready condition is True (or, without conditions, that are Running).
+    var readyPods: Set<ObjectKey> = []
+    /// Meshed pods by namespace, sorted, with their proxy identity.
+    var meshedByNamespace: [String: [MeshedPod]] = [:]
+    /// Services sorted by key, and by namespace.
+    var sortedServices: [ServiceInfo] = []
+    var servicesByNamespace: [String: [ServiceInfo]] = [:]
 
     init(_ snapshot: WeftSnapshot) {
         self.settings = snapshot.settings
@@ -62,6 +76,12 @@ struct ClusterIndex {
         }
         for pod in snapshot.pods {
             guard let info = self.podInfo(pod) else { continue }
+            let conditions = pod.status?.conditions ?? []
+            // A pod being deleted is terminating: not ready, as the EndpointSlice controller reports it.
+            let terminating = pod.metadata.deletionTimestamp != nil
+            if !terminating && (pod.fields.isReady || (conditions.isEmpty && pod.status?.phase == "Running")) {
+                self.readyPods.insert(info.key)
+            }
             self.pods[info.key] = info
             self.podsByNamespace[info.key.namespace, default: []].append(info.key)
             for address in info.addresses { self.podsByIP[address] = info.key }
@@ -71,6 +91,12 @@ struct ClusterIndex {
             guard let info = self.serviceInfo(service) else { continue }
             self.services[info.key] = info
         }
+        for pod in self.pods.values where pod.meshed {
+            self.meshedByNamespace[pod.key.namespace, default: []].append(self.meshedPod(pod))
+        }
+        for key in self.meshedByNamespace.keys { self.meshedByNamespace[key]?.sort { $0.info.key < $1.info.key } }
+        self.sortedServices = self.services.values.sorted { $0.key < $1.key }
+        self.servicesByNamespace = Dictionary(grouping: self.sortedServices, by: \.key.namespace)
         for slice in snapshot.endpointSlices {
             guard let namespace = slice.metadata.namespace,
                 let serviceName = slice.metadata.labels?[discovery.v1.serviceNameLabel]
@@ -194,6 +220,18 @@ struct ClusterIndex {
         case 2: return ObjectKey(namespace: String(parts[1]), name: String(parts[0]))
         default: return nil
         }
+    }
+
+    private func meshedPod(_ pod: PodInfo) -> MeshedPod {
+        let zone = pod.addresses.lazy.compactMap { self.zonesByIP[$0] }.first
+        let identity = ProxyIdentity(
+            id: pod.key.description, namespace: pod.key.namespace, name: pod.key.name,
+            serviceAccount: pod.serviceAccount,
+            spiffeID: self.spiffeID(namespace: pod.key.namespace, serviceAccount: pod.serviceAccount),
+            trustDomain: self.settings.trustDomain, addresses: pod.addresses, zone: zone)
+        let hash = stringHash([identity.id, identity.serviceAccount, identity.spiffeID, identity.trustDomain,
+                               identity.zone ?? ""] + identity.addresses)
+        return MeshedPod(info: pod, identity: identity, identityHash: hash)
     }
 
     func spiffeID(namespace: String, serviceAccount: String) -> String {

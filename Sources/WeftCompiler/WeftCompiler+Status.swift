@@ -5,57 +5,30 @@ import WeftAPI
 extension WeftCompilation {
     /// Resolves every reference of every valid VirtualService and DestinationPolicy once, recording what is
     /// missing as `ResolvedRefs` findings and diagnostics with the field path.
-    mutating func checkReferences(_ snapshot: WeftSnapshot) {
+    mutating func checkReferences(_ snapshot: WeftSnapshot, caches: inout ProxyCaches) {
         for vs in snapshot.virtualServices {
             let ref = ResourceRef(vs)
             guard self.policies.findings[ref]?.invalid.isEmpty ?? true else { continue }
-            let namespace = vs.metadata.namespace ?? ""
-            var routed: [(ServiceInfo, ServicePortInfo)] = []
-            for host in vs.spec.hosts {
-                guard let key = self.index.serviceKey(host: host, from: namespace),
-                    let service = self.index.services[key]
-                else { continue }
-                routed.append(contentsOf: service.ports.map { (service, $0) })
+            let errors: [(RefError, String)]
+            if let (cached, found) = caches.references[vs.key], cached == vs {
+                errors = found
+            } else {
+                errors = self.referenceErrors(vs)
+                caches.references[vs.key] = (vs, errors)
             }
-            if routed.isEmpty {
-                let placeholder = ServiceInfo(key: ObjectKey(namespace: namespace, name: ""), fqdn: "", clusterIPs: [],
-                                              selector: nil, ports: [])
-                routed = [(placeholder, ServicePortInfo(name: nil, port: 0, targetPort: nil, protocol: .detect))]
-            }
-            var destinations: [(String, weft.v1alpha1.Destination)] = []
-            for (i, route) in (vs.spec.http ?? []).enumerated() {
-                for (j, destination) in (route.route ?? []).enumerated() {
-                    destinations.append(("spec.http[\(i)].route[\(j)].destination", destination.destination))
-                }
-                if let mirror = route.mirror { destinations.append(("spec.http[\(i)].mirror", mirror)) }
-            }
-            for (i, route) in (vs.spec.tcp ?? []).enumerated() {
-                for (j, destination) in route.route.enumerated() {
-                    destinations.append(("spec.tcp[\(i)].route[\(j)].destination", destination.destination))
-                }
-            }
-            for (field, destination) in destinations {
-                for (service, port) in routed {
-                    guard case .failure(let error) = self.resolve(destination, from: namespace, routed: service,
-                                                                  port: port, consumer: namespace)
-                    else { continue }
-                    self.record(error, ref: ref, field: field)
-                }
-            }
+            for (error, field) in errors { self.record(error, ref: ref, field: field) }
         }
         for dp in snapshot.destinationPolicies {
             let ref = ResourceRef(dp)
-            guard self.policies.findings[ref]?.invalid.isEmpty ?? true,
-                let key = self.index.serviceKey(host: dp.spec.host, from: dp.metadata.namespace ?? ""),
-                let service = self.index.services[key], let port = service.ports.first
-            else { continue }
-            let endpoints = self.endpoints(of: service, port: port)
-            for (i, subset) in (dp.spec.subsets ?? []).enumerated()
-            where !endpoints.contains(where: { info in subset.labels.allSatisfy { info.labels[$0.key] == $0.value } }) {
-                self.policies.diagnostics.append(Diagnostic(
-                    .warning, ref, field: "spec.subsets[\(i)].labels",
-                    "subset \"\(subset.name)\" selects no endpoint of Service \(key)"))
+            guard self.policies.findings[ref]?.invalid.isEmpty ?? true else { continue }
+            let warnings: [Diagnostic]
+            if let (cached, found) = caches.subsetWarnings[dp.key], cached == dp {
+                warnings = found
+            } else {
+                warnings = self.subsetWarnings(dp)
+                caches.subsetWarnings[dp.key] = (dp, warnings)
             }
+            self.policies.diagnostics.append(contentsOf: warnings)
         }
         for policy in snapshot.authorizationPolicies {
             let ref = ResourceRef(policy)
@@ -65,6 +38,60 @@ extension WeftCompilation {
             self.policies.diagnostics.append(Diagnostic(.warning, ref, field: "spec.selector",
                                                         "selects no meshed workload"))
         }
+    }
+
+    /// Every destination of a VirtualService that does not resolve, with its field path.
+    private func referenceErrors(_ vs: weft.v1alpha1.VirtualService) -> [(RefError, String)] {
+        let namespace = vs.metadata.namespace ?? ""
+        var routed: [(ServiceInfo, ServicePortInfo)] = []
+        for host in vs.spec.hosts {
+            guard let key = self.index.serviceKey(host: host, from: namespace),
+                let service = self.index.services[key]
+            else { continue }
+            routed.append(contentsOf: service.ports.map { (service, $0) })
+        }
+        if routed.isEmpty {
+            let placeholder = ServiceInfo(key: ObjectKey(namespace: namespace, name: ""), fqdn: "", clusterIPs: [],
+                                          selector: nil, ports: [])
+            routed = [(placeholder, ServicePortInfo(name: nil, port: 0, targetPort: nil, protocol: .detect))]
+        }
+        var destinations: [(DestinationField, weft.v1alpha1.Destination)] = []
+        for (i, route) in (vs.spec.http ?? []).enumerated() {
+            for (j, destination) in (route.route ?? []).enumerated() {
+                destinations.append((.http(i, j), destination.destination))
+            }
+            if let mirror = route.mirror { destinations.append((.mirror(i), mirror)) }
+        }
+        for (i, route) in (vs.spec.tcp ?? []).enumerated() {
+            for (j, destination) in route.route.enumerated() {
+                destinations.append((.tcp(i, j), destination.destination))
+            }
+        }
+        var errors: [(RefError, String)] = []
+        for (field, destination) in destinations {
+            for (service, port) in routed {
+                guard case .failure(let error) = self.resolve(destination, from: namespace, routed: service,
+                                                              port: port, consumer: namespace)
+                else { continue }
+                errors.append((error, field.path))
+            }
+        }
+        return errors
+    }
+
+    /// Warnings for subsets of a DestinationPolicy that select no endpoint.
+    private func subsetWarnings(_ dp: weft.v1alpha1.DestinationPolicy) -> [Diagnostic] {
+        guard let key = self.index.serviceKey(host: dp.spec.host, from: dp.metadata.namespace ?? ""),
+            let service = self.index.services[key], let port = service.ports.first
+        else { return [] }
+        let endpoints = self.endpoints(of: service, port: port)
+        var warnings: [Diagnostic] = []
+        for (i, subset) in (dp.spec.subsets ?? []).enumerated()
+        where !endpoints.contains(where: { info in subset.labels.allSatisfy { info.labels[$0.key] == $0.value } }) {
+            warnings.append(Diagnostic(.warning, ResourceRef(dp), field: "spec.subsets[\(i)].labels",
+                                       "subset \"\(subset.name)\" selects no endpoint of Service \(key)"))
+        }
+        return warnings
     }
 
     private mutating func record(_ error: RefError, ref: ResourceRef, field: String) {
@@ -123,5 +150,20 @@ extension WeftCompilation {
         let namespace = namespace ?? ""
         let producer = hosts.contains { host in self.index.serviceKey(host: host, from: namespace)?.namespace == namespace }
         return producer ? ["*"] : ["\(namespace)/*"]
+    }
+}
+
+/// Where a destination sits in a VirtualService; the path is only formatted when something is wrong.
+enum DestinationField {
+    case http(Int, Int)
+    case mirror(Int)
+    case tcp(Int, Int)
+
+    var path: String {
+        switch self {
+        case .http(let route, let destination): "spec.http[\(route)].route[\(destination)].destination"
+        case .mirror(let route): "spec.http[\(route)].mirror"
+        case .tcp(let route, let destination): "spec.tcp[\(route)].route[\(destination)].destination"
+        }
     }
 }

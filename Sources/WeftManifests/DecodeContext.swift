@@ -32,7 +32,7 @@ struct DecodeContext {
                 self.problem(.error, label, field: nil, "defined again; first defined at \(previous)", into: &result)
                 return
             }
-            result.locations[label] = SourceLocation(file: self.file, line: self.document.line)
+            result.locations[label] = SourceLocation(file: self.file, line: self.document.startLine)
             add(&result, object)
         } catch let error as DecodingError {
             let (path, message) = Self.describe(error)
@@ -45,7 +45,7 @@ struct DecodeContext {
     private func problem(_ severity: ManifestProblem.Severity, _ resource: String, field: String?, _ message: String,
                          into result: inout LoadedManifests)
     {
-        let position = field.flatMap { self.document.position(of: $0) } ?? (self.document.line, 1)
+        let position = self.document.position(of: field ?? "") ?? (self.document.line, 1)
         result.problems.append(ManifestProblem(severity, file: self.file, line: position.0, column: position.1,
                                                resource: resource, field: field, message: message))
     }

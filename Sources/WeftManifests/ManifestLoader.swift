@@ -112,14 +112,14 @@ public struct ManifestLoader: Sendable {
 
     private func add(_ document: YAMLDocument, file: String, into result: inout LoadedManifests) {
         guard case .object(let object) = document.value else {
-            result.problems.append(ManifestProblem(.error, file: file, line: document.line,
+            result.problems.append(ManifestProblem(.error, file: file, line: document.startLine,
                                                    message: "a manifest must be an object, found \(document.value.kindDescription)"))
             return
         }
         let apiVersion = object["apiVersion"]?.stringValue
         let kind = object["kind"]?.stringValue
         guard let apiVersion, let kind else {
-            result.problems.append(ManifestProblem(.error, file: file, line: document.line,
+            result.problems.append(ManifestProblem(.error, file: file, line: document.startLine,
                                                    message: "apiVersion and kind must be set"))
             return
         }
@@ -153,7 +153,7 @@ public struct ManifestLoader: Sendable {
                 let (settings, problems) = MeshSettings.from(configMapData: configMap.data ?? [:])
                 result.snapshot.settings = settings
                 for problem in problems {
-                    result.problems.append(ManifestProblem(.error, file: file, line: document.line,
+                    result.problems.append(ManifestProblem(.error, file: file, line: document.startLine,
                                                            resource: "\(configMap.metadata.namespace ?? "")/ConfigMap/weft-config",
                                                            message: problem))
                 }
@@ -177,7 +177,7 @@ public struct ManifestLoader: Sendable {
         default:
             if apiVersion.hasPrefix("\(weft.v1alpha1.group)/") {
                 result.problems.append(ManifestProblem(
-                    .error, file: file, line: document.line,
+                    .error, file: file, line: document.startLine,
                     message: "unknown kind \"\(kind)\" in \(apiVersion): Weft serves VirtualService, DestinationPolicy, MeshTLSPolicy and AuthorizationPolicy in \(weft.v1alpha1.apiVersion)"))
             }
             // Other Kubernetes kinds (ServiceAccount, ReplicaSet, ...) are valid but not read by the mesh.

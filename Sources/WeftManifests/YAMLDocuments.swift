@@ -21,6 +21,9 @@ struct YAMLDocument {
     /// Field path (`spec.http[0].route`) -> (line, column).
     var positions: [String: (Int, Int)]
 
+    /// The line where the document's content starts: after any comments and the `---` marker.
+    var startLine: Int { self.positions[""]?.0 ?? self.line }
+
     /// The position of `path`, or of its nearest ancestor that has one.
     func position(of path: String) -> (Int, Int)? {
         var current = path
@@ -40,6 +43,11 @@ struct YAMLError: Error {
 }
 
 enum YAMLDocuments {
+    /// A line break as YAML counts them: LF, CRLF or CR. (`"\r\n"` is one `Character`.)
+    static func isLineBreak(_ character: Character) -> Bool {
+        character == "\n" || character == "\r\n" || character == "\r"
+    }
+
     /// Splits `text` into documents at `---` lines, so that one broken document does not hide the others and
     /// each keeps its true line numbers. Returns (first line, text) pairs.
     static func split(_ text: String) -> [(Int, Substring)] {
@@ -54,7 +62,7 @@ enum YAMLDocuments {
                 || line == "..." || line == "...\r"
         }
         while index <= text.endIndex {
-            if index == text.endIndex || text[index] == "\n" {
+            if index == text.endIndex || Self.isLineBreak(text[index]) {
                 let line = text[lineStart..<index]
                 if isMarker(line) {
                     documents.append((startLine, text[start..<lineStart]))
@@ -73,7 +81,7 @@ enum YAMLDocuments {
     }
 
     static func isBlank(_ text: Substring) -> Bool {
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+        for line in text.split(omittingEmptySubsequences: true, whereSeparator: Self.isLineBreak) {
             let trimmed = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
             if !trimmed.isEmpty && !trimmed.hasPrefix("#") { return false }
         }
@@ -113,7 +121,7 @@ enum YAMLDocuments {
         var indent = 0
         var quote: Character?
         for character in text {
-            if character == "\n" {
+            if Self.isLineBreak(character) {
                 line += 1
                 atLineStart = true
                 indent = 0
@@ -202,11 +210,13 @@ private struct Converter {
                     throw YAMLError(message: "mapping keys must be strings", line: line, column: column)
                 }
                 let name = keyScalar.string
+                let keyLine = self.firstLine + (key.mark?.line ?? 1) - 1
                 if object[name] != nil {
-                    let keyLine = self.firstLine + (key.mark?.line ?? 1) - 1
                     throw YAMLError(message: "duplicate key \"\(name)\"", line: keyLine, column: key.mark?.column)
                 }
                 let child = path.isEmpty ? name : "\(path).\(name)"
+                // A field is where its key is written: a block value starts on the next line.
+                if self.positions[child] == nil { self.positions[child] = (keyLine, key.mark?.column ?? 1) }
                 object[name] = try self.convert(value, path: child, depth: depth + 1)
             }
             return .object(object)

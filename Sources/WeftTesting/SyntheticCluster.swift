@@ -6,7 +6,7 @@ import WeftCompiler
 /// `pods / services` pods (half v1, half v2) and an EndpointSlice; VirtualServices for the first
 /// `virtualServices` Services (canary splits and header routes), DestinationPolicies with v1/v2 subsets for the
 /// first `destinationPolicies`. Every namespace is injected.
-public struct SyntheticCluster {
+public struct SyntheticCluster: Sendable {
     public var namespaces = 50
     public var services = 2_000
     public var pods = 10_000

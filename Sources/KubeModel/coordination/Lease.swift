@@ -15,7 +15,11 @@ extension coordination.v1 {
         public init() {}
     }
 
-    public struct LeaseSpec: Codable, Hashable, Sendable {
+    /// Kept `Extensible`: leader election writes the Lease back, and fields of newer Kubernetes versions
+    /// (`strategy`, `preferredHolder`) must survive.
+    public typealias LeaseSpec = Extensible<LeaseSpecFields>
+
+    public struct LeaseSpecFields: Codable, Hashable, Sendable, EmptyInitializable {
         public var holderIdentity: String?
         public var leaseDurationSeconds: Int32?
         /// `MicroTime`: RFC 3339 with microseconds, e.g. `2026-11-24T21:50:53.000000Z`.
@@ -23,13 +27,19 @@ extension coordination.v1 {
         public var renewTime: String?
         public var leaseTransitions: Int32?
 
-        public init(holderIdentity: String? = nil, leaseDurationSeconds: Int32? = nil, acquireTime: String? = nil,
-                    renewTime: String? = nil, leaseTransitions: Int32? = nil) {
-            self.holderIdentity = holderIdentity
-            self.leaseDurationSeconds = leaseDurationSeconds
-            self.acquireTime = acquireTime
-            self.renewTime = renewTime
-            self.leaseTransitions = leaseTransitions
-        }
+        public init() {}
+    }
+}
+
+extension Extensible where Fields == coordination.v1.LeaseSpecFields {
+    public init(holderIdentity: String? = nil, leaseDurationSeconds: Int32? = nil, acquireTime: String? = nil,
+                renewTime: String? = nil, leaseTransitions: Int32? = nil) {
+        var fields = Fields()
+        fields.holderIdentity = holderIdentity
+        fields.leaseDurationSeconds = leaseDurationSeconds
+        fields.acquireTime = acquireTime
+        fields.renewTime = renewTime
+        fields.leaseTransitions = leaseTransitions
+        self.init(fields)
     }
 }

@@ -88,8 +88,9 @@ extension core.v1 {
     public typealias ResourceRequirements = Extensible<ResourceRequirementsFields>
 
     public struct ResourceRequirementsFields: Codable, Hashable, Sendable, EmptyInitializable {
-        public var limits: [String: IntOrString]?
-        public var requests: [String: IntOrString]?
+        /// Quantities as written: a string (`100m`, `128Mi`) or a number (`0.5`, `2`), both valid in Kubernetes.
+        public var limits: [String: JSONValue]?
+        public var requests: [String: JSONValue]?
 
         public init() {}
     }
