@@ -76,6 +76,10 @@ let package = Package(
             dependencies: ["WeftManifests", "WeftTesting"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "weftctlTests", dependencies: ["WeftTesting"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "weftctlTests",
+            dependencies: ["WeftTesting", "ProxyConfig", "KubeModel"],
+            swiftSettings: strictSettings
+        ),
     ]
 )

@@ -33,6 +33,11 @@ struct DecodeContext {
                 return
             }
             result.locations[label] = SourceLocation(file: self.file, line: self.document.startLine)
+            if strict {
+                result.fieldLocations[label] = self.document.positions.mapValues { position in
+                    SourceLocation(file: self.file, line: position.0, column: position.1)
+                }
+            }
             add(&result, object)
         } catch let error as DecodingError {
             let (path, message) = Self.describe(error)

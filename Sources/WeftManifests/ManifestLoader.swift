@@ -12,8 +12,23 @@ public struct LoadedManifests: Sendable {
     public var locations: [String: SourceLocation] = [:]
     /// Files read, sorted.
     public var files: [String] = []
+    /// For Weft resources: field path -> where it was written.
+    public var fieldLocations: [String: [String: SourceLocation]] = [:]
 
     public init() {}
+
+    /// Where a field of a resource was written: the field itself, else its nearest written ancestor, else the
+    /// resource.
+    public func location(of resource: String, field: String?) -> SourceLocation? {
+        if var path = field, let fields = self.fieldLocations[resource] {
+            while true {
+                if let found = fields[path] { return found }
+                guard let cut = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+                path = String(path[..<cut])
+            }
+        }
+        return self.locations[resource]
+    }
 
     public var hasErrors: Bool { self.problems.contains { $0.severity == .error } }
 }

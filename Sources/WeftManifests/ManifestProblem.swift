@@ -46,11 +46,14 @@ public struct ManifestProblem: Hashable, Sendable, Codable, CustomStringConverti
 public struct SourceLocation: Hashable, Sendable, Codable, CustomStringConvertible {
     public var file: String
     public var line: Int
+    public var column: Int?
 
-    public init(file: String, line: Int) {
+    public init(file: String, line: Int, column: Int? = nil) {
         self.file = file
         self.line = line
+        self.column = column
     }
 
-    public var description: String { "\(self.file):\(self.line)" }
+    /// `file:line` or `file:line:column`.
+    public var description: String { "\(self.file):\(self.line)" + (self.column.map { ":\($0)" } ?? "") }
 }

@@ -73,7 +73,7 @@ struct AnalysisReport {
             self.problems.append(Problem(severity: diagnostic.severity.rawValue, resource: resource,
                                          field: diagnostic.field.isEmpty ? nil : diagnostic.field,
                                          message: diagnostic.message,
-                                         location: loaded.locations[resource]?.description))
+                                         location: loaded.location(of: resource, field: diagnostic.field)?.description))
         }
         for (ref, status) in result.statuses.sorted(by: { $0.key < $1.key }) {
             self.resources.append(Resource(resource: ref.description,

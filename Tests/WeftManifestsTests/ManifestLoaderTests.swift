@@ -455,6 +455,21 @@ struct StructureTests {
         #expect(lines(loaded) == ["test.yaml:13:3: /Namespace/c: metadata.labels: expected an object, found a string"])
     }
 
+    @Test("a CRLF file that starts with a comment is read, not taken for blank")
+    func crlfWithHeader() {
+        let loaded = load("# header\r\napiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}\r\n")
+        #expect(loaded.problems.isEmpty)
+        #expect(loaded.snapshot.namespaces.map(\.metadata.name) == ["a"])
+        #expect(loaded.locations["/Namespace/a"] == SourceLocation(file: "test.yaml", line: 2))
+    }
+
+    @Test("in a CRLF file, an apostrophe in a comment does not hide deep nesting on later lines")
+    func crlfNesting() {
+        let text = "# don't\r\napiVersion: v1\r\nkind: ConfigMap\r\nmetadata: {name: deep}\r\nx: "
+            + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "\r\n"
+        #expect(lines(load(text)) == ["test.yaml:5: nesting deeper than 64 levels"])
+    }
+
     @Test("JSON manifests load, with lines")
     func json() {
         let text = """
@@ -631,7 +646,10 @@ struct LimitTests {
     func duplicateKeys() {
         let loaded = load("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  name: b\n")
         #expect(loaded.problems.count == 1)
-        #expect(loaded.problems.first?.line == 5)
+        // Yams reports the first occurrence of the key.
+        #expect(loaded.problems.first?.line == 4)
+        #expect(loaded.problems.first?.column == 3)
+        #expect(loaded.problems.first?.message.contains("duplicate") == true)
         #expect(loaded.problems.first?.message.contains("name") == true)
         #expect(loaded.snapshot.namespaces.isEmpty)
     }
