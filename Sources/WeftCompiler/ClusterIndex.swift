@@ -91,10 +91,6 @@ struct ClusterIndex {
             guard let info = self.serviceInfo(service) else { continue }
             self.services[info.key] = info
         }
-        for pod in self.pods.values where pod.meshed {
-            self.meshedByNamespace[pod.key.namespace, default: []].append(self.meshedPod(pod))
-        }
-        for key in self.meshedByNamespace.keys { self.meshedByNamespace[key]?.sort { $0.info.key < $1.info.key } }
         self.sortedServices = self.services.values.sorted { $0.key < $1.key }
         self.servicesByNamespace = Dictionary(grouping: self.sortedServices, by: \.key.namespace)
         for slice in snapshot.endpointSlices {
@@ -110,6 +106,11 @@ struct ClusterIndex {
         for key in self.slicesByService.keys {
             self.slicesByService[key]?.sort { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
         }
+        // Identities need the zones, which come from the EndpointSlices.
+        for pod in self.pods.values where pod.meshed {
+            self.meshedByNamespace[pod.key.namespace, default: []].append(self.meshedPod(pod))
+        }
+        for key in self.meshedByNamespace.keys { self.meshedByNamespace[key]?.sort { $0.info.key < $1.info.key } }
     }
 
     /// Whether a pod gets a proxy: its own `weft.dev/inject` annotation or label decides, else its namespace's
