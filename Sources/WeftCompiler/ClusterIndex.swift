@@ -98,13 +98,21 @@ struct ClusterIndex {
                 let serviceName = slice.metadata.labels?[discovery.v1.serviceNameLabel]
             else { continue }
             self.slicesByService[ObjectKey(namespace: namespace, name: serviceName), default: []].append(slice)
-            for endpoint in slice.endpoints ?? [] {
-                guard let zone = endpoint.zone else { continue }
-                for address in endpoint.addresses { self.zonesByIP[address] = zone }
-            }
         }
         for key in self.slicesByService.keys {
             self.slicesByService[key]?.sort { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
+        }
+        // When slices disagree on an address's zone, the first by Service then slice name wins, whatever the
+        // input order.
+        for key in self.slicesByService.keys.sorted() {
+            for slice in self.slicesByService[key] ?? [] {
+                for endpoint in slice.endpoints ?? [] {
+                    guard let zone = endpoint.zone else { continue }
+                    for address in endpoint.addresses where self.zonesByIP[address] == nil {
+                        self.zonesByIP[address] = zone
+                    }
+                }
+            }
         }
         // Identities need the zones, which come from the EndpointSlices.
         for pod in self.pods.values where pod.meshed {
