@@ -33,7 +33,9 @@ while let argument = arguments.next() {
     case "--rounds": rounds = max(1, value)
     case "--profile-incremental": profileIncremental = value
     default:
-        print("usage: weft-bench [--pods N] [--services N] [--virtual-services N] [--destination-policies N] [--namespaces N] [--rounds N]")
+        print(
+            "usage: weft-bench [--pods N] [--services N] [--virtual-services N] [--destination-policies N] [--namespaces N] [--rounds N]"
+        )
         exit(2)
     }
 }
@@ -51,7 +53,8 @@ if profileIncremental > 0 {
         changed.virtualServices[7] = cluster.virtualService(7, timeout: "\(2 + i % 2)s")
         _ = session.compile(changed)
     }
-    print(String(format: "%.1f ms per incremental compile", milliseconds(clock.now - start) / Double(profileIncremental)))
+    print(
+        String(format: "%.1f ms per incremental compile", milliseconds(clock.now - start) / Double(profileIncremental)))
     exit(0)
 }
 var full: [Double] = []
@@ -77,7 +80,9 @@ for round in 0..<rounds {
 }
 full.sort()
 incremental.sort()
-print("weft compile benchmark (release): \(cluster.pods) pods, \(cluster.services) services, \(cluster.virtualServices) VirtualServices, \(cluster.destinationPolicies) DestinationPolicies, \(cluster.namespaces) namespaces")
+print(
+    "weft compile benchmark (release): \(cluster.pods) pods, \(cluster.services) services, \(cluster.virtualServices) VirtualServices, \(cluster.destinationPolicies) DestinationPolicies, \(cluster.namespaces) namespaces"
+)
 print("proxies compiled:            \(proxies)")
 print(String(format: "full compile (median of %d):  %.1f ms   (target < 1000 ms)", rounds, full[full.count / 2]))
 print(String(format: "one VirtualService changed:  %.1f ms   (target < 20 ms)", incremental[incremental.count / 2]))

@@ -45,8 +45,10 @@ public struct AuthorizationSource: Codable, Hashable, Sendable {
     public var namespaces: [String]?
     public var notNamespaces: [String]?
 
-    public init(principals: [String]? = nil, notPrincipals: [String]? = nil, namespaces: [String]? = nil,
-                notNamespaces: [String]? = nil) {
+    public init(
+        principals: [String]? = nil, notPrincipals: [String]? = nil, namespaces: [String]? = nil,
+        notNamespaces: [String]? = nil
+    ) {
         self.principals = principals
         self.notPrincipals = notPrincipals
         self.namespaces = namespaces
@@ -62,8 +64,10 @@ public struct AuthorizationOperation: Codable, Hashable, Sendable {
     public var ports: [Int]?
     public var notPorts: [Int]?
 
-    public init(methods: [String]? = nil, notMethods: [String]? = nil, paths: [String]? = nil,
-                notPaths: [String]? = nil, ports: [Int]? = nil, notPorts: [Int]? = nil) {
+    public init(
+        methods: [String]? = nil, notMethods: [String]? = nil, paths: [String]? = nil,
+        notPaths: [String]? = nil, ports: [Int]? = nil, notPorts: [Int]? = nil
+    ) {
         self.methods = methods
         self.notMethods = notMethods
         self.paths = paths

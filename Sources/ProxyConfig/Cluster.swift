@@ -14,9 +14,11 @@ public struct Cluster: Codable, Hashable, Sendable {
     /// Sorted by address then port.
     public var endpoints: [Endpoint]
 
-    public init(name: String, service: String, port: Int, subset: String? = nil, protocol: AppProtocol,
-                loadBalancer: LoadBalancer, limits: ConnectionLimits, outlierDetection: OutlierDetection? = nil,
-                retryBudget: RetryBudget, endpoints: [Endpoint]) {
+    public init(
+        name: String, service: String, port: Int, subset: String? = nil, protocol: AppProtocol,
+        loadBalancer: LoadBalancer, limits: ConnectionLimits, outlierDetection: OutlierDetection? = nil,
+        retryBudget: RetryBudget, endpoints: [Endpoint]
+    ) {
         self.name = name
         self.service = service
         self.port = port
@@ -89,8 +91,10 @@ public struct ConnectionLimits: Codable, Hashable, Sendable {
     public var connectTimeoutMs: Int
     public var idleTimeoutMs: Int
 
-    public init(maxConnections: Int, maxPendingRequests: Int, maxRequestsPerConnection: Int, connectTimeoutMs: Int,
-                idleTimeoutMs: Int) {
+    public init(
+        maxConnections: Int, maxPendingRequests: Int, maxRequestsPerConnection: Int, connectTimeoutMs: Int,
+        idleTimeoutMs: Int
+    ) {
         self.maxConnections = maxConnections
         self.maxPendingRequests = maxPendingRequests
         self.maxRequestsPerConnection = maxRequestsPerConnection
@@ -108,8 +112,10 @@ public struct OutlierDetection: Codable, Hashable, Sendable {
     public var baseEjectionTimeMs: Int
     public var maxEjectionPercent: Int
 
-    public init(consecutive5xxErrors: Int, consecutiveGatewayErrors: Int, intervalMs: Int, baseEjectionTimeMs: Int,
-                maxEjectionPercent: Int) {
+    public init(
+        consecutive5xxErrors: Int, consecutiveGatewayErrors: Int, intervalMs: Int, baseEjectionTimeMs: Int,
+        maxEjectionPercent: Int
+    ) {
         self.consecutive5xxErrors = consecutive5xxErrors
         self.consecutiveGatewayErrors = consecutiveGatewayErrors
         self.intervalMs = intervalMs
@@ -143,8 +149,10 @@ public struct Endpoint: Codable, Hashable, Sendable {
     /// Absent: plaintext (the endpoint has no proxy, or its mTLS mode is DISABLE).
     public var identity: String?
 
-    public init(address: String, port: Int, zone: String? = nil, weight: Int = 1, ready: Bool = true,
-                pod: String? = nil, identity: String? = nil) {
+    public init(
+        address: String, port: Int, zone: String? = nil, weight: Int = 1, ready: Bool = true,
+        pod: String? = nil, identity: String? = nil
+    ) {
         self.address = address
         self.port = port
         self.zone = zone

@@ -12,8 +12,10 @@ public struct OutboundService: Codable, Hashable, Sendable {
     /// For TCP (and for HTTP ports when no HTTP route is needed): weighted clusters.
     public var tcp: TCPRoute?
 
-    public init(host: String, aliases: [String], port: Int, protocol: AppProtocol, routes: [Route] = [],
-                tcp: TCPRoute? = nil) {
+    public init(
+        host: String, aliases: [String], port: Int, protocol: AppProtocol, routes: [Route] = [],
+        tcp: TCPRoute? = nil
+    ) {
         self.host = host
         self.aliases = aliases
         self.port = port
@@ -33,8 +35,10 @@ public struct Route: Codable, Hashable, Sendable {
     public var forward: ForwardAction?
     public var redirect: RedirectAction?
 
-    public init(name: String, matches: [RequestMatch] = [], forward: ForwardAction? = nil,
-                redirect: RedirectAction? = nil) {
+    public init(
+        name: String, matches: [RequestMatch] = [], forward: ForwardAction? = nil,
+        redirect: RedirectAction? = nil
+    ) {
         self.name = name
         self.matches = matches
         self.forward = forward
@@ -82,8 +86,10 @@ public struct RequestMatch: Codable, Hashable, Sendable {
     public var queryParams: [NamedMatcher]
     public var port: Int?
 
-    public init(path: StringMatcher? = nil, method: StringMatcher? = nil, authority: StringMatcher? = nil,
-                headers: [NamedMatcher] = [], queryParams: [NamedMatcher] = [], port: Int? = nil) {
+    public init(
+        path: StringMatcher? = nil, method: StringMatcher? = nil, authority: StringMatcher? = nil,
+        headers: [NamedMatcher] = [], queryParams: [NamedMatcher] = [], port: Int? = nil
+    ) {
         self.path = path
         self.method = method
         self.authority = authority
@@ -132,9 +138,11 @@ public struct ForwardAction: Codable, Hashable, Sendable {
     public var rewrite: Rewrite?
     public var mirror: Mirror?
 
-    public init(backends: [WeightedCluster], timeoutMs: Int? = nil, retry: RetryPolicy? = nil,
-                fault: FaultInjection? = nil, requestHeaders: HeaderOperations? = nil,
-                responseHeaders: HeaderOperations? = nil, rewrite: Rewrite? = nil, mirror: Mirror? = nil) {
+    public init(
+        backends: [WeightedCluster], timeoutMs: Int? = nil, retry: RetryPolicy? = nil,
+        fault: FaultInjection? = nil, requestHeaders: HeaderOperations? = nil,
+        responseHeaders: HeaderOperations? = nil, rewrite: Rewrite? = nil, mirror: Mirror? = nil
+    ) {
         self.backends = backends
         self.timeoutMs = timeoutMs
         self.retry = retry
@@ -153,8 +161,10 @@ public struct WeightedCluster: Codable, Hashable, Sendable {
     public var requestHeaders: HeaderOperations?
     public var responseHeaders: HeaderOperations?
 
-    public init(cluster: String, weight: Int, requestHeaders: HeaderOperations? = nil,
-                responseHeaders: HeaderOperations? = nil) {
+    public init(
+        cluster: String, weight: Int, requestHeaders: HeaderOperations? = nil,
+        responseHeaders: HeaderOperations? = nil
+    ) {
         self.cluster = cluster
         self.weight = weight
         self.requestHeaders = requestHeaders
@@ -173,8 +183,10 @@ public struct RetryPolicy: Codable, Hashable, Sendable {
     public var backoffBaseMs: Int
     public var backoffMaxMs: Int
 
-    public init(attempts: Int, perTryTimeoutMs: Int? = nil, retryOn: [String], retryNonIdempotent: Bool = false,
-                backoffBaseMs: Int = 25, backoffMaxMs: Int = 250) {
+    public init(
+        attempts: Int, perTryTimeoutMs: Int? = nil, retryOn: [String], retryNonIdempotent: Bool = false,
+        backoffBaseMs: Int = 25, backoffMaxMs: Int = 250
+    ) {
         self.attempts = attempts
         self.perTryTimeoutMs = perTryTimeoutMs
         self.retryOn = retryOn
@@ -245,8 +257,10 @@ public struct RedirectAction: Codable, Hashable, Sendable {
     public var scheme: String?
     public var statusCode: Int
 
-    public init(path: String? = nil, authority: String? = nil, port: Int? = nil, scheme: String? = nil,
-                statusCode: Int = 301) {
+    public init(
+        path: String? = nil, authority: String? = nil, port: Int? = nil, scheme: String? = nil,
+        statusCode: Int = 301
+    ) {
         self.path = path
         self.authority = authority
         self.port = port

@@ -14,8 +14,10 @@ public struct ProxyConfig: Codable, Hashable, Sendable {
     /// Upstream clusters referenced by routes, sorted by name.
     public var clusters: [Cluster]
 
-    public init(version: String = "", proxy: ProxyIdentity, inbound: [InboundPort] = [], outbound: [OutboundService] = [],
-                clusters: [Cluster] = []) {
+    public init(
+        version: String = "", proxy: ProxyIdentity, inbound: [InboundPort] = [], outbound: [OutboundService] = [],
+        clusters: [Cluster] = []
+    ) {
         self.version = version
         self.proxy = proxy
         self.inbound = inbound
@@ -39,8 +41,10 @@ public struct ProxyIdentity: Codable, Hashable, Sendable {
     /// Availability zone of the pod's node, when known: zone-aware balancing prefers it.
     public var zone: String?
 
-    public init(id: String, namespace: String, name: String, serviceAccount: String, spiffeID: String,
-                trustDomain: String, addresses: [String], zone: String? = nil) {
+    public init(
+        id: String, namespace: String, name: String, serviceAccount: String, spiffeID: String,
+        trustDomain: String, addresses: [String], zone: String? = nil
+    ) {
         self.id = id
         self.namespace = namespace
         self.name = name
@@ -83,8 +87,10 @@ public struct InboundPort: Codable, Hashable, Sendable {
     /// Who may call this port; decided before any byte reaches the app.
     public var authorization: AuthorizationTable
 
-    public init(port: Int, name: String? = nil, protocol: AppProtocol, tls: InboundTLSMode, appPort: Int,
-                authorization: AuthorizationTable = AuthorizationTable()) {
+    public init(
+        port: Int, name: String? = nil, protocol: AppProtocol, tls: InboundTLSMode, appPort: Int,
+        authorization: AuthorizationTable = AuthorizationTable()
+    ) {
         self.port = port
         self.name = name
         self.protocol = `protocol`

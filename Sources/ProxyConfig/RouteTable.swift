@@ -38,8 +38,10 @@ public struct RequestInfo: Sendable {
     public var headers: [(name: String, value: String)]
 
     /// Creates a request description.
-    public init(authority: String, port: Int? = nil, method: String = "GET", path: String = "/",
-                headers: [(name: String, value: String)] = []) {
+    public init(
+        authority: String, port: Int? = nil, method: String = "GET", path: String = "/",
+        headers: [(name: String, value: String)] = []
+    ) {
         self.authority = authority
         self.port = port
         self.method = method
@@ -63,8 +65,10 @@ public struct RouteMatch: Hashable, Sendable {
     public var matchIndex: Int?
 
     /// Creates a match result.
-    public init(service: OutboundService, route: Route, routeIndex: Int, requestMatch: RequestMatch? = nil,
-                matchIndex: Int? = nil) {
+    public init(
+        service: OutboundService, route: Route, routeIndex: Int, requestMatch: RequestMatch? = nil,
+        matchIndex: Int? = nil
+    ) {
         self.service = service
         self.route = route
         self.routeIndex = routeIndex
@@ -146,13 +150,15 @@ public struct RouteTable: Sendable {
         )
         for (routeIndex, route) in compiled.routes.enumerated() {
             if route.matches.isEmpty {
-                return RouteMatch(service: compiled.service, route: compiled.service.routes[routeIndex],
-                                  routeIndex: routeIndex)
+                return RouteMatch(
+                    service: compiled.service, route: compiled.service.routes[routeIndex],
+                    routeIndex: routeIndex)
             }
             for (matchIndex, requestMatch) in route.matches.enumerated() where requestMatch.matches(view) {
                 let original = compiled.service.routes[routeIndex]
-                return RouteMatch(service: compiled.service, route: original, routeIndex: routeIndex,
-                                  requestMatch: original.matches[matchIndex], matchIndex: matchIndex)
+                return RouteMatch(
+                    service: compiled.service, route: original, routeIndex: routeIndex,
+                    requestMatch: original.matches[matchIndex], matchIndex: matchIndex)
             }
         }
         return nil
@@ -339,18 +345,20 @@ struct CompiledRequestMatch: Sendable {
         }
         var headers: [CompiledNamedMatcher] = []
         for header in match.headers {
-            headers.append(CompiledNamedMatcher(
-                name: header.name.lowercased(),
-                matcher: try CompiledStringMatcher(header.match, context: context)
-            ))
+            headers.append(
+                CompiledNamedMatcher(
+                    name: header.name.lowercased(),
+                    matcher: try CompiledStringMatcher(header.match, context: context)
+                ))
         }
         self.headers = headers
         var queryParams: [CompiledNamedMatcher] = []
         for param in match.queryParams {
-            queryParams.append(CompiledNamedMatcher(
-                name: param.name,
-                matcher: try CompiledStringMatcher(param.match, context: context)
-            ))
+            queryParams.append(
+                CompiledNamedMatcher(
+                    name: param.name,
+                    matcher: try CompiledStringMatcher(param.match, context: context)
+                ))
         }
         self.queryParams = queryParams
         self.port = match.port
@@ -383,8 +391,10 @@ struct CompiledRequestMatch: Sendable {
         return true
     }
 
-    private static func headerMatches(_ header: CompiledNamedMatcher,
-                                      _ fields: [(name: String, value: String)]) -> Bool {
+    private static func headerMatches(
+        _ header: CompiledNamedMatcher,
+        _ fields: [(name: String, value: String)]
+    ) -> Bool {
         for field in fields where asciiCaseInsensitiveEquals(field.name, lowercase: header.name) {
             if header.matcher.matches(field.value[...]) {
                 return true
@@ -463,7 +473,8 @@ struct ParsedAuthority {
                 }
             }
         } else if let colon = utf8.lastIndex(of: UInt8(ascii: ":")),
-                  utf8[..<colon].firstIndex(of: UInt8(ascii: ":")) == nil {
+            utf8[..<colon].firstIndex(of: UInt8(ascii: ":")) == nil
+        {
             // Exactly one colon: host:port. Several: a bare IPv6 address, no port.
             host = authority[..<colon]
             port = Int(authority[authority.index(after: colon)...])

@@ -54,18 +54,20 @@ func headerNameProblem(_ name: String) -> String? {
 /// An HTTP token with no lowercase letters, such as `GET` or `PURGE`.
 func isUppercaseToken(_ value: String) -> Bool {
     let bytes = Array(value.utf8)
-    return !bytes.isEmpty && bytes.allSatisfy { byte in
-        (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || tokenSymbols.contains(byte)
-    }
+    return !bytes.isEmpty
+        && bytes.allSatisfy { byte in
+            (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || tokenSymbols.contains(byte)
+        }
 }
 
 /// 1-63 of `A-Za-z0-9-_.`, starting and ending with a letter or digit.
 private func isQualifiedNamePart(_ bytes: ArraySlice<UInt8>) -> Bool {
     guard let first = bytes.first, let last = bytes.last, bytes.count <= 63 else { return false }
-    return isAlphanumeric(first) && isAlphanumeric(last) && bytes.allSatisfy { byte in
-        isAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
-    }
+    return isAlphanumeric(first) && isAlphanumeric(last)
+        && bytes.allSatisfy { byte in
+            isAlphanumeric(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+        }
 }
 
 /// Why `key` is not a label key (`app`, `app.kubernetes.io/name`), or nil.

@@ -155,9 +155,11 @@ extension FieldErrors {
     private mutating func checkSource(_ source: weft.v1alpha1.AuthorizationSource, at path: String) {
         for (field, values) in [("principals", source.principals), ("notPrincipals", source.notPrincipals)] {
             for (index, principal) in (values ?? []).enumerated() where !isValidPrincipal(principal) {
-                self.add("\(path).\(field)[\(index)]", "must be \"*\" or a SPIFFE ID such as "
-                    + "spiffe://cluster.local/ns/shop/sa/frontend, with at most one \"*\" at the start or end, "
-                    + "got \(quoted(principal))")
+                self.add(
+                    "\(path).\(field)[\(index)]",
+                    "must be \"*\" or a SPIFFE ID such as "
+                        + "spiffe://cluster.local/ns/shop/sa/frontend, with at most one \"*\" at the start or end, "
+                        + "got \(quoted(principal))")
             }
         }
         for (field, values) in [("namespaces", source.namespaces), ("notNamespaces", source.notNamespaces)] {
@@ -175,8 +177,10 @@ extension FieldErrors {
         }
         for (field, values) in [("paths", operation.paths), ("notPaths", operation.notPaths)] {
             for (index, requestPath) in (values ?? []).enumerated() where !isValidPathPattern(requestPath) {
-                self.add("\(path).\(field)[\(index)]", "must start with \"/\" or \"*\" and contain at most one "
-                    + "\"*\", at the start or end, got \(quoted(requestPath))")
+                self.add(
+                    "\(path).\(field)[\(index)]",
+                    "must start with \"/\" or \"*\" and contain at most one "
+                        + "\"*\", at the start or end, got \(quoted(requestPath))")
             }
         }
         for (field, values) in [("ports", operation.ports), ("notPorts", operation.notPorts)] {

@@ -40,8 +40,9 @@ extension FieldErrors {
                 self.add("\(path).route", "must not be empty")
             }
             for (destinationIndex, destination) in route.route.enumerated() {
-                self.checkDestination(destination.destination,
-                                      at: "\(path).route[\(destinationIndex)].destination")
+                self.checkDestination(
+                    destination.destination,
+                    at: "\(path).route[\(destinationIndex)].destination")
             }
             self.checkWeights(route.route.map(\.weight), at: "\(path).route")
         }
@@ -191,12 +192,15 @@ extension FieldErrors {
 
     // MARK: Retries, fault, redirect, headers
 
-    private mutating func checkRetries(_ retries: weft.v1alpha1.HTTPRetry, timeout: Duration?, timeoutText: String?,
-                                       at path: String) {
+    private mutating func checkRetries(
+        _ retries: weft.v1alpha1.HTTPRetry, timeout: Duration?, timeoutText: String?,
+        at path: String
+    ) {
         self.checkRange(Int64(retries.attempts), 0, 100, at: "\(path).attempts")
         if let text = retries.perTryTimeout,
-           let perTry = self.checkDuration(text, positive: true, at: "\(path).perTryTimeout"),
-           let timeout, let timeoutText, perTry > timeout {
+            let perTry = self.checkDuration(text, positive: true, at: "\(path).perTryTimeout"),
+            let timeout, let timeoutText, perTry > timeout
+        {
             self.add("\(path).perTryTimeout", "must not exceed timeout (\(timeoutText)), got \(text)")
         }
         if let retryOn = retries.retryOn {
@@ -212,7 +216,8 @@ extension FieldErrors {
                 upper = self.checkDuration(text, positive: true, at: "\(path).backoff.maxInterval")
             }
             if let base, let upper, base > upper, let baseText = backoff.baseInterval,
-               let maxText = backoff.maxInterval {
+                let maxText = backoff.maxInterval
+            {
                 self.add("\(path).backoff.baseInterval", "must not exceed maxInterval (\(maxText)), got \(baseText)")
             }
         }
@@ -223,11 +228,14 @@ extension FieldErrors {
             let condition = String(token.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
             if retryOnConditions.contains(condition) { continue }
             if condition.utf8.count == 3, condition.allSatisfy(\.isASCII), let status = Int(condition),
-               (100...599).contains(status) {
+                (100...599).contains(status)
+            {
                 continue
             }
-            self.add(path, "unknown retry condition \(quoted(condition)): use "
-                + retryOnConditions.joined(separator: ", ") + " or an HTTP status code 100-599")
+            self.add(
+                path,
+                "unknown retry condition \(quoted(condition)): use "
+                    + retryOnConditions.joined(separator: ", ") + " or an HTTP status code 100-599")
         }
     }
 

@@ -19,8 +19,10 @@ struct FieldErrors {
     mutating func checkMetadata(_ metadata: meta.v1.ObjectMeta) {
         if let name = metadata.name, !name.isEmpty {
             if !isDNS1123Subdomain(name) {
-                self.add("metadata.name", "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
-                    + "starting and ending with a letter or digit, at most 253 characters), got \(quoted(name))")
+                self.add(
+                    "metadata.name",
+                    "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
+                        + "starting and ending with a letter or digit, at most 253 characters), got \(quoted(name))")
             }
         } else {
             self.add("metadata.name", "must be set")
@@ -43,8 +45,10 @@ struct FieldErrors {
 
     mutating func checkDNSLabel(_ value: String, at path: String) {
         if !isDNS1123Label(value) {
-            self.add(path, "must be a DNS label (lowercase letters, digits and '-', starting and ending with a "
-                + "letter or digit, at most 63 characters), got \(quoted(value))")
+            self.add(
+                path,
+                "must be a DNS label (lowercase letters, digits and '-', starting and ending with a "
+                    + "letter or digit, at most 63 characters), got \(quoted(value))")
         }
     }
 

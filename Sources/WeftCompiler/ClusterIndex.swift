@@ -238,8 +238,11 @@ struct ClusterIndex {
             serviceAccount: pod.serviceAccount,
             spiffeID: self.spiffeID(namespace: pod.key.namespace, serviceAccount: pod.serviceAccount),
             trustDomain: self.settings.trustDomain, addresses: pod.addresses, zone: zone)
-        let hash = stringHash([identity.id, identity.serviceAccount, identity.spiffeID, identity.trustDomain,
-                               identity.zone ?? ""] + identity.addresses)
+        let hash = stringHash(
+            [
+                identity.id, identity.serviceAccount, identity.spiffeID, identity.trustDomain,
+                identity.zone ?? "",
+            ] + identity.addresses)
         return MeshedPod(info: pod, identity: identity, identityHash: hash)
     }
 

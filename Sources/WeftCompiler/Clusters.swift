@@ -5,7 +5,9 @@ import WeftAPI
 extension WeftCompilation {
     /// Every cluster of a Service port as seen by clients in `consumer`: the whole Service, and one per subset
     /// of the DestinationPolicy that applies there.
-    func clusters(of service: ServiceInfo, port: ServicePortInfo, policy: weft.v1alpha1.DestinationPolicy?)
+    func clusters(
+        of service: ServiceInfo, port: ServicePortInfo, policy: weft.v1alpha1.DestinationPolicy?
+    )
         -> [Cluster]
     {
         let endpoints = self.endpoints(of: service, port: port)
@@ -18,15 +20,18 @@ extension WeftCompilation {
                 subset.labels.allSatisfy { info.labels[$0.key] == $0.value }
             }
             let traffic = Self.merge(topLevel, subset.trafficPolicy)
-            clusters.append(self.cluster(service, port, subset: subset.name, traffic: traffic,
-                                         endpoints: selected.map(\.endpoint)))
+            clusters.append(
+                self.cluster(
+                    service, port, subset: subset.name, traffic: traffic,
+                    endpoints: selected.map(\.endpoint)))
         }
         return clusters
     }
 
-    private func cluster(_ service: ServiceInfo, _ port: ServicePortInfo, subset: String?,
-                         traffic: weft.v1alpha1.TrafficPolicy?, endpoints: [Endpoint]) -> Cluster
-    {
+    private func cluster(
+        _ service: ServiceInfo, _ port: ServicePortInfo, subset: String?,
+        traffic: weft.v1alpha1.TrafficPolicy?, endpoints: [Endpoint]
+    ) -> Cluster {
         let pool = traffic?.connectionPool
         let limits = ConnectionLimits(
             maxConnections: Self.positive(pool?.maxConnections) ?? Int(WeftDefaults.maxConnections),
@@ -48,8 +53,9 @@ extension WeftCompilation {
         }
         let budget = RetryBudget(
             percent: traffic?.retryBudget?.percent ?? WeftDefaults.retryBudgetPercent,
-            minRetriesPerSecond: Int(traffic?.retryBudget?.minRetriesPerSecond
-                ?? WeftDefaults.retryBudgetMinRetriesPerSecond)
+            minRetriesPerSecond: Int(
+                traffic?.retryBudget?.minRetriesPerSecond
+                    ?? WeftDefaults.retryBudgetMinRetriesPerSecond)
         )
         return Cluster(
             name: Cluster.name(service: service.fqdn, port: port.port, subset: subset),
@@ -70,8 +76,9 @@ extension WeftCompilation {
             let cookie = hash.httpCookie.map { HashCookie(name: $0.name, path: $0.path, ttlMs: milliseconds($0.ttl)) }
             return LoadBalancer(
                 policy: .ringHash,
-                hash: HashPolicy(header: hash.httpHeaderName?.lowercased(), cookie: cookie,
-                                 sourceIP: hash.useSourceIp == true ? true : nil),
+                hash: HashPolicy(
+                    header: hash.httpHeaderName?.lowercased(), cookie: cookie,
+                    sourceIP: hash.useSourceIp == true ? true : nil),
                 ringSize: Int(hash.minimumRingSize ?? WeftDefaults.minimumRingSize)
             )
         }
@@ -83,7 +90,9 @@ extension WeftCompilation {
     }
 
     /// A subset's traffic policy overrides the top-level one field by field.
-    static func merge(_ base: weft.v1alpha1.TrafficPolicy?, _ override: weft.v1alpha1.TrafficPolicy?)
+    static func merge(
+        _ base: weft.v1alpha1.TrafficPolicy?, _ override: weft.v1alpha1.TrafficPolicy?
+    )
         -> weft.v1alpha1.TrafficPolicy?
     {
         guard let override else { return base }

@@ -83,8 +83,10 @@ public struct CompileResult: Sendable, Hashable {
     /// Sorted.
     public var diagnostics: [Diagnostic]
 
-    public init(proxies: [String: ProxyConfig] = [:], statuses: [ResourceRef: ResourceStatus] = [:],
-                diagnostics: [Diagnostic] = []) {
+    public init(
+        proxies: [String: ProxyConfig] = [:], statuses: [ResourceRef: ResourceStatus] = [:],
+        diagnostics: [Diagnostic] = []
+    ) {
         self.proxies = proxies
         self.statuses = statuses
         self.diagnostics = diagnostics

@@ -18,7 +18,9 @@ public enum ConditionReason {
 }
 
 extension meta.v1.Condition {
-    static func make(_ type: String, _ status: Status, _ reason: String, _ message: String, generation: Int64?)
+    static func make(
+        _ type: String, _ status: Status, _ reason: String, _ message: String, generation: Int64?
+    )
         -> meta.v1.Condition
     {
         meta.v1.Condition(type: type, status: status, observedGeneration: generation, reason: reason, message: message)
@@ -44,28 +46,42 @@ struct ResourceFindings: Equatable {
     func conditions(generation: Int64?, hasRefs: Bool) -> [meta.v1.Condition] {
         var conditions: [meta.v1.Condition] = []
         if !self.invalid.isEmpty {
-            conditions.append(.make(ConditionType.accepted, .false, ConditionReason.invalid,
-                                    self.invalid.joined(separator: "; "), generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.accepted, .false, ConditionReason.invalid,
+                    self.invalid.joined(separator: "; "), generation: generation))
         } else if !self.conflicts.isEmpty {
-            conditions.append(.make(ConditionType.accepted, .false, ConditionReason.conflicted,
-                                    self.conflicts.joined(separator: "; "), generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.accepted, .false, ConditionReason.conflicted,
+                    self.conflicts.joined(separator: "; "), generation: generation))
         } else {
-            conditions.append(.make(ConditionType.accepted, .true, ConditionReason.accepted,
-                                    "The resource is valid.", generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.accepted, .true, ConditionReason.accepted,
+                    "The resource is valid.", generation: generation))
         }
         guard hasRefs else { return conditions }
         if !self.invalid.isEmpty {
-            conditions.append(.make(ConditionType.resolvedRefs, .unknown, ConditionReason.pending,
-                                    "References are not checked while the resource is invalid.", generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.resolvedRefs, .unknown, ConditionReason.pending,
+                    "References are not checked while the resource is invalid.", generation: generation))
         } else if !self.missingBackends.isEmpty {
-            conditions.append(.make(ConditionType.resolvedRefs, .false, ConditionReason.backendNotFound,
-                                    self.missingBackends.joined(separator: "; "), generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.resolvedRefs, .false, ConditionReason.backendNotFound,
+                    self.missingBackends.joined(separator: "; "), generation: generation))
         } else if !self.missingSubsets.isEmpty {
-            conditions.append(.make(ConditionType.resolvedRefs, .false, ConditionReason.subsetNotFound,
-                                    self.missingSubsets.joined(separator: "; "), generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.resolvedRefs, .false, ConditionReason.subsetNotFound,
+                    self.missingSubsets.joined(separator: "; "), generation: generation))
         } else {
-            conditions.append(.make(ConditionType.resolvedRefs, .true, ConditionReason.resolvedRefs,
-                                    "All references resolved.", generation: generation))
+            conditions.append(
+                .make(
+                    ConditionType.resolvedRefs, .true, ConditionReason.resolvedRefs,
+                    "All references resolved.", generation: generation))
         }
         return conditions
     }

@@ -25,10 +25,13 @@ extension WeftCompilation {
                     }
                     let ready = (endpoint.conditions?.ready ?? true) && !(endpoint.conditions?.terminating ?? false)
                     for address in endpoint.addresses {
-                        let pod = podKey.flatMap { self.index.pods[$0] }
+                        let pod =
+                            podKey.flatMap { self.index.pods[$0] }
                             ?? self.index.podsByIP[address].flatMap { self.index.pods[$0] }
-                        result.append(self.endpoint(address: address, port: number, zone: endpoint.zone, ready: ready,
-                                                    pod: pod))
+                        result.append(
+                            self.endpoint(
+                                address: address, port: number, zone: endpoint.zone, ready: ready,
+                                pod: pod))
                     }
                 }
             }
@@ -38,8 +41,10 @@ extension WeftCompilation {
                     let number = self.targetPort(port, in: pod)
                 else { continue }
                 for address in pod.addresses {
-                    result.append(self.endpoint(address: address, port: number, zone: nil,
-                                                ready: self.readyPods.contains(key), pod: pod))
+                    result.append(
+                        self.endpoint(
+                            address: address, port: number, zone: nil,
+                            ready: self.readyPods.contains(key), pod: pod))
                 }
             }
         }
@@ -51,8 +56,9 @@ extension WeftCompilation {
         if let pod, pod.meshed, self.tlsMode(of: pod, port: port) != .disable {
             identity = self.index.spiffeID(namespace: pod.key.namespace, serviceAccount: pod.serviceAccount)
         }
-        let endpoint = Endpoint(address: address, port: port, zone: zone, weight: 1, ready: ready,
-                                pod: pod?.key.description, identity: identity)
+        let endpoint = Endpoint(
+            address: address, port: port, zone: zone, weight: 1, ready: ready,
+            pod: pod?.key.description, identity: identity)
         return EndpointInfo(endpoint: endpoint, labels: pod?.labels ?? [:])
     }
 

@@ -19,9 +19,10 @@ extension WeftCompilation {
         }
         return ports.keys.sorted().compactMap { number in
             guard let entry = ports[number] else { return nil }
-            return InboundPort(port: number, name: entry.name, protocol: entry.protocol,
-                               tls: Self.inboundMode(self.tlsMode(of: pod, port: number)), appPort: number,
-                               authorization: authorization)
+            return InboundPort(
+                port: number, name: entry.name, protocol: entry.protocol,
+                tls: Self.inboundMode(self.tlsMode(of: pod, port: number)), appPort: number,
+                authorization: authorization)
         }
     }
 
@@ -58,7 +59,9 @@ extension WeftCompilation {
     /// (mesh-wide), DENY first.
     func authorizationPolicies(of pod: PodInfo) -> [weft.v1alpha1.AuthorizationPolicy] {
         var namespaces = [pod.key.namespace]
-        if pod.key.namespace != self.index.settings.rootNamespace { namespaces.append(self.index.settings.rootNamespace) }
+        if pod.key.namespace != self.index.settings.rootNamespace {
+            namespaces.append(self.index.settings.rootNamespace)
+        }
         return namespaces.flatMap { self.policies.authorization[$0] ?? [] }.filter { policy in
             policy.spec.selector.map { $0.matches(pod.labels) } ?? true
         }
@@ -72,14 +75,16 @@ extension WeftCompilation {
                 rules: (policy.spec.rules ?? []).map { rule in
                     AuthorizationRule(
                         from: rule.from?.map { source in
-                            AuthorizationSource(principals: source.principals, notPrincipals: source.notPrincipals,
-                                                namespaces: source.namespaces, notNamespaces: source.notNamespaces)
+                            AuthorizationSource(
+                                principals: source.principals, notPrincipals: source.notPrincipals,
+                                namespaces: source.namespaces, notNamespaces: source.notNamespaces)
                         },
                         to: rule.to?.map { operation in
-                            AuthorizationOperation(methods: operation.methods, notMethods: operation.notMethods,
-                                                   paths: operation.paths, notPaths: operation.notPaths,
-                                                   ports: operation.ports?.map(Int.init),
-                                                   notPorts: operation.notPorts?.map(Int.init))
+                            AuthorizationOperation(
+                                methods: operation.methods, notMethods: operation.notMethods,
+                                paths: operation.paths, notPaths: operation.notPaths,
+                                ports: operation.ports?.map(Int.init),
+                                notPorts: operation.notPorts?.map(Int.init))
                         })
                 })
         }

@@ -12,7 +12,9 @@ struct ResolvedDestination {
 extension WeftCompilation {
     /// One Service port as seen from proxies in `consumer`.
     func outboundService(_ service: ServiceInfo, port: ServicePortInfo, consumer: String) -> OutboundService {
-        var aliases = ["\(service.key.name).\(service.key.namespace)", "\(service.key.name).\(service.key.namespace).svc"]
+        var aliases = [
+            "\(service.key.name).\(service.key.namespace)", "\(service.key.name).\(service.key.namespace).svc",
+        ]
         if consumer == service.key.namespace { aliases.append(service.key.name) }
         aliases.append(contentsOf: service.clusterIPs)
         let vs = self.policies.virtualService(for: service.key, consumer: consumer)
@@ -21,7 +23,9 @@ extension WeftCompilation {
         if port.protocol != .tcp {
             if let vs, let http = vs.spec.http, !http.isEmpty {
                 for (i, route) in http.enumerated() {
-                    if let compiled = self.route(route, index: i, of: vs, service: service, port: port, consumer: consumer) {
+                    if let compiled = self.route(
+                        route, index: i, of: vs, service: service, port: port, consumer: consumer)
+                    {
                         routes.append(compiled)
                     }
                 }
@@ -32,18 +36,21 @@ extension WeftCompilation {
         if port.protocol == .tcp || port.protocol == .detect {
             tcp = self.tcpRoute(vs, service: service, port: port, consumer: consumer)
         }
-        return OutboundService(host: service.fqdn, aliases: aliases.sorted(), port: port.port,
-                               protocol: port.protocol, routes: routes, tcp: tcp)
+        return OutboundService(
+            host: service.fqdn, aliases: aliases.sorted(), port: port.port,
+            protocol: port.protocol, routes: routes, tcp: tcp)
     }
 
     private func defaultRoute(_ service: ServiceInfo, _ port: ServicePortInfo) -> Route {
         let cluster = Cluster.name(service: service.fqdn, port: port.port, subset: nil)
-        return Route(name: "default", forward: ForwardAction(backends: [WeightedCluster(cluster: cluster, weight: 100)]))
+        return Route(
+            name: "default", forward: ForwardAction(backends: [WeightedCluster(cluster: cluster, weight: 100)]))
     }
 
-    private func route(_ route: weft.v1alpha1.HTTPRoute, index: Int, of vs: weft.v1alpha1.VirtualService,
-                       service: ServiceInfo, port: ServicePortInfo, consumer: String) -> Route?
-    {
+    private func route(
+        _ route: weft.v1alpha1.HTTPRoute, index: Int, of vs: weft.v1alpha1.VirtualService,
+        service: ServiceInfo, port: ServicePortInfo, consumer: String
+    ) -> Route? {
         let namespace = vs.metadata.namespace ?? ""
         var matches: [RequestMatch] = []
         for match in route.match ?? [] where match.port == nil || Int(match.port ?? 0) == port.port {
@@ -52,21 +59,27 @@ extension WeftCompilation {
         if let declared = route.match, !declared.isEmpty, matches.isEmpty { return nil }
         let name = "\(namespace)/\(vs.metadata.name ?? "")/\(route.name ?? String(index))"
         if let redirect = route.redirect {
-            return Route(name: name, matches: matches, redirect: RedirectAction(
-                path: redirect.uri, authority: redirect.authority, port: redirect.port.map(Int.init),
-                scheme: redirect.scheme, statusCode: Int(redirect.redirectCode ?? 301)))
+            return Route(
+                name: name, matches: matches,
+                redirect: RedirectAction(
+                    path: redirect.uri, authority: redirect.authority, port: redirect.port.map(Int.init),
+                    scheme: redirect.scheme, statusCode: Int(redirect.redirectCode ?? 301)))
         }
         let destinations = route.route ?? []
         var backends: [WeightedCluster] = []
         for destination in destinations {
-            guard let resolved = try? self.resolve(destination.destination, from: namespace, routed: service,
-                                                   port: port, consumer: namespace).get()
+            guard
+                let resolved = try? self.resolve(
+                    destination.destination, from: namespace, routed: service,
+                    port: port, consumer: namespace
+                ).get()
             else { continue }
             let weight = destinations.count == 1 ? Int(destination.weight ?? 100) : Int(destination.weight ?? 0)
-            backends.append(WeightedCluster(
-                cluster: resolved.cluster, weight: weight,
-                requestHeaders: Self.headerOperations(destination.headers?.request),
-                responseHeaders: Self.headerOperations(destination.headers?.response)))
+            backends.append(
+                WeightedCluster(
+                    cluster: resolved.cluster, weight: weight,
+                    requestHeaders: Self.headerOperations(destination.headers?.request),
+                    responseHeaders: Self.headerOperations(destination.headers?.response)))
         }
         var retry: RetryPolicy?
         if let retries = route.retries, retries.attempts > 0 {
@@ -77,8 +90,10 @@ extension WeftCompilation {
                 perTryTimeoutMs: milliseconds(retries.perTryTimeout),
                 retryOn: Array(Set(conditions)).sorted(),
                 retryNonIdempotent: retries.retryNonIdempotent ?? false,
-                backoffBaseMs: milliseconds(retries.backoff?.baseInterval) ?? milliseconds(WeftDefaults.retryBackoffBaseInterval),
-                backoffMaxMs: milliseconds(retries.backoff?.maxInterval) ?? milliseconds(WeftDefaults.retryBackoffMaxInterval))
+                backoffBaseMs: milliseconds(retries.backoff?.baseInterval)
+                    ?? milliseconds(WeftDefaults.retryBackoffBaseInterval),
+                backoffMaxMs: milliseconds(retries.backoff?.maxInterval)
+                    ?? milliseconds(WeftDefaults.retryBackoffMaxInterval))
         }
         var fault: FaultInjection?
         if let spec = route.fault {
@@ -90,30 +105,38 @@ extension WeftCompilation {
         }
         var mirror: Mirror?
         if let target = route.mirror,
-            let resolved = try? self.resolve(target, from: namespace, routed: service, port: port, consumer: namespace).get()
+            let resolved = try? self.resolve(target, from: namespace, routed: service, port: port, consumer: namespace)
+                .get()
         {
             mirror = Mirror(cluster: resolved.cluster, percentage: route.mirrorPercentage ?? 100)
         }
         let rewrite = route.rewrite.map { Rewrite(path: $0.uri, authority: $0.authority) }
-        return Route(name: name, matches: matches, forward: ForwardAction(
-            backends: backends, timeoutMs: milliseconds(route.timeout), retry: retry, fault: fault,
-            requestHeaders: Self.headerOperations(route.headers?.request),
-            responseHeaders: Self.headerOperations(route.headers?.response),
-            rewrite: rewrite, mirror: mirror))
+        return Route(
+            name: name, matches: matches,
+            forward: ForwardAction(
+                backends: backends, timeoutMs: milliseconds(route.timeout), retry: retry, fault: fault,
+                requestHeaders: Self.headerOperations(route.headers?.request),
+                responseHeaders: Self.headerOperations(route.headers?.response),
+                rewrite: rewrite, mirror: mirror))
     }
 
-    private func tcpRoute(_ vs: weft.v1alpha1.VirtualService?, service: ServiceInfo, port: ServicePortInfo,
-                          consumer: String) -> TCPRoute
-    {
+    private func tcpRoute(
+        _ vs: weft.v1alpha1.VirtualService?, service: ServiceInfo, port: ServicePortInfo,
+        consumer: String
+    ) -> TCPRoute {
         let namespace = vs?.metadata.namespace ?? ""
         for (i, route) in (vs?.spec.tcp ?? []).enumerated() {
-            let matchesPort = (route.match ?? []).isEmpty
+            let matchesPort =
+                (route.match ?? []).isEmpty
                 || (route.match ?? []).contains { $0.port == nil || Int($0.port ?? 0) == port.port }
             guard matchesPort else { continue }
             var backends: [WeightedCluster] = []
             for destination in route.route {
-                guard let resolved = try? self.resolve(destination.destination, from: namespace, routed: service,
-                                                       port: port, consumer: namespace).get()
+                guard
+                    let resolved = try? self.resolve(
+                        destination.destination, from: namespace, routed: service,
+                        port: port, consumer: namespace
+                    ).get()
                 else { continue }
                 let weight = route.route.count == 1 ? Int(destination.weight ?? 100) : Int(destination.weight ?? 0)
                 backends.append(WeightedCluster(cluster: resolved.cluster, weight: weight))
@@ -126,9 +149,10 @@ extension WeftCompilation {
 
     /// Resolves a destination written in a resource of `namespace`, for traffic to `routed:port`.
     /// The failure is a sentence naming what is missing; its reason says which condition it sets.
-    func resolve(_ destination: weft.v1alpha1.Destination, from namespace: String, routed: ServiceInfo,
-                 port routedPort: ServicePortInfo, consumer: String) -> Result<ResolvedDestination, RefError>
-    {
+    func resolve(
+        _ destination: weft.v1alpha1.Destination, from namespace: String, routed: ServiceInfo,
+        port routedPort: ServicePortInfo, consumer: String
+    ) -> Result<ResolvedDestination, RefError> {
         guard let key = self.index.serviceKey(host: destination.host, from: namespace),
             let service = self.index.services[key]
         else {
@@ -145,19 +169,25 @@ extension WeftCompilation {
         } else if let same = service.ports.first(where: { $0.port == routedPort.port }) {
             port = same
         } else {
-            return .failure(RefError(.backendNotFound,
-                                     "Service \(key) has \(service.ports.count) ports: set destination.port"))
+            return .failure(
+                RefError(
+                    .backendNotFound,
+                    "Service \(key) has \(service.ports.count) ports: set destination.port"))
         }
         if let subset = destination.subset {
             let policy = self.policies.destinationPolicy(for: key, consumer: consumer)
             guard policy?.spec.subsets?.contains(where: { $0.name == subset }) == true else {
                 let owner = policy.map { "DestinationPolicy \($0.key)" } ?? "any DestinationPolicy"
-                return .failure(RefError(.subsetNotFound, "subset \"\(subset)\" of \(service.fqdn) is not defined in \(owner)"))
+                return .failure(
+                    RefError(.subsetNotFound, "subset \"\(subset)\" of \(service.fqdn) is not defined in \(owner)"))
             }
         }
-        return .success(ResolvedDestination(service: service, port: port,
-                                            cluster: Cluster.name(service: service.fqdn, port: port.port,
-                                                                  subset: destination.subset)))
+        return .success(
+            ResolvedDestination(
+                service: service, port: port,
+                cluster: Cluster.name(
+                    service: service.fqdn, port: port.port,
+                    subset: destination.subset)))
     }
 
     static func requestMatch(_ match: weft.v1alpha1.HTTPMatchRequest) -> RequestMatch {

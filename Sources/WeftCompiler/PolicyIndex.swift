@@ -29,13 +29,15 @@ struct PolicyIndex {
                     continue
                 }
                 if index.services[service] == nil {
-                    self.missingBackend(ref, field: "spec.hosts[\(i)]",
-                                        "host \"\(host)\" does not match a Service (looked for \(service))")
+                    self.missingBackend(
+                        ref, field: "spec.hosts[\(i)]",
+                        "host \"\(host)\" does not match a Service (looked for \(service))")
                 }
                 let claim = ClaimKey(service: service, namespace: namespace)
                 if let owner = self.routes[claim] {
-                    self.conflict(ref, field: "spec.hosts[\(i)]",
-                                  "host \"\(host)\" is already routed by VirtualService \(owner.key), which is older")
+                    self.conflict(
+                        ref, field: "spec.hosts[\(i)]",
+                        "host \"\(host)\" is already routed by VirtualService \(owner.key), which is older")
                 } else if !claims.contains(claim) {
                     claims.append(claim)
                 }
@@ -54,13 +56,15 @@ struct PolicyIndex {
                 continue
             }
             if index.services[service] == nil {
-                self.missingBackend(ref, field: "spec.host",
-                                    "host \"\(dp.spec.host)\" does not match a Service (looked for \(service))")
+                self.missingBackend(
+                    ref, field: "spec.host",
+                    "host \"\(dp.spec.host)\" does not match a Service (looked for \(service))")
             }
             let claim = ClaimKey(service: service, namespace: namespace)
             if let owner = self.destinationPolicies[claim] {
-                self.conflict(ref, field: "spec.host",
-                              "host \"\(dp.spec.host)\" already has DestinationPolicy \(owner.key), which is older")
+                self.conflict(
+                    ref, field: "spec.host",
+                    "host \"\(dp.spec.host)\" already has DestinationPolicy \(owner.key), which is older")
             } else {
                 self.destinationPolicies[claim] = dp
             }
@@ -70,8 +74,10 @@ struct PolicyIndex {
             let namespace = policy.metadata.namespace ?? ""
             if policy.spec.selector == nil {
                 if let owner = namespaceWide[namespace] {
-                    self.conflict(ResourceRef(policy), field: "",
-                                  "namespace \(namespace) already has a MeshTLSPolicy without selector, \(owner.key), which is older")
+                    self.conflict(
+                        ResourceRef(policy), field: "",
+                        "namespace \(namespace) already has a MeshTLSPolicy without selector, \(owner.key), which is older"
+                    )
                     continue
                 }
                 namespaceWide[namespace] = policy
@@ -97,11 +103,14 @@ struct PolicyIndex {
 
     // MARK: - Helpers
 
-    private mutating func accept(_ resource: weft.v1alpha1.VirtualService, _ validations: inout ValidationMemo) -> Bool {
+    private mutating func accept(_ resource: weft.v1alpha1.VirtualService, _ validations: inout ValidationMemo) -> Bool
+    {
         self.record(resource, validations.errors(resource))
     }
 
-    private mutating func accept(_ resource: weft.v1alpha1.DestinationPolicy, _ validations: inout ValidationMemo)
+    private mutating func accept(
+        _ resource: weft.v1alpha1.DestinationPolicy, _ validations: inout ValidationMemo
+    )
         -> Bool
     {
         self.record(resource, validations.errors(resource))
@@ -111,7 +120,9 @@ struct PolicyIndex {
         self.record(resource, validations.errors(resource))
     }
 
-    private mutating func accept(_ resource: weft.v1alpha1.AuthorizationPolicy, _ validations: inout ValidationMemo)
+    private mutating func accept(
+        _ resource: weft.v1alpha1.AuthorizationPolicy, _ validations: inout ValidationMemo
+    )
         -> Bool
     {
         self.record(resource, validations.errors(resource))

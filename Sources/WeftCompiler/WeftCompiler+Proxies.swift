@@ -54,9 +54,11 @@ extension WeftCompilation {
         let ports = caches.ports ?? self.outboundOrder(&caches)
 
         // Clusters.
-        let consumerPolicyNamespaces = Set(self.policies.destinationPolicies.keys
-            .filter { $0.namespace != $0.service.namespace }.map(\.namespace))
-        let sharedClusters = caches.sharedClusters ?? self.clusterList(ports, consumer: nil, memo: &memo, caches: &caches)
+        let consumerPolicyNamespaces = Set(
+            self.policies.destinationPolicies.keys
+                .filter { $0.namespace != $0.service.namespace }.map(\.namespace))
+        let sharedClusters =
+            caches.sharedClusters ?? self.clusterList(ports, consumer: nil, memo: &memo, caches: &caches)
         caches.sharedClusters = sharedClusters
 
         // Outbound, as producers route it.
@@ -88,7 +90,8 @@ extension WeftCompilation {
                     hashes[position] = entry.1
                 }
             }
-            let (clusters, clusterHash) = consumerPolicyNamespaces.contains(namespace)
+            let (clusters, clusterHash) =
+                consumerPolicyNamespaces.contains(namespace)
                 ? self.clusterList(ports, consumer: namespace, memo: &memo, caches: &caches) : sharedClusters
             hashes.append(clusterHash)
             let sharedHash = combinedHash(hashes)
@@ -103,8 +106,9 @@ extension WeftCompilation {
             for i in pods.indices {
                 let identity = pods[i].identity
                 let version = hexHash(combinedHash([sharedHash, inbounds[i].1, pods[i].identityHash]))
-                proxies[identity.id] = ProxyConfig(version: version, proxy: identity, inbound: inbounds[i].0,
-                                                   outbound: outbound, clusters: clusters)
+                proxies[identity.id] = ProxyConfig(
+                    version: version, proxy: identity, inbound: inbounds[i].0,
+                    outbound: outbound, clusters: clusters)
             }
         }
         return proxies
@@ -123,13 +127,15 @@ extension WeftCompilation {
     }
 
     /// The outbound entry of a Service port for `consumer` (nil: a namespace with no say in it).
-    private func outboundEntry(_ service: ServiceInfo, _ port: ServicePortInfo, consumer: String?,
-                               caches: inout ProxyCaches) -> (OutboundService, UInt64)
-    {
+    private func outboundEntry(
+        _ service: ServiceInfo, _ port: ServicePortInfo, consumer: String?,
+        caches: inout ProxyCaches
+    ) -> (OutboundService, UInt64) {
         let namespace = consumer ?? ""
         let routing = self.policies.virtualService(for: service.key, consumer: consumer ?? service.key.namespace)?.key
-        let key = OutboundKey(service: service.key, port: port.port, virtualService: routing,
-                              sameNamespace: namespace == service.key.namespace)
+        let key = OutboundKey(
+            service: service.key, port: port.port, virtualService: routing,
+            sameNamespace: namespace == service.key.namespace)
         if let cached = caches.outbound[key] { return cached }
         let built = self.outboundService(service, port: port, consumer: namespace)
         let entry = (built, stableHash64(of: built))
@@ -137,9 +143,10 @@ extension WeftCompilation {
         return entry
     }
 
-    private func clusterList(_ ports: [(ServiceInfo, ServicePortInfo)], consumer: String?, memo: inout HashMemo,
-                             caches: inout ProxyCaches) -> ([Cluster], UInt64)
-    {
+    private func clusterList(
+        _ ports: [(ServiceInfo, ServicePortInfo)], consumer: String?, memo: inout HashMemo,
+        caches: inout ProxyCaches
+    ) -> ([Cluster], UInt64) {
         var entries: [(Cluster, UInt64)] = []
         for (service, port) in ports {
             let policy = self.policies.destinationPolicy(for: service.key, consumer: consumer ?? service.key.namespace)
@@ -156,7 +163,9 @@ extension WeftCompilation {
         return (entries.map(\.0), combinedHash(entries.map(\.1)))
     }
 
-    private func inboundEntry(_ pod: PodInfo, memo: inout HashMemo, caches: inout ProxyCaches)
+    private func inboundEntry(
+        _ pod: PodInfo, memo: inout HashMemo, caches: inout ProxyCaches
+    )
         -> ([InboundPort], UInt64)
     {
         let key = InboundKey(namespace: pod.key.namespace, labels: pod.labels, ports: pod.containerPorts)

@@ -35,8 +35,10 @@ extension WeftCompilation {
             guard self.policies.findings[ref]?.invalid.isEmpty ?? true, policy.spec.selector != nil,
                 self.affectedPods(policy).isEmpty
             else { continue }
-            self.policies.diagnostics.append(Diagnostic(.warning, ref, field: "spec.selector",
-                                                        "selects no meshed workload"))
+            self.policies.diagnostics.append(
+                Diagnostic(
+                    .warning, ref, field: "spec.selector",
+                    "selects no meshed workload"))
         }
     }
 
@@ -51,8 +53,9 @@ extension WeftCompilation {
             routed.append(contentsOf: service.ports.map { (service, $0) })
         }
         if routed.isEmpty {
-            let placeholder = ServiceInfo(key: ObjectKey(namespace: namespace, name: ""), fqdn: "", clusterIPs: [],
-                                          selector: nil, ports: [])
+            let placeholder = ServiceInfo(
+                key: ObjectKey(namespace: namespace, name: ""), fqdn: "", clusterIPs: [],
+                selector: nil, ports: [])
             routed = [(placeholder, ServicePortInfo(name: nil, port: 0, targetPort: nil, protocol: .detect))]
         }
         var destinations: [(DestinationField, weft.v1alpha1.Destination)] = []
@@ -70,8 +73,10 @@ extension WeftCompilation {
         var errors: [(RefError, String)] = []
         for (field, destination) in destinations {
             for (service, port) in routed {
-                guard case .failure(let error) = self.resolve(destination, from: namespace, routed: service,
-                                                              port: port, consumer: namespace)
+                guard
+                    case .failure(let error) = self.resolve(
+                        destination, from: namespace, routed: service,
+                        port: port, consumer: namespace)
                 else { continue }
                 errors.append((error, field.path))
             }
@@ -88,8 +93,10 @@ extension WeftCompilation {
         var warnings: [Diagnostic] = []
         for (i, subset) in (dp.spec.subsets ?? []).enumerated()
         where !endpoints.contains(where: { info in subset.labels.allSatisfy { info.labels[$0.key] == $0.value } }) {
-            warnings.append(Diagnostic(.warning, ResourceRef(dp), field: "spec.subsets[\(i)].labels",
-                                       "subset \"\(subset.name)\" selects no endpoint of Service \(key)"))
+            warnings.append(
+                Diagnostic(
+                    .warning, ResourceRef(dp), field: "spec.subsets[\(i)].labels",
+                    "subset \"\(subset.name)\" selects no endpoint of Service \(key)"))
         }
         return warnings
     }
@@ -126,9 +133,10 @@ extension WeftCompilation {
             let findings = self.policies.findings[ref] ?? ResourceFindings()
             let generation = resource.metadata.generation
             let accepted = findings.invalid.isEmpty && findings.conflicts.isEmpty
-            statuses[ref] = ResourceStatus(generation: generation,
-                                           conditions: findings.conditions(generation: generation, hasRefs: hasRefs),
-                                           affectedProxies: accepted ? affected() : [])
+            statuses[ref] = ResourceStatus(
+                generation: generation,
+                conditions: findings.conditions(generation: generation, hasRefs: hasRefs),
+                affectedProxies: accepted ? affected() : [])
         }
         for vs in snapshot.virtualServices {
             add(vs, hasRefs: true) { self.routingScope(vs.metadata.namespace, hosts: vs.spec.hosts) }
@@ -148,7 +156,9 @@ extension WeftCompilation {
     /// A routing resource in a Service's own namespace shapes every proxy; one elsewhere only its namespace's.
     private func routingScope(_ namespace: String?, hosts: [String]) -> [String] {
         let namespace = namespace ?? ""
-        let producer = hosts.contains { host in self.index.serviceKey(host: host, from: namespace)?.namespace == namespace }
+        let producer = hosts.contains { host in
+            self.index.serviceKey(host: host, from: namespace)?.namespace == namespace
+        }
         return producer ? ["*"] : ["\(namespace)/*"]
     }
 }

@@ -15,12 +15,14 @@ public struct WeftSnapshot: Sendable, Hashable {
     public var authorizationPolicies: [weft.v1alpha1.AuthorizationPolicy]
     public var settings: MeshSettings
 
-    public init(namespaces: [core.v1.Namespace] = [], pods: [core.v1.Pod] = [], services: [core.v1.Service] = [],
-                endpointSlices: [discovery.v1.EndpointSlice] = [], deployments: [apps.v1.Deployment] = [],
-                virtualServices: [weft.v1alpha1.VirtualService] = [],
-                destinationPolicies: [weft.v1alpha1.DestinationPolicy] = [],
-                meshTLSPolicies: [weft.v1alpha1.MeshTLSPolicy] = [],
-                authorizationPolicies: [weft.v1alpha1.AuthorizationPolicy] = [], settings: MeshSettings = MeshSettings()) {
+    public init(
+        namespaces: [core.v1.Namespace] = [], pods: [core.v1.Pod] = [], services: [core.v1.Service] = [],
+        endpointSlices: [discovery.v1.EndpointSlice] = [], deployments: [apps.v1.Deployment] = [],
+        virtualServices: [weft.v1alpha1.VirtualService] = [],
+        destinationPolicies: [weft.v1alpha1.DestinationPolicy] = [],
+        meshTLSPolicies: [weft.v1alpha1.MeshTLSPolicy] = [],
+        authorizationPolicies: [weft.v1alpha1.AuthorizationPolicy] = [], settings: MeshSettings = MeshSettings()
+    ) {
         self.namespaces = namespaces
         self.pods = pods
         self.services = services
@@ -45,8 +47,10 @@ public struct MeshSettings: Codable, Sendable, Hashable {
     /// The inbound mTLS mode when no MeshTLSPolicy applies.
     public var defaultTLSMode: weft.v1alpha1.TLSMode
 
-    public init(trustDomain: String = "cluster.local", clusterDomain: String = "cluster.local",
-                rootNamespace: String = weft.v1alpha1.rootNamespace, defaultTLSMode: weft.v1alpha1.TLSMode = .permissive) {
+    public init(
+        trustDomain: String = "cluster.local", clusterDomain: String = "cluster.local",
+        rootNamespace: String = weft.v1alpha1.rootNamespace, defaultTLSMode: weft.v1alpha1.TLSMode = .permissive
+    ) {
         self.trustDomain = trustDomain
         self.clusterDomain = clusterDomain
         self.rootNamespace = rootNamespace

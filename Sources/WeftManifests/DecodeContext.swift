@@ -8,9 +8,10 @@ struct DecodeContext {
     let defaultNamespace: String
 
     /// Decodes `type`; with `strict`, fields the type does not know are errors (as `kubectl --validate=strict`).
-    func decode<R: KubeResource>(_ type: R.Type, strict: Bool = false, into result: inout LoadedManifests,
-                                 add: (inout LoadedManifests, R) -> Void)
-    {
+    func decode<R: KubeResource>(
+        _ type: R.Type, strict: Bool = false, into result: inout LoadedManifests,
+        add: (inout LoadedManifests, R) -> Void
+    ) {
         let name = self.document.value["metadata"]?["name"]?.stringValue
         var namespace = self.document.value["metadata"]?["namespace"]?.stringValue
         if namespace == nil && R.isNamespaced { namespace = self.defaultNamespace }
@@ -47,12 +48,15 @@ struct DecodeContext {
         }
     }
 
-    private func problem(_ severity: ManifestProblem.Severity, _ resource: String, field: String?, _ message: String,
-                         into result: inout LoadedManifests)
-    {
+    private func problem(
+        _ severity: ManifestProblem.Severity, _ resource: String, field: String?, _ message: String,
+        into result: inout LoadedManifests
+    ) {
         let position = self.document.position(of: field ?? "") ?? (self.document.line, 1)
-        result.problems.append(ManifestProblem(severity, file: self.file, line: position.0, column: position.1,
-                                               resource: resource, field: field, message: message))
+        result.problems.append(
+            ManifestProblem(
+                severity, file: self.file, line: position.0, column: position.1,
+                resource: resource, field: field, message: message))
     }
 
     static func describe(_ error: DecodingError) -> (String, String) {

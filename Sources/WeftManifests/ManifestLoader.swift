@@ -87,9 +87,11 @@ public struct ManifestLoader: Sendable {
         let attributes = try? FileManager.default.attributesOfItem(atPath: file)
         let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
         if size > ManifestLimits.maxFileBytes {
-            result.problems.append(ManifestProblem(
-                .error, file: file,
-                message: "file is \(size >> 20) MiB; files over \(ManifestLimits.maxFileBytes >> 20) MiB are not read"))
+            result.problems.append(
+                ManifestProblem(
+                    .error, file: file,
+                    message:
+                        "file is \(size >> 20) MiB; files over \(ManifestLimits.maxFileBytes >> 20) MiB are not read"))
             return
         }
         guard let data = FileManager.default.contents(atPath: file) else {
@@ -107,9 +109,12 @@ public struct ManifestLoader: Sendable {
         result.files.append(file)
         result.files.sort()
         if text.utf8.count > ManifestLimits.maxFileBytes {
-            result.problems.append(ManifestProblem(
-                .error, file: file,
-                message: "input is \(text.utf8.count >> 20) MiB; more than \(ManifestLimits.maxFileBytes >> 20) MiB is not read"))
+            result.problems.append(
+                ManifestProblem(
+                    .error, file: file,
+                    message:
+                        "input is \(text.utf8.count >> 20) MiB; more than \(ManifestLimits.maxFileBytes >> 20) MiB is not read"
+                ))
             return
         }
         for (line, body) in YAMLDocuments.split(text) {
@@ -117,8 +122,10 @@ public struct ManifestLoader: Sendable {
                 guard let document = try YAMLDocuments.parse(body, firstLine: line) else { continue }
                 self.add(document, file: file, into: &result)
             } catch let error as YAMLError {
-                result.problems.append(ManifestProblem(.error, file: file, line: error.line, column: error.column,
-                                                       message: error.message))
+                result.problems.append(
+                    ManifestProblem(
+                        .error, file: file, line: error.line, column: error.column,
+                        message: error.message))
             } catch {
                 result.problems.append(ManifestProblem(.error, file: file, line: line, message: "\(error)"))
             }
@@ -127,21 +134,26 @@ public struct ManifestLoader: Sendable {
 
     private func add(_ document: YAMLDocument, file: String, into result: inout LoadedManifests) {
         guard case .object(let object) = document.value else {
-            result.problems.append(ManifestProblem(.error, file: file, line: document.startLine,
-                                                   message: "a manifest must be an object, found \(document.value.kindDescription)"))
+            result.problems.append(
+                ManifestProblem(
+                    .error, file: file, line: document.startLine,
+                    message: "a manifest must be an object, found \(document.value.kindDescription)"))
             return
         }
         let apiVersion = object["apiVersion"]?.stringValue
         let kind = object["kind"]?.stringValue
         guard let apiVersion, let kind else {
-            result.problems.append(ManifestProblem(.error, file: file, line: document.startLine,
-                                                   message: "apiVersion and kind must be set"))
+            result.problems.append(
+                ManifestProblem(
+                    .error, file: file, line: document.startLine,
+                    message: "apiVersion and kind must be set"))
             return
         }
         if kind.hasSuffix("List"), let items = object["items"]?.arrayValue {
             for (i, item) in items.enumerated() {
-                var child = YAMLDocument(value: item, line: document.position(of: "items[\(i)]")?.0 ?? document.line,
-                                         positions: [:])
+                var child = YAMLDocument(
+                    value: item, line: document.position(of: "items[\(i)]")?.0 ?? document.line,
+                    positions: [:])
                 child.positions = document.positions.reduce(into: [:]) { positions, entry in
                     let prefix = "items[\(i)]"
                     guard entry.key.hasPrefix(prefix) else { return }
@@ -155,7 +167,8 @@ public struct ManifestLoader: Sendable {
         }
         let context = DecodeContext(document: document, file: file, defaultNamespace: self.defaultNamespace)
         switch (apiVersion, kind) {
-        case ("v1", "Namespace"): context.decode(core.v1.Namespace.self, into: &result) { $0.snapshot.namespaces.append($1) }
+        case ("v1", "Namespace"):
+            context.decode(core.v1.Namespace.self, into: &result) { $0.snapshot.namespaces.append($1) }
         case ("v1", "Pod"): context.decode(core.v1.Pod.self, into: &result) { $0.snapshot.pods.append($1) }
         case ("v1", "Service"): context.decode(core.v1.Service.self, into: &result) { $0.snapshot.services.append($1) }
         case ("discovery.k8s.io/v1", "EndpointSlice"):
@@ -168,9 +181,11 @@ public struct ManifestLoader: Sendable {
                 let (settings, problems) = MeshSettings.from(configMapData: configMap.data ?? [:])
                 result.snapshot.settings = settings
                 for problem in problems {
-                    result.problems.append(ManifestProblem(.error, file: file, line: document.startLine,
-                                                           resource: "\(configMap.metadata.namespace ?? "")/ConfigMap/weft-config",
-                                                           message: problem))
+                    result.problems.append(
+                        ManifestProblem(
+                            .error, file: file, line: document.startLine,
+                            resource: "\(configMap.metadata.namespace ?? "")/ConfigMap/weft-config",
+                            message: problem))
                 }
             }
         case (weft.v1alpha1.apiVersion, "VirtualService"):
@@ -191,11 +206,14 @@ public struct ManifestLoader: Sendable {
             }
         default:
             if apiVersion.hasPrefix("\(weft.v1alpha1.group)/") {
-                result.problems.append(ManifestProblem(
-                    .error, file: file, line: document.startLine,
-                    message: "unknown kind \"\(kind)\" in \(apiVersion): Weft serves VirtualService, DestinationPolicy, MeshTLSPolicy and AuthorizationPolicy in \(weft.v1alpha1.apiVersion)"))
+                result.problems.append(
+                    ManifestProblem(
+                        .error, file: file, line: document.startLine,
+                        message:
+                            "unknown kind \"\(kind)\" in \(apiVersion): Weft serves VirtualService, DestinationPolicy, MeshTLSPolicy and AuthorizationPolicy in \(weft.v1alpha1.apiVersion)"
+                    ))
             }
-            // Other Kubernetes kinds (ServiceAccount, ReplicaSet, ...) are valid but not read by the mesh.
+        // Other Kubernetes kinds (ServiceAccount, ReplicaSet, ...) are valid but not read by the mesh.
         }
     }
 }

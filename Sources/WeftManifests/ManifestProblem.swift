@@ -17,8 +17,10 @@ public struct ManifestProblem: Hashable, Sendable, Codable, CustomStringConverti
     public var field: String?
     public var message: String
 
-    public init(_ severity: Severity, file: String, line: Int? = nil, column: Int? = nil, resource: String? = nil,
-                field: String? = nil, message: String) {
+    public init(
+        _ severity: Severity, file: String, line: Int? = nil, column: Int? = nil, resource: String? = nil,
+        field: String? = nil, message: String
+    ) {
         self.severity = severity
         self.file = file
         self.line = line

@@ -58,7 +58,8 @@ enum YAMLDocuments {
         var lineStart = text.startIndex
         var index = text.startIndex
         func isMarker(_ line: Substring) -> Bool {
-            (line.hasPrefix("---") && (line.count == 3 || line.dropFirst(3).first == " " || line.dropFirst(3).first == "\r"))
+            (line.hasPrefix("---")
+                && (line.count == 3 || line.dropFirst(3).first == " " || line.dropFirst(3).first == "\r"))
                 || line == "..." || line == "...\r"
         }
         while index <= text.endIndex {
@@ -92,12 +93,15 @@ enum YAMLDocuments {
     /// is refused without recursion.
     static func parse(_ text: Substring, firstLine: Int) throws -> YAMLDocument? {
         if text.utf8.count > ManifestLimits.maxDocumentBytes {
-            throw YAMLError(message: "document is \(text.utf8.count / 1024) KiB; at most \(ManifestLimits.maxDocumentBytes >> 20) MiB is accepted per document, as Kubernetes does",
-                            line: firstLine, column: nil)
+            throw YAMLError(
+                message:
+                    "document is \(text.utf8.count / 1024) KiB; at most \(ManifestLimits.maxDocumentBytes >> 20) MiB is accepted per document, as Kubernetes does",
+                line: firstLine, column: nil)
         }
         if let (depth, line) = self.flowDepth(text), depth > ManifestLimits.maxDepth {
-            throw YAMLError(message: "nesting deeper than \(ManifestLimits.maxDepth) levels", line: firstLine + line - 1,
-                            column: nil)
+            throw YAMLError(
+                message: "nesting deeper than \(ManifestLimits.maxDepth) levels", line: firstLine + line - 1,
+                column: nil)
         }
         let node: Node?
         do {
@@ -164,8 +168,9 @@ enum YAMLDocuments {
         case .reader(let problem, _, _, _):
             return YAMLError(message: "invalid YAML: \(problem)", line: firstLine, column: nil)
         case .duplicatedKeysInMapping(let duplicates, let context):
-            return YAMLError(message: "duplicate keys \(duplicates.joined(separator: ", "))",
-                             line: firstLine + context.mark.line - 1, column: context.mark.column)
+            return YAMLError(
+                message: "duplicate keys \(duplicates.joined(separator: ", "))",
+                line: firstLine + context.mark.line - 1, column: context.mark.column)
         default:
             return YAMLError(message: "invalid YAML: \(error)", line: firstLine, column: nil)
         }
@@ -187,11 +192,13 @@ private struct Converter {
         let line = self.firstLine + (node.mark?.line ?? 1) - 1
         let column = node.mark?.column ?? 1
         if self.nodes > ManifestLimits.maxNodes {
-            throw YAMLError(message: "document expands to more than \(ManifestLimits.maxNodes) values (an alias bomb?)",
-                            line: line, column: column)
+            throw YAMLError(
+                message: "document expands to more than \(ManifestLimits.maxNodes) values (an alias bomb?)",
+                line: line, column: column)
         }
         if depth > ManifestLimits.maxDepth {
-            throw YAMLError(message: "nesting deeper than \(ManifestLimits.maxDepth) levels", line: line, column: column)
+            throw YAMLError(
+                message: "nesting deeper than \(ManifestLimits.maxDepth) levels", line: line, column: column)
         }
         if self.positions[path] == nil { self.positions[path] = (line, column) }
         switch node {

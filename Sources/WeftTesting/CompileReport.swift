@@ -18,10 +18,15 @@ public struct CompileReport: Encodable {
 
     public init(_ result: CompileResult) {
         self.proxies = result.proxies
-        self.resources = Dictionary(uniqueKeysWithValues: result.statuses.map { ref, status in
-            (ref.description, Status(generation: status.generation, conditions: status.conditions,
-                                     affectedProxies: status.affectedProxies))
-        })
+        self.resources = Dictionary(
+            uniqueKeysWithValues: result.statuses.map { ref, status in
+                (
+                    ref.description,
+                    Status(
+                        generation: status.generation, conditions: status.conditions,
+                        affectedProxies: status.affectedProxies)
+                )
+            })
         self.diagnostics = result.diagnostics.map { "\($0.severity.rawValue): \($0)" }
     }
 

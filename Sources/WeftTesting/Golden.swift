@@ -17,7 +17,8 @@ public enum Golden {
     public static func cases(in fixtures: URL) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: fixtures.path)) ?? []
         return names.filter { name in
-            FileManager.default.fileExists(atPath: fixtures.appendingPathComponent(name).appendingPathComponent("input.yaml").path)
+            FileManager.default.fileExists(
+                atPath: fixtures.appendingPathComponent(name).appendingPathComponent("input.yaml").path)
         }.sorted()
     }
 

@@ -40,9 +40,10 @@ public struct Simulation {
     }
 
     /// Sends one request from a proxy. `roll` (0..<total weight) picks among weighted backends.
-    public func call(from proxy: String, to authority: String, method: String = "GET", path: String = "/",
-                     headers: [(name: String, value: String)] = [], roll: Int = 0) throws -> Outcome
-    {
+    public func call(
+        from proxy: String, to authority: String, method: String = "GET", path: String = "/",
+        headers: [(name: String, value: String)] = [], roll: Int = 0
+    ) throws -> Outcome {
         guard let config = self.result.proxies[proxy] else {
             throw SimulationError(description: "no proxy \(proxy); proxies: \(self.result.proxies.keys.sorted())")
         }
@@ -54,12 +55,15 @@ public struct Simulation {
         let forward = match.route.forward
         var backends: [String: Int] = [:]
         for backend in forward?.backends ?? [] { backends[backend.cluster, default: 0] += backend.weight }
-        return Outcome(route: match.route.name, cluster: forward?.pickBackend(roll: roll)?.cluster,
-                       redirect: match.route.redirect, forward: forward, backends: backends)
+        return Outcome(
+            route: match.route.name, cluster: forward?.pickBackend(roll: roll)?.cluster,
+            redirect: match.route.redirect, forward: forward, backends: backends)
     }
 
     /// Asks a proxy's inbound authorization whether a call is allowed.
-    public func authorize(at proxy: String, port: Int, principal: String?, method: String = "GET", path: String = "/")
+    public func authorize(
+        at proxy: String, port: Int, principal: String?, method: String = "GET", path: String = "/"
+    )
         throws -> AuthorizationDecision
     {
         guard let config = self.result.proxies[proxy] else {

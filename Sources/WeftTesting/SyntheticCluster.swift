@@ -13,8 +13,10 @@ public struct SyntheticCluster: Sendable {
     public var virtualServices = 1_000
     public var destinationPolicies = 500
 
-    public init(namespaces: Int = 50, services: Int = 2_000, pods: Int = 10_000, virtualServices: Int = 1_000,
-                destinationPolicies: Int = 500) {
+    public init(
+        namespaces: Int = 50, services: Int = 2_000, pods: Int = 10_000, virtualServices: Int = 1_000,
+        destinationPolicies: Int = 500
+    ) {
         self.namespaces = namespaces
         self.services = services
         self.pods = pods
@@ -74,10 +76,11 @@ public struct SyntheticCluster: Sendable {
                 status.conditions = [core.v1.PodCondition(type: "Ready", status: "True")]
                 pod.status = status
                 snapshot.pods.append(pod)
-                slice.endpoints?.append(discovery.v1.Endpoint(
-                    addresses: [ip], conditions: .init(ready: true, serving: true, terminating: false),
-                    zone: "zone-\(p % 3)",
-                    targetRef: core.v1.ObjectReference(kind: "Pod", namespace: namespace, name: podName)))
+                slice.endpoints?.append(
+                    discovery.v1.Endpoint(
+                        addresses: [ip], conditions: .init(ready: true, serving: true, terminating: false),
+                        zone: "zone-\(p % 3)",
+                        targetRef: core.v1.ObjectReference(kind: "Pod", namespace: namespace, name: podName)))
             }
             snapshot.endpointSlices.append(slice)
         }
@@ -96,7 +99,9 @@ public struct SyntheticCluster: Sendable {
             outlier.consecutive5xxErrors = 5
             traffic.outlierDetection = outlier
             dp.spec.trafficPolicy = traffic
-            dp.spec.subsets = [.init(name: "v1", labels: ["version": "v1"]), .init(name: "v2", labels: ["version": "v2"])]
+            dp.spec.subsets = [
+                .init(name: "v1", labels: ["version": "v1"]), .init(name: "v2", labels: ["version": "v2"]),
+            ]
             snapshot.destinationPolicies.append(dp)
         }
         return snapshot
@@ -121,8 +126,10 @@ public struct SyntheticCluster: Sendable {
             beta.route = [.init(destination: .init(host: host, subset: "v2"))]
             var canary = weft.v1alpha1.HTTPRoute()
             canary.name = "canary"
-            canary.route = [.init(destination: .init(host: host, subset: "v1"), weight: 90),
-                            .init(destination: .init(host: host, subset: "v2"), weight: 10)]
+            canary.route = [
+                .init(destination: .init(host: host, subset: "v1"), weight: 90),
+                .init(destination: .init(host: host, subset: "v2"), weight: 10),
+            ]
             canary.timeout = timeout
             vs.spec.http = [beta, canary]
         } else {

@@ -58,11 +58,14 @@ struct AnalysisReport {
     init(path: String) {
         let loaded = ManifestLoader().load(path: path)
         for problem in loaded.problems {
-            let location = problem.line.map { line in
-                "\(problem.file):\(line)" + (problem.column.map { ":\($0)" } ?? "")
-            } ?? problem.file
-            self.problems.append(Problem(severity: problem.severity.rawValue, resource: problem.resource,
-                                         field: problem.field, message: problem.message, location: location))
+            let location =
+                problem.line.map { line in
+                    "\(problem.file):\(line)" + (problem.column.map { ":\($0)" } ?? "")
+                } ?? problem.file
+            self.problems.append(
+                Problem(
+                    severity: problem.severity.rawValue, resource: problem.resource,
+                    field: problem.field, message: problem.message, location: location))
         }
         let result = WeftCompiler().compile(loaded.snapshot)
         let readProblems = Set(self.problems.map { "\($0.resource ?? "")|\($0.field ?? "")|\($0.message)" })
@@ -70,15 +73,19 @@ struct AnalysisReport {
             let resource = diagnostic.resource.description
             // Validation errors found while reading are not repeated.
             guard !readProblems.contains("\(resource)|\(diagnostic.field)|\(diagnostic.message)") else { continue }
-            self.problems.append(Problem(severity: diagnostic.severity.rawValue, resource: resource,
-                                         field: diagnostic.field.isEmpty ? nil : diagnostic.field,
-                                         message: diagnostic.message,
-                                         location: loaded.location(of: resource, field: diagnostic.field)?.description))
+            self.problems.append(
+                Problem(
+                    severity: diagnostic.severity.rawValue, resource: resource,
+                    field: diagnostic.field.isEmpty ? nil : diagnostic.field,
+                    message: diagnostic.message,
+                    location: loaded.location(of: resource, field: diagnostic.field)?.description))
         }
         for (ref, status) in result.statuses.sorted(by: { $0.key < $1.key }) {
-            self.resources.append(Resource(resource: ref.description,
-                                           location: loaded.locations[ref.description]?.description,
-                                           conditions: status.conditions))
+            self.resources.append(
+                Resource(
+                    resource: ref.description,
+                    location: loaded.locations[ref.description]?.description,
+                    conditions: status.conditions))
         }
     }
 
@@ -87,8 +94,11 @@ struct AnalysisReport {
     func json() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(["problems": AnyEncodable(self.problems),
-                                                    "resources": AnyEncodable(self.resources)]), as: UTF8.self)
+        return String(
+            decoding: try encoder.encode([
+                "problems": AnyEncodable(self.problems),
+                "resources": AnyEncodable(self.resources),
+            ]), as: UTF8.self)
     }
 
     func text() -> String {
@@ -116,14 +126,17 @@ struct AnalysisReport {
             let accepted = resource.conditions.first { $0.type == ConditionType.accepted }
             let refs = resource.conditions.first { $0.type == ConditionType.resolvedRefs }
             let failing = resource.conditions.first { $0.status != .true }
-            rows.append([resource.resource, accepted?.status.rawValue ?? "-", refs?.status.rawValue ?? "-",
-                         failing?.reason ?? "-"])
+            rows.append([
+                resource.resource, accepted?.status.rawValue ?? "-", refs?.status.rawValue ?? "-",
+                failing?.reason ?? "-",
+            ])
         }
         let widths = (0..<4).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
-            out += row.enumerated().map { column, cell in
-                column == 3 ? cell : cell.padding(toLength: widths[column] + 2, withPad: " ", startingAt: 0)
-            }.joined() + "\n"
+            out +=
+                row.enumerated().map { column, cell in
+                    column == 3 ? cell : cell.padding(toLength: widths[column] + 2, withPad: " ", startingAt: 0)
+                }.joined() + "\n"
         }
         return out
     }

@@ -29,7 +29,8 @@ struct Compile: ParsableCommand {
         let result = WeftCompiler().compile(loaded.snapshot)
         guard let config = result.proxies[key.description] else {
             let known = result.proxies.keys.sorted()
-            let hint = known.isEmpty
+            let hint =
+                known.isEmpty
                 ? "no pod in \(self.filename) has injection enabled (label the namespace weft.dev/inject=enabled)"
                 : "proxies: \(known.joined(separator: ", "))"
             FileHandle.standardError.write(Data("error: no proxy \(key): \(hint)\n".utf8))

@@ -55,45 +55,60 @@ struct DecodingErrorTests {
     }
 
     static let cases: [Case] = [
-        Case(name: "string for an integer", json: podWithPort(#""http""#),
-             path: "spec.containers[1].ports[0].containerPort", message: "expected an integer, found a string"),
-        Case(name: "fraction for an integer", json: podWithPort("80.5"),
-             path: "spec.containers[1].ports[0].containerPort", message: "expected an integer, found a number"),
-        Case(name: "Int32 overflow", json: podWithPort("2147483648"),
-             path: "spec.containers[1].ports[0].containerPort",
-             message: "2147483648 is out of range -2147483648...2147483647"),
-        Case(name: "Int32 underflow", json: podWithPort("-2147483649"),
-             path: "spec.containers[1].ports[0].containerPort",
-             message: "-2147483649 is out of range -2147483648...2147483647"),
-        Case(name: "null for a required integer", json: podWithPort("null"),
-             path: "spec.containers[1].ports[0].containerPort", message: "expected an integer, found null"),
-        Case(name: "missing required field",
-             json: #"{"metadata": {}, "spec": {"containers": [{"name": "a"}, {"image": "b"}]}}"#,
-             path: "spec.containers[1].name", message: #"required field "name" is missing"#),
-        Case(name: "missing required list",
-             json: #"{"metadata": {"name": "p"}, "spec": {"nodeName": "n"}}"#,
-             path: "spec.containers", message: #"required field "containers" is missing"#),
-        Case(name: "object for a string",
-             json: #"{"metadata": {"name": {"first": "p"}}}"#,
-             path: "metadata.name", message: "expected a string, found an object"),
-        Case(name: "array for an object",
-             json: #"{"metadata": {"name": "p"}, "spec": []}"#,
-             path: "spec", message: "expected an object, found an array"),
-        Case(name: "object for an array",
-             json: #"{"metadata": {"name": "p"}, "spec": {"containers": {"name": "a"}}}"#,
-             path: "spec.containers", message: "expected an array, found an object"),
-        Case(name: "number for a boolean",
-             json: #"{"metadata": {"name": "p"}, "spec": {"containers": [], "hostNetwork": 1}}"#,
-             path: "spec.hostNetwork", message: "expected a boolean, found a number"),
-        Case(name: "number for a label value",
-             json: #"{"metadata": {"name": "p", "labels": {"version": 2}}}"#,
-             path: "metadata.labels.version", message: "expected a string, found a number"),
-        Case(name: "boolean for an int-or-string",
-             json: #"{"metadata": {}, "spec": {"containers": [{"name": "a", "livenessProbe": {"tcpSocket": {"port": true}}}]}}"#,
-             path: "spec.containers[0].livenessProbe.tcpSocket.port", message: "expected a string, found a boolean"),
-        Case(name: "Int64 field given a string",
-             json: #"{"metadata": {"name": "p", "generation": "3"}}"#,
-             path: "metadata.generation", message: "expected an integer, found a string"),
+        Case(
+            name: "string for an integer", json: podWithPort(#""http""#),
+            path: "spec.containers[1].ports[0].containerPort", message: "expected an integer, found a string"),
+        Case(
+            name: "fraction for an integer", json: podWithPort("80.5"),
+            path: "spec.containers[1].ports[0].containerPort", message: "expected an integer, found a number"),
+        Case(
+            name: "Int32 overflow", json: podWithPort("2147483648"),
+            path: "spec.containers[1].ports[0].containerPort",
+            message: "2147483648 is out of range -2147483648...2147483647"),
+        Case(
+            name: "Int32 underflow", json: podWithPort("-2147483649"),
+            path: "spec.containers[1].ports[0].containerPort",
+            message: "-2147483649 is out of range -2147483648...2147483647"),
+        Case(
+            name: "null for a required integer", json: podWithPort("null"),
+            path: "spec.containers[1].ports[0].containerPort", message: "expected an integer, found null"),
+        Case(
+            name: "missing required field",
+            json: #"{"metadata": {}, "spec": {"containers": [{"name": "a"}, {"image": "b"}]}}"#,
+            path: "spec.containers[1].name", message: #"required field "name" is missing"#),
+        Case(
+            name: "missing required list",
+            json: #"{"metadata": {"name": "p"}, "spec": {"nodeName": "n"}}"#,
+            path: "spec.containers", message: #"required field "containers" is missing"#),
+        Case(
+            name: "object for a string",
+            json: #"{"metadata": {"name": {"first": "p"}}}"#,
+            path: "metadata.name", message: "expected a string, found an object"),
+        Case(
+            name: "array for an object",
+            json: #"{"metadata": {"name": "p"}, "spec": []}"#,
+            path: "spec", message: "expected an object, found an array"),
+        Case(
+            name: "object for an array",
+            json: #"{"metadata": {"name": "p"}, "spec": {"containers": {"name": "a"}}}"#,
+            path: "spec.containers", message: "expected an array, found an object"),
+        Case(
+            name: "number for a boolean",
+            json: #"{"metadata": {"name": "p"}, "spec": {"containers": [], "hostNetwork": 1}}"#,
+            path: "spec.hostNetwork", message: "expected a boolean, found a number"),
+        Case(
+            name: "number for a label value",
+            json: #"{"metadata": {"name": "p", "labels": {"version": 2}}}"#,
+            path: "metadata.labels.version", message: "expected a string, found a number"),
+        Case(
+            name: "boolean for an int-or-string",
+            json:
+                #"{"metadata": {}, "spec": {"containers": [{"name": "a", "livenessProbe": {"tcpSocket": {"port": true}}}]}}"#,
+            path: "spec.containers[0].livenessProbe.tcpSocket.port", message: "expected a string, found a boolean"),
+        Case(
+            name: "Int64 field given a string",
+            json: #"{"metadata": {"name": "p", "generation": "3"}}"#,
+            path: "metadata.generation", message: "expected an integer, found a string"),
     ]
 
     @Test(arguments: Self.cases)
@@ -109,7 +124,8 @@ struct DecodingErrorTests {
     func boundaries() throws {
         let pod = try JSONDecoder().decode(core.v1.Pod.self, from: Data(podWithPort("2147483647").utf8))
         #expect(pod.spec?.containers[1].ports?[0].containerPort == Int32.max)
-        let value = try JSONValueDecoder().decode(core.v1.Pod.self, from: try JSONValue.parse(Data(podWithPort("8080.0").utf8)))
+        let value = try JSONValueDecoder().decode(
+            core.v1.Pod.self, from: try JSONValue.parse(Data(podWithPort("8080.0").utf8)))
         #expect(value.spec?.containers[1].ports?[0].containerPort == 8080)
     }
 
@@ -140,7 +156,8 @@ struct DecodingErrorTests {
         #expect {
             try JSONValueDecoder().decode(authentication.v1.TokenReview.self, from: value)
         } throws: { error in
-            describe(error)?.path == "spec.audiences[1]" && describe(error)?.message == "expected a string, found a number"
+            describe(error)?.path == "spec.audiences[1]"
+                && describe(error)?.message == "expected a string, found a number"
         }
         let lease: JSONValue = ["metadata": ["name": "l"], "spec": ["leaseDurationSeconds": 1.5]]
         #expect {

@@ -4,24 +4,26 @@ import Testing
 
 @Suite("JSONValue")
 struct JSONValueTests {
-    @Test("parsing keeps integers apart from doubles", arguments: [
-        ("1", JSONValue.int(1)),
-        ("-1", .int(-1)),
-        ("0", .int(0)),
-        ("1.5", .double(1.5)),
-        ("-0.25", .double(-0.25)),
-        ("9223372036854775807", .int(Int64.max)),
-        ("-9223372036854775808", .int(Int64.min)),
-        ("9007199254740993", .int(9_007_199_254_740_993)),
-        ("1e300", .double(1e300)),
-        ("true", .bool(true)),
-        ("false", .bool(false)),
-        ("null", .null),
-        (#""1""#, .string("1")),
-        (#""true""#, .string("true")),
-        ("[]", .array([])),
-        ("{}", .object([:])),
-    ])
+    @Test(
+        "parsing keeps integers apart from doubles",
+        arguments: [
+            ("1", JSONValue.int(1)),
+            ("-1", .int(-1)),
+            ("0", .int(0)),
+            ("1.5", .double(1.5)),
+            ("-0.25", .double(-0.25)),
+            ("9223372036854775807", .int(Int64.max)),
+            ("-9223372036854775808", .int(Int64.min)),
+            ("9007199254740993", .int(9_007_199_254_740_993)),
+            ("1e300", .double(1e300)),
+            ("true", .bool(true)),
+            ("false", .bool(false)),
+            ("null", .null),
+            (#""1""#, .string("1")),
+            (#""true""#, .string("true")),
+            ("[]", .array([])),
+            ("{}", .object([:])),
+        ])
     func parse(_ text: String, _ expected: JSONValue) throws {
         #expect(try JSONValue.parse(Data("[\(text)]".utf8)) == .array([expected]))
     }

@@ -7,23 +7,27 @@ struct ConditionTests {
     typealias Condition = meta.v1.Condition
 
     let existing = [
-        Condition(type: "Accepted", status: .true, observedGeneration: 1, lastTransitionTime: "2024-01-01T00:00:00Z",
-                  reason: "Accepted", message: "ok"),
-        Condition(type: "ResolvedRefs", status: .false, observedGeneration: 1, lastTransitionTime: "2024-01-02T00:00:00Z",
-                  reason: "BackendNotFound", message: "no Service catalgo"),
+        Condition(
+            type: "Accepted", status: .true, observedGeneration: 1, lastTransitionTime: "2024-01-01T00:00:00Z",
+            reason: "Accepted", message: "ok"),
+        Condition(
+            type: "ResolvedRefs", status: .false, observedGeneration: 1, lastTransitionTime: "2024-01-02T00:00:00Z",
+            reason: "BackendNotFound", message: "no Service catalgo"),
     ]
     let now = "2024-06-01T12:00:00Z"
 
     @Test("an unchanged status keeps lastTransitionTime, even when reason, message and generation change")
     func unchangedStatus() {
         let desired = [
-            Condition(type: "Accepted", status: .true, observedGeneration: 2, reason: "Accepted", message: "still ok"),
+            Condition(type: "Accepted", status: .true, observedGeneration: 2, reason: "Accepted", message: "still ok")
         ]
         let merged = self.existing.merging(desired, now: self.now)
-        #expect(merged == [
-            Condition(type: "Accepted", status: .true, observedGeneration: 2, lastTransitionTime: "2024-01-01T00:00:00Z",
-                      reason: "Accepted", message: "still ok"),
-        ])
+        #expect(
+            merged == [
+                Condition(
+                    type: "Accepted", status: .true, observedGeneration: 2, lastTransitionTime: "2024-01-01T00:00:00Z",
+                    reason: "Accepted", message: "still ok")
+            ])
     }
 
     @Test("a changed status gets now", arguments: [Condition.Status.true, .unknown])
@@ -50,7 +54,9 @@ struct ConditionTests {
     @Test("an existing condition without a time gets now")
     func existingWithoutTime() {
         let old = [Condition(type: "Accepted", status: .true, reason: "Accepted", message: "ok")]
-        let desired = [Condition(type: "Accepted", status: .true, lastTransitionTime: "ignored", reason: "Accepted", message: "ok")]
+        let desired = [
+            Condition(type: "Accepted", status: .true, lastTransitionTime: "ignored", reason: "Accepted", message: "ok")
+        ]
         #expect(old.merging(desired, now: self.now)[0].lastTransitionTime == self.now)
     }
 
@@ -63,14 +69,18 @@ struct ConditionTests {
 
     @Test("status encodes as True/False/Unknown")
     func statusEncoding() throws {
-        let condition = Condition(type: "Accepted", status: .unknown, lastTransitionTime: "t", reason: "r", message: "m")
-        #expect(try JSONValue.from(encodable: condition) == [
-            "type": "Accepted", "status": "Unknown", "lastTransitionTime": "t", "reason": "r", "message": "m",
-        ])
-        #expect(throws: DecodingError.self) {
-            try JSONValueDecoder().decode(Condition.self, from: [
-                "type": "Accepted", "status": "true", "lastTransitionTime": "t", "reason": "r", "message": "m",
+        let condition = Condition(
+            type: "Accepted", status: .unknown, lastTransitionTime: "t", reason: "r", message: "m")
+        #expect(
+            try JSONValue.from(encodable: condition) == [
+                "type": "Accepted", "status": "Unknown", "lastTransitionTime": "t", "reason": "r", "message": "m",
             ])
+        #expect(throws: DecodingError.self) {
+            try JSONValueDecoder().decode(
+                Condition.self,
+                from: [
+                    "type": "Accepted", "status": "true", "lastTransitionTime": "t", "reason": "r", "message": "m",
+                ])
         }
     }
 }
@@ -82,33 +92,37 @@ struct LabelSelectorTests {
 
     static let labels = ["app": "catalog", "version": "v2", "tier": "backend"]
 
-    @Test("matchLabels: every pair must be present", arguments: [
-        (["app": "catalog"], true),
-        (["app": "catalog", "version": "v2"], true),
-        (["app": "catalog", "version": "v1"], false),
-        (["team": "x"], false),
-        ([:], true),
-    ])
+    @Test(
+        "matchLabels: every pair must be present",
+        arguments: [
+            (["app": "catalog"], true),
+            (["app": "catalog", "version": "v2"], true),
+            (["app": "catalog", "version": "v1"], false),
+            (["team": "x"], false),
+            ([:], true),
+        ])
     func matchLabels(_ matchLabels: [String: String], _ expected: Bool) {
         #expect(Selector(matchLabels: matchLabels).matches(Self.labels) == expected)
     }
 
-    @Test("matchExpressions", arguments: [
-        (Requirement(key: "version", operator: "In", values: ["v1", "v2"]), true),
-        (Requirement(key: "version", operator: "In", values: ["v1"]), false),
-        (Requirement(key: "missing", operator: "In", values: ["v1"]), false),
-        (Requirement(key: "version", operator: "In", values: []), false),
-        (Requirement(key: "version", operator: "NotIn", values: ["v1"]), true),
-        (Requirement(key: "version", operator: "NotIn", values: ["v2"]), false),
-        (Requirement(key: "missing", operator: "NotIn", values: ["v1"]), true),
-        (Requirement(key: "tier", operator: "Exists"), true),
-        (Requirement(key: "missing", operator: "Exists"), false),
-        (Requirement(key: "missing", operator: "DoesNotExist"), true),
-        (Requirement(key: "tier", operator: "DoesNotExist"), false),
-        (Requirement(key: "tier", operator: "Gt", values: ["1"]), false),
-        (Requirement(key: "missing", operator: "Bogus"), false),
-        (Requirement(key: "tier", operator: "in", values: ["backend"]), false),
-    ])
+    @Test(
+        "matchExpressions",
+        arguments: [
+            (Requirement(key: "version", operator: "In", values: ["v1", "v2"]), true),
+            (Requirement(key: "version", operator: "In", values: ["v1"]), false),
+            (Requirement(key: "missing", operator: "In", values: ["v1"]), false),
+            (Requirement(key: "version", operator: "In", values: []), false),
+            (Requirement(key: "version", operator: "NotIn", values: ["v1"]), true),
+            (Requirement(key: "version", operator: "NotIn", values: ["v2"]), false),
+            (Requirement(key: "missing", operator: "NotIn", values: ["v1"]), true),
+            (Requirement(key: "tier", operator: "Exists"), true),
+            (Requirement(key: "missing", operator: "Exists"), false),
+            (Requirement(key: "missing", operator: "DoesNotExist"), true),
+            (Requirement(key: "tier", operator: "DoesNotExist"), false),
+            (Requirement(key: "tier", operator: "Gt", values: ["1"]), false),
+            (Requirement(key: "missing", operator: "Bogus"), false),
+            (Requirement(key: "tier", operator: "in", values: ["backend"]), false),
+        ])
     func expression(_ requirement: Requirement, _ expected: Bool) {
         #expect(requirement.matches(Self.labels) == expected)
         #expect(Selector(matchExpressions: [requirement]).matches(Self.labels) == expected)
@@ -116,16 +130,20 @@ struct LabelSelectorTests {
 
     @Test("matchLabels AND every expression")
     func conjunction() {
-        let selector = Selector(matchLabels: ["app": "catalog"], matchExpressions: [
-            Requirement(key: "version", operator: "In", values: ["v2"]),
-            Requirement(key: "canary", operator: "DoesNotExist"),
-        ])
+        let selector = Selector(
+            matchLabels: ["app": "catalog"],
+            matchExpressions: [
+                Requirement(key: "version", operator: "In", values: ["v2"]),
+                Requirement(key: "canary", operator: "DoesNotExist"),
+            ])
         #expect(selector.matches(Self.labels))
         #expect(!selector.matches(Self.labels.merging(["canary": "true"]) { $1 }))
         #expect(!selector.matches(["version": "v2"]))
-        let withUnknown = Selector(matchLabels: ["app": "catalog"], matchExpressions: [
-            Requirement(key: "app", operator: "Exists"), Requirement(key: "app", operator: "Matches"),
-        ])
+        let withUnknown = Selector(
+            matchLabels: ["app": "catalog"],
+            matchExpressions: [
+                Requirement(key: "app", operator: "Exists"), Requirement(key: "app", operator: "Matches"),
+            ])
         #expect(!withUnknown.matches(Self.labels))
     }
 
@@ -149,22 +167,27 @@ struct LabelSelectorTests {
 
     @Test("decodes from JSON with `operator`")
     func decoding() throws {
-        let selector = try JSONValueDecoder().decode(Selector.self, from: [
-            "matchExpressions": [["key": "version", "operator": "NotIn", "values": ["v1"]]],
-        ])
-        #expect(selector == Selector(matchExpressions: [Requirement(key: "version", operator: "NotIn", values: ["v1"])]))
+        let selector = try JSONValueDecoder().decode(
+            Selector.self,
+            from: [
+                "matchExpressions": [["key": "version", "operator": "NotIn", "values": ["v1"]]]
+            ])
+        #expect(
+            selector == Selector(matchExpressions: [Requirement(key: "version", operator: "NotIn", values: ["v1"])]))
         #expect(selector.matches(Self.labels))
     }
 }
 
 @Suite("IntOrString, ObjectKey, field paths")
 struct SmallTypesTests {
-    @Test("IntOrString decodes numbers as ints and keeps strings, even numeric ones", arguments: [
-        (JSONValue.int(8080), IntOrString.int(8080)),
-        (.string("http"), .string("http")),
-        (.string("8080"), .string("8080")),
-        (.double(80), .int(80)),
-    ])
+    @Test(
+        "IntOrString decodes numbers as ints and keeps strings, even numeric ones",
+        arguments: [
+            (JSONValue.int(8080), IntOrString.int(8080)),
+            (.string("http"), .string("http")),
+            (.string("8080"), .string("8080")),
+            (.double(80), .int(80)),
+        ])
     func intOrString(_ value: JSONValue, _ expected: IntOrString) throws {
         let decoded = try JSONValueDecoder().decode(IntOrString.self, from: value)
         #expect(decoded == expected)
@@ -182,10 +205,12 @@ struct SmallTypesTests {
         #expect(IntOrString.string("http").description == "http")
     }
 
-    @Test("ObjectKey parses namespace/name", arguments: [
-        ("shop/catalog", ObjectKey(namespace: "shop", name: "catalog")),
-        ("catalog", ObjectKey(namespace: "default", name: "catalog")),
-    ])
+    @Test(
+        "ObjectKey parses namespace/name",
+        arguments: [
+            ("shop/catalog", ObjectKey(namespace: "shop", name: "catalog")),
+            ("catalog", ObjectKey(namespace: "default", name: "catalog")),
+        ])
     func objectKeyParsing(_ text: String, _ expected: ObjectKey) {
         #expect(ObjectKey(parsing: text) == expected)
         #expect(ObjectKey(parsing: text)?.description == (text.contains("/") ? text : "default/\(text)"))
@@ -198,10 +223,12 @@ struct SmallTypesTests {
 
     @Test("ObjectKey: default namespace, description, order")
     func objectKey() {
-        #expect(ObjectKey(parsing: "catalog", defaultNamespace: "shop") == ObjectKey(namespace: "shop", name: "catalog"))
+        #expect(
+            ObjectKey(parsing: "catalog", defaultNamespace: "shop") == ObjectKey(namespace: "shop", name: "catalog"))
         #expect(ObjectKey(namespace: "", name: "shop").description == "shop")
         let keys = [
-            ObjectKey(namespace: "b", name: "a"), ObjectKey(namespace: "a", name: "z"), ObjectKey(namespace: "a", name: "b"),
+            ObjectKey(namespace: "b", name: "a"), ObjectKey(namespace: "a", name: "z"),
+            ObjectKey(namespace: "a", name: "b"),
         ]
         #expect(keys.sorted().map(\.description) == ["a/b", "a/z", "b/a"])
     }
@@ -216,11 +243,13 @@ struct SmallTypesTests {
         #expect([any CodingKey]().fieldPath == "")
         #expect(([AnyCodingKey(intValue: 3)] as [any CodingKey]).fieldPath == "[3]")
         // Foundation's JSONDecoder names array elements "Index N".
-        #expect(([AnyCodingKey("items"), AnyCodingKey("Index 4"), AnyCodingKey("name")] as [any CodingKey]).fieldPath
-            == "items[4].name")
+        #expect(
+            ([AnyCodingKey("items"), AnyCodingKey("Index 4"), AnyCodingKey("name")] as [any CodingKey]).fieldPath
+                == "items[4].name")
         // Map keys are kept as they are, dots included.
-        #expect(([AnyCodingKey("labels"), AnyCodingKey("app.kubernetes.io/name")] as [any CodingKey]).fieldPath
-            == "labels.app.kubernetes.io/name")
+        #expect(
+            ([AnyCodingKey("labels"), AnyCodingKey("app.kubernetes.io/name")] as [any CodingKey]).fieldPath
+                == "labels.app.kubernetes.io/name")
     }
 
     @Test("Foundation's JSONDecoder paths read as field paths too")

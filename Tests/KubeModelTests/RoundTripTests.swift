@@ -11,7 +11,7 @@ struct RoundTripCase: Sendable, CustomTestStringConvertible {
     /// Decodes with `JSONValueDecoder` from a `JSONValue`, encodes with `JSONEncoder`.
     let viaValueDecoder: @Sendable (JSONValue) throws -> JSONValue
 
-    init<T: Codable>(_ type: T.Type, _ name: String, _ json: String) {
+    init<T: Codable & SendableMetatype>(_ type: T.Type, _ name: String, _ json: String) {
         self.name = name
         self.json = json
         self.viaFoundation = { data in
@@ -95,14 +95,17 @@ struct RoundTripTests {
         #expect(pod.unknownFields.keys.sorted() == ["x-unknown-top-level"])
         #expect(pod.metadata.unknownFields.keys.sorted() == ["managedFields"])
         let spec = try #require(pod.spec)
-        #expect(spec.unknownFields.keys.sorted() == [
-            "affinity", "dnsPolicy", "enableServiceLinks", "priority", "restartPolicy", "schedulerName", "tolerations",
-        ])
+        #expect(
+            spec.unknownFields.keys.sorted() == [
+                "affinity", "dnsPolicy", "enableServiceLinks", "priority", "restartPolicy", "schedulerName",
+                "tolerations",
+            ])
         #expect(spec.containers.map(\.name) == ["web", "metrics"])
         let web = spec.containers[0]
-        #expect(web.unknownFields.keys.sorted() == [
-            "envFrom", "lifecycle", "terminationMessagePath", "terminationMessagePolicy",
-        ])
+        #expect(
+            web.unknownFields.keys.sorted() == [
+                "envFrom", "lifecycle", "terminationMessagePath", "terminationMessagePolicy",
+            ])
         #expect(web.ports?[0].containerPort == 8080)
         #expect(web.ports?[0].unknownFields == ["hostIP": "0.0.0.0"])
         #expect(web.env?[0].valueFrom == ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.name"]])
@@ -121,7 +124,8 @@ struct RoundTripTests {
     @Test("appending a container keeps every unknown field", arguments: [false, true])
     func modifiedPodKeepsUnknownFields(useValueDecoder: Bool) throws {
         let original = try JSONValue.parse(Data(Fixtures.pod.utf8))
-        var pod = useValueDecoder
+        var pod =
+            useValueDecoder
             ? try JSONValueDecoder().decode(core.v1.Pod.self, from: original)
             : try JSONDecoder().decode(core.v1.Pod.self, from: Data(Fixtures.pod.utf8))
         var sidecar = core.v1.Container()
@@ -166,14 +170,16 @@ struct RoundTripTests {
         deployment.spec?.template.spec?.containers[0].image = "ghcr.io/example/web:1.5.0"
         let encoded = try JSONValue.from(encodable: deployment)
         let lines = differences(try JSONValue.parse(Data(Fixtures.deployment.utf8)), encoded)
-        #expect(lines == [
-            #"spec.template.spec.containers[0].image: string("ghcr.io/example/web:1.4.2") != string("ghcr.io/example/web:1.5.0")"#,
-        ])
+        #expect(
+            lines == [
+                #"spec.template.spec.containers[0].image: string("ghcr.io/example/web:1.4.2") != string("ghcr.io/example/web:1.5.0")"#
+            ])
     }
 
     @Test("AdmissionReview keeps request.object raw, nulls and int64 included")
     func admissionObjectIsRaw() throws {
-        let review = try JSONDecoder().decode(admission.v1.AdmissionReview.self, from: Data(Fixtures.admissionReview.utf8))
+        let review = try JSONDecoder().decode(
+            admission.v1.AdmissionReview.self, from: Data(Fixtures.admissionReview.utf8))
         let object = try #require(review.request?.object)
         #expect(object["metadata"]?["creationTimestamp"] == .null)
         #expect(object["spec"]?["priority"] == .int(Int64.max))
@@ -191,7 +197,10 @@ struct RoundTripTests {
         var lease = try JSONDecoder().decode(coordination.v1.Lease.self, from: Data(Fixtures.lease.utf8))
         lease.spec?.renewTime = "2024-11-20T09:20:43.000000Z"
         let lines = differences(try JSONValue.parse(Data(Fixtures.lease.utf8)), try JSONValue.from(encodable: lease))
-        #expect(lines == [#"spec.renewTime: string("2024-11-20T09:20:33.123456Z") != string("2024-11-20T09:20:43.000000Z")"#])
+        #expect(
+            lines == [
+                #"spec.renewTime: string("2024-11-20T09:20:33.123456Z") != string("2024-11-20T09:20:43.000000Z")"#
+            ])
         let built = coordination.v1.LeaseSpec(holderIdentity: "me", leaseDurationSeconds: 15)
         #expect(try JSONValue.from(encodable: built) == ["holderIdentity": "me", "leaseDurationSeconds": 15])
     }
@@ -203,7 +212,8 @@ struct RoundTripTests {
               "resources": {"requests": {"cpu": 0.5, "memory": "64Mi"}, "limits": {"cpu": 2, "memory": 1e9}}}]}}
             """#
         let original = try JSONValue.parse(Data(json.utf8))
-        let pod = useValueDecoder
+        let pod =
+            useValueDecoder
             ? try JSONValueDecoder().decode(core.v1.Pod.self, from: original)
             : try JSONDecoder().decode(core.v1.Pod.self, from: Data(json.utf8))
         #expect(try JSONValue.from(encodable: pod) == original)
@@ -211,7 +221,8 @@ struct RoundTripTests {
 
     @Test("a modelled field that is null reads as absent; an unknown null member is kept")
     func nullModelledFieldReadsAsAbsent() throws {
-        let json = #"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "creationTimestamp": null}, "x": null}"#
+        let json =
+            #"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "creationTimestamp": null}, "x": null}"#
         let namespace = try JSONDecoder().decode(core.v1.Namespace.self, from: Data(json.utf8))
         #expect(namespace.metadata.creationTimestamp == nil)
         #expect(namespace.unknownFields == ["x": .null])
@@ -224,11 +235,12 @@ struct RoundTripTests {
         var configMap = core.v1.ConfigMap.new(namespace: "weft-system", name: "weft-config")
         configMap.data = ["trustDomain": "example.org"]
         #expect(configMap.key == ObjectKey(namespace: "weft-system", name: "weft-config"))
-        #expect(try JSONValue.from(encodable: configMap) == [
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": ["name": "weft-config", "namespace": "weft-system"],
-            "data": ["trustDomain": "example.org"],
-        ])
+        #expect(
+            try JSONValue.from(encodable: configMap) == [
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": ["name": "weft-config", "namespace": "weft-system"],
+                "data": ["trustDomain": "example.org"],
+            ])
         #expect(core.v1.Namespace.isNamespaced == false)
         #expect(core.v1.Pod.isNamespaced)
         #expect(apps.v1.Deployment.group == "apps")

@@ -5,8 +5,10 @@ private let web = "spiffe://cluster.local/ns/shop/sa/web"
 private let admin = "spiffe://cluster.local/ns/ops/sa/admin"
 private let batch = "spiffe://cluster.local/ns/shop/sa/batch"
 
-private func request(_ principal: String?, _ method: String = "GET", _ path: String = "/",
-                     port: Int = 8080) -> AuthorizationRequest {
+private func request(
+    _ principal: String?, _ method: String = "GET", _ path: String = "/",
+    port: Int = 8080
+) -> AuthorizationRequest {
     AuthorizationRequest(principal: principal, method: method, path: path, port: port)
 }
 
@@ -34,18 +36,36 @@ struct AuthorizationTests {
         allow("shop/allow-web", [AuthorizationRule(from: [AuthorizationSource(principals: [web])])]),
     ])
 
-    @Test("DENY beats ALLOW; ALLOW-only denies what no ALLOW matches", arguments: [
-        (web, "/debug/pprof", AuthorizationDecision(allowed: false, policy: "shop/deny-debug",
-                                                    reason: "denied by shop/deny-debug")),
-        (web, "/debug?x=1", AuthorizationDecision(allowed: false, policy: "shop/deny-debug",
-                                                  reason: "denied by shop/deny-debug")),
-        (web, "/items", AuthorizationDecision(allowed: true, policy: "shop/allow-web",
-                                              reason: "allowed by shop/allow-web")),
-        (batch, "/items", AuthorizationDecision(allowed: false, policy: nil, reason: "no ALLOW policy matched")),
-        (nil, "/items", AuthorizationDecision(allowed: false, policy: nil, reason: "no ALLOW policy matched")),
-        (nil, "/debug", AuthorizationDecision(allowed: false, policy: "shop/deny-debug",
-                                              reason: "denied by shop/deny-debug")),
-    ] as [(String?, String, AuthorizationDecision)])
+    @Test(
+        "DENY beats ALLOW; ALLOW-only denies what no ALLOW matches",
+        arguments: [
+            (
+                web, "/debug/pprof",
+                AuthorizationDecision(
+                    allowed: false, policy: "shop/deny-debug",
+                    reason: "denied by shop/deny-debug")
+            ),
+            (
+                web, "/debug?x=1",
+                AuthorizationDecision(
+                    allowed: false, policy: "shop/deny-debug",
+                    reason: "denied by shop/deny-debug")
+            ),
+            (
+                web, "/items",
+                AuthorizationDecision(
+                    allowed: true, policy: "shop/allow-web",
+                    reason: "allowed by shop/allow-web")
+            ),
+            (batch, "/items", AuthorizationDecision(allowed: false, policy: nil, reason: "no ALLOW policy matched")),
+            (nil, "/items", AuthorizationDecision(allowed: false, policy: nil, reason: "no ALLOW policy matched")),
+            (
+                nil, "/debug",
+                AuthorizationDecision(
+                    allowed: false, policy: "shop/deny-debug",
+                    reason: "denied by shop/deny-debug")
+            ),
+        ] as [(String?, String, AuthorizationDecision)])
     func denyBeatsAllow(principal: String?, path: String, expected: AuthorizationDecision) {
         #expect(Self.denyAndAllow.evaluate(request(principal, "GET", path)) == expected)
     }
@@ -59,8 +79,9 @@ struct AuthorizationTests {
     @Test("DENY-only tables allow what no DENY matches")
     func denyOnly() {
         let table = AuthorizationTable(policies: [Self.denyAndAllow.policies[0]])
-        #expect(table.evaluate(request(batch, "GET", "/items"))
-            == AuthorizationDecision(allowed: true, policy: nil, reason: "no DENY policy matched"))
+        #expect(
+            table.evaluate(request(batch, "GET", "/items"))
+                == AuthorizationDecision(allowed: true, policy: nil, reason: "no DENY policy matched"))
         #expect(!table.evaluate(request(batch, "GET", "/debug")).allowed)
     }
 
@@ -79,66 +100,74 @@ struct AuthorizationTests {
         #expect(table.evaluate(request(nil, "DELETE", "/anything", port: 1)).policy == "shop/allow-all")
     }
 
-    @Test("principal patterns", arguments: [
-        ("*", web, true),
-        ("*", nil, false),
-        (web, web, true),
-        (web, batch, false),
-        ("spiffe://cluster.local/ns/shop/*", web, true),
-        ("spiffe://cluster.local/ns/shop/*", admin, false),
-        ("*/sa/admin", admin, true),
-        ("*/sa/admin", web, false),
-        ("spiffe://cluster.local/ns/shop/sa/web*", web, true),
-    ] as [(String, String?, Bool)])
+    @Test(
+        "principal patterns",
+        arguments: [
+            ("*", web, true),
+            ("*", nil, false),
+            (web, web, true),
+            (web, batch, false),
+            ("spiffe://cluster.local/ns/shop/*", web, true),
+            ("spiffe://cluster.local/ns/shop/*", admin, false),
+            ("*/sa/admin", admin, true),
+            ("*/sa/admin", web, false),
+            ("spiffe://cluster.local/ns/shop/sa/web*", web, true),
+        ] as [(String, String?, Bool)])
     func principalPatterns(pattern: String, principal: String?, allowed: Bool) {
         let table = AuthorizationTable(policies: [
-            allow("shop/p", [AuthorizationRule(from: [AuthorizationSource(principals: [pattern])])]),
+            allow("shop/p", [AuthorizationRule(from: [AuthorizationSource(principals: [pattern])])])
         ])
         #expect(table.evaluate(request(principal)).allowed == allowed)
     }
 
-    @Test("notPrincipals: the value must match none; plaintext passes", arguments: [
-        (["*"], web, false),
-        (["*"], nil, true),
-        ([admin], web, true),
-        ([admin], admin, false),
-        ([admin, "*/sa/batch"], batch, false),
-    ] as [([String], String?, Bool)])
+    @Test(
+        "notPrincipals: the value must match none; plaintext passes",
+        arguments: [
+            (["*"], web, false),
+            (["*"], nil, true),
+            ([admin], web, true),
+            ([admin], admin, false),
+            ([admin, "*/sa/batch"], batch, false),
+        ] as [([String], String?, Bool)])
     func notPrincipals(patterns: [String], principal: String?, denied: Bool) {
         let table = AuthorizationTable(policies: [
-            deny("shop/require-mtls", [AuthorizationRule(from: [AuthorizationSource(notPrincipals: patterns)])]),
+            deny("shop/require-mtls", [AuthorizationRule(from: [AuthorizationSource(notPrincipals: patterns)])])
         ])
         #expect(table.evaluate(request(principal)).allowed == !denied)
     }
 
-    @Test("namespaces come from the principal", arguments: [
-        (["shop"], web, true),
-        (["shop"], admin, false),
-        (["ops", "shop"], admin, true),
-        (["sh*"], web, true),
-        (["*"], web, true),
-        (["*"], nil, false),
-        (["shop"], nil, false),
-        (["shop"], "spiffe://cluster.local/shop/sa/web", false),
-        (["shop"], "spiffe://cluster.local/ns/shopping/sa/web", false),
-        (["shop"], "https://cluster.local/ns/shop/sa/web", false),
-        (["shop"], "spiffe://other.domain/ns/shop/sa/web", true),
-    ] as [([String], String?, Bool)])
+    @Test(
+        "namespaces come from the principal",
+        arguments: [
+            (["shop"], web, true),
+            (["shop"], admin, false),
+            (["ops", "shop"], admin, true),
+            (["sh*"], web, true),
+            (["*"], web, true),
+            (["*"], nil, false),
+            (["shop"], nil, false),
+            (["shop"], "spiffe://cluster.local/shop/sa/web", false),
+            (["shop"], "spiffe://cluster.local/ns/shopping/sa/web", false),
+            (["shop"], "https://cluster.local/ns/shop/sa/web", false),
+            (["shop"], "spiffe://other.domain/ns/shop/sa/web", true),
+        ] as [([String], String?, Bool)])
     func namespaces(namespaces: [String], principal: String?, allowed: Bool) {
         let table = AuthorizationTable(policies: [
-            allow("shop/ns", [AuthorizationRule(from: [AuthorizationSource(namespaces: namespaces)])]),
+            allow("shop/ns", [AuthorizationRule(from: [AuthorizationSource(namespaces: namespaces)])])
         ])
         #expect(table.evaluate(request(principal)).allowed == allowed)
     }
 
-    @Test("notNamespaces", arguments: [
-        (web, false),
-        (admin, true),
-        (nil, true),
-    ] as [(String?, Bool)])
+    @Test(
+        "notNamespaces",
+        arguments: [
+            (web, false),
+            (admin, true),
+            (nil, true),
+        ] as [(String?, Bool)])
     func notNamespaces(principal: String?, allowed: Bool) {
         let table = AuthorizationTable(policies: [
-            allow("shop/not-shop", [AuthorizationRule(from: [AuthorizationSource(notNamespaces: ["shop"])])]),
+            allow("shop/not-shop", [AuthorizationRule(from: [AuthorizationSource(notNamespaces: ["shop"])])])
         ])
         #expect(table.evaluate(request(principal)).allowed == allowed)
     }
@@ -146,10 +175,14 @@ struct AuthorizationTests {
     @Test("every field of a source must hold; any source of a rule may")
     func sourceFields() {
         let table = AuthorizationTable(policies: [
-            allow("shop/sources", [AuthorizationRule(from: [
-                AuthorizationSource(principals: ["*"], notPrincipals: [batch], namespaces: ["shop"]),
-                AuthorizationSource(principals: [admin]),
-            ])]),
+            allow(
+                "shop/sources",
+                [
+                    AuthorizationRule(from: [
+                        AuthorizationSource(principals: ["*"], notPrincipals: [batch], namespaces: ["shop"]),
+                        AuthorizationSource(principals: [admin]),
+                    ])
+                ])
         ])
         #expect(table.evaluate(request(web)).allowed)
         #expect(!table.evaluate(request(batch)).allowed)
@@ -157,30 +190,38 @@ struct AuthorizationTests {
         #expect(!table.evaluate(request("spiffe://cluster.local/ns/ops/sa/other")).allowed)
     }
 
-    @Test("operations: methods, paths, ports and their negations", arguments: [
-        (AuthorizationOperation(methods: ["GET", "HEAD"]), "GET", "/x", 8080, true),
-        (AuthorizationOperation(methods: ["GET"]), "get", "/x", 8080, false),
-        (AuthorizationOperation(methods: ["GET"]), "POST", "/x", 8080, false),
-        (AuthorizationOperation(notMethods: ["DELETE"]), "GET", "/x", 8080, true),
-        (AuthorizationOperation(notMethods: ["DELETE"]), "DELETE", "/x", 8080, false),
-        (AuthorizationOperation(paths: ["/items"]), "GET", "/items", 8080, true),
-        (AuthorizationOperation(paths: ["/items"]), "GET", "/items?id=1", 8080, true),
-        (AuthorizationOperation(paths: ["/items"]), "GET", "/items/1", 8080, false),
-        (AuthorizationOperation(paths: ["/items/*"]), "GET", "/items/1", 8080, true),
-        (AuthorizationOperation(paths: ["*.png"]), "GET", "/img/a.png", 8080, true),
-        (AuthorizationOperation(paths: ["*.png"]), "GET", "/img/a.png?v=2", 8080, true),
-        (AuthorizationOperation(paths: ["*.png"]), "GET", "/img/a.jpg", 8080, false),
-        (AuthorizationOperation(paths: ["*"]), "GET", "/anything", 8080, true),
-        (AuthorizationOperation(notPaths: ["/admin*"]), "GET", "/items", 8080, true),
-        (AuthorizationOperation(notPaths: ["/admin*"]), "GET", "/admin/users", 8080, false),
-        (AuthorizationOperation(notPaths: ["/admin*", "*.php"]), "GET", "/index.php", 8080, false),
-        (AuthorizationOperation(ports: [8080]), "GET", "/", 8080, true),
-        (AuthorizationOperation(ports: [8080]), "GET", "/", 9090, false),
-        (AuthorizationOperation(notPorts: [9090]), "GET", "/", 8080, true),
-        (AuthorizationOperation(notPorts: [9090]), "GET", "/", 9090, false),
-        (AuthorizationOperation(methods: ["GET"], paths: ["/items*"], ports: [8080]), "GET", "/items/1", 8080, true),
-        (AuthorizationOperation(methods: ["GET"], paths: ["/items*"], ports: [8080]), "GET", "/items/1", 9090, false),
-    ] as [(AuthorizationOperation, String, String, Int, Bool)])
+    @Test(
+        "operations: methods, paths, ports and their negations",
+        arguments: [
+            (AuthorizationOperation(methods: ["GET", "HEAD"]), "GET", "/x", 8080, true),
+            (AuthorizationOperation(methods: ["GET"]), "get", "/x", 8080, false),
+            (AuthorizationOperation(methods: ["GET"]), "POST", "/x", 8080, false),
+            (AuthorizationOperation(notMethods: ["DELETE"]), "GET", "/x", 8080, true),
+            (AuthorizationOperation(notMethods: ["DELETE"]), "DELETE", "/x", 8080, false),
+            (AuthorizationOperation(paths: ["/items"]), "GET", "/items", 8080, true),
+            (AuthorizationOperation(paths: ["/items"]), "GET", "/items?id=1", 8080, true),
+            (AuthorizationOperation(paths: ["/items"]), "GET", "/items/1", 8080, false),
+            (AuthorizationOperation(paths: ["/items/*"]), "GET", "/items/1", 8080, true),
+            (AuthorizationOperation(paths: ["*.png"]), "GET", "/img/a.png", 8080, true),
+            (AuthorizationOperation(paths: ["*.png"]), "GET", "/img/a.png?v=2", 8080, true),
+            (AuthorizationOperation(paths: ["*.png"]), "GET", "/img/a.jpg", 8080, false),
+            (AuthorizationOperation(paths: ["*"]), "GET", "/anything", 8080, true),
+            (AuthorizationOperation(notPaths: ["/admin*"]), "GET", "/items", 8080, true),
+            (AuthorizationOperation(notPaths: ["/admin*"]), "GET", "/admin/users", 8080, false),
+            (AuthorizationOperation(notPaths: ["/admin*", "*.php"]), "GET", "/index.php", 8080, false),
+            (AuthorizationOperation(ports: [8080]), "GET", "/", 8080, true),
+            (AuthorizationOperation(ports: [8080]), "GET", "/", 9090, false),
+            (AuthorizationOperation(notPorts: [9090]), "GET", "/", 8080, true),
+            (AuthorizationOperation(notPorts: [9090]), "GET", "/", 9090, false),
+            (
+                AuthorizationOperation(methods: ["GET"], paths: ["/items*"], ports: [8080]), "GET", "/items/1", 8080,
+                true
+            ),
+            (
+                AuthorizationOperation(methods: ["GET"], paths: ["/items*"], ports: [8080]), "GET", "/items/1", 9090,
+                false
+            ),
+        ] as [(AuthorizationOperation, String, String, Int, Bool)])
     func operations(operation: AuthorizationOperation, method: String, path: String, port: Int, allowed: Bool) {
         let table = AuthorizationTable(policies: [allow("shop/op", [AuthorizationRule(to: [operation])])])
         #expect(table.evaluate(request(web, method, path, port: port)).allowed == allowed)
@@ -189,9 +230,16 @@ struct AuthorizationTests {
     @Test("a rule needs both a matching source and a matching operation")
     func fromAndTo() {
         let table = AuthorizationTable(policies: [
-            allow("shop/web-reads", [AuthorizationRule(from: [AuthorizationSource(namespaces: ["shop"])],
-                                                       to: [AuthorizationOperation(methods: ["GET"]),
-                                                            AuthorizationOperation(ports: [9090])])]),
+            allow(
+                "shop/web-reads",
+                [
+                    AuthorizationRule(
+                        from: [AuthorizationSource(namespaces: ["shop"])],
+                        to: [
+                            AuthorizationOperation(methods: ["GET"]),
+                            AuthorizationOperation(ports: [9090]),
+                        ])
+                ]),
             allow("ops/admin", [AuthorizationRule(from: [AuthorizationSource(principals: [admin])])]),
         ])
         #expect(table.evaluate(request(web, "GET")).policy == "shop/web-reads")

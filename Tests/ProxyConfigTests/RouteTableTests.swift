@@ -27,40 +27,55 @@ private let shopConfig = config([
         aliases: ["10.96.0.10", "catalog", "catalog.shop", "catalog.shop.svc"],
         port: 80, protocol: .http1,
         routes: [
-            route("shop/catalog/beta", [
-                RequestMatch(headers: [NamedMatcher(name: "x-beta", match: .init(.exact, "1"))]),
-            ]),
-            route("shop/catalog/mobile", [
-                RequestMatch(headers: [NamedMatcher(name: "user-agent", match: .init(.regex, ".*Mobile.*"))]),
-            ]),
+            route(
+                "shop/catalog/beta",
+                [
+                    RequestMatch(headers: [NamedMatcher(name: "x-beta", match: .init(.exact, "1"))])
+                ]),
+            route(
+                "shop/catalog/mobile",
+                [
+                    RequestMatch(headers: [NamedMatcher(name: "user-agent", match: .init(.regex, ".*Mobile.*"))])
+                ]),
             route("shop/catalog/api", [RequestMatch(path: .init(.prefix, "/api/"))], rewrite: Rewrite(path: "/")),
             route("shop/catalog/exact", [RequestMatch(path: .init(.exact, "/healthz"))]),
             route("shop/catalog/regex", [RequestMatch(path: .init(.regex, "/items/[0-9]+"))]),
             route("shop/catalog/post", [RequestMatch(method: .init(.exact, "POST"))]),
-            route("shop/catalog/query", [
-                RequestMatch(queryParams: [NamedMatcher(name: "debug", match: .init(.exact, "true"))]),
-            ]),
+            route(
+                "shop/catalog/query",
+                [
+                    RequestMatch(queryParams: [NamedMatcher(name: "debug", match: .init(.exact, "true"))])
+                ]),
             route("shop/catalog/authority", [RequestMatch(authority: .init(.exact, "catalog.shop"))]),
-            route("shop/catalog/either", [
-                RequestMatch(path: .init(.exact, "/a")),
-                RequestMatch(path: .init(.exact, "/b")),
-            ]),
-            route("shop/catalog/all", [
-                RequestMatch(path: .init(.prefix, "/all"), method: .init(.exact, "PUT"),
-                             headers: [NamedMatcher(name: "x-team", match: .init(.prefix, "pay"))]),
-            ]),
+            route(
+                "shop/catalog/either",
+                [
+                    RequestMatch(path: .init(.exact, "/a")),
+                    RequestMatch(path: .init(.exact, "/b")),
+                ]),
+            route(
+                "shop/catalog/all",
+                [
+                    RequestMatch(
+                        path: .init(.prefix, "/all"), method: .init(.exact, "PUT"),
+                        headers: [NamedMatcher(name: "x-team", match: .init(.prefix, "pay"))])
+                ]),
             route("default"),
         ]
     ),
-    OutboundService(host: "ratings.shop.svc.cluster.local", aliases: ["fd00::10", "ratings"], port: 8080,
-                    protocol: .http1,
-                    routes: [route("shop/ratings/8080", [RequestMatch(port: 8080)]), route("default")]),
-    OutboundService(host: "reviews.shop.svc.cluster.local", aliases: ["reviews"], port: 9080, protocol: .http1,
-                    routes: [route("reviews-9080")]),
-    OutboundService(host: "reviews.shop.svc.cluster.local", aliases: ["reviews"], port: 9081, protocol: .http2,
-                    routes: [route("reviews-9081", [RequestMatch(path: .init(.prefix, "/v1/"))])]),
-    OutboundService(host: "legacy.shop.svc.cluster.local", aliases: ["legacy"], port: 5432, protocol: .tcp,
-                    tcp: TCPRoute(name: "legacy", backends: cluster("legacy"))),
+    OutboundService(
+        host: "ratings.shop.svc.cluster.local", aliases: ["fd00::10", "ratings"], port: 8080,
+        protocol: .http1,
+        routes: [route("shop/ratings/8080", [RequestMatch(port: 8080)]), route("default")]),
+    OutboundService(
+        host: "reviews.shop.svc.cluster.local", aliases: ["reviews"], port: 9080, protocol: .http1,
+        routes: [route("reviews-9080")]),
+    OutboundService(
+        host: "reviews.shop.svc.cluster.local", aliases: ["reviews"], port: 9081, protocol: .http2,
+        routes: [route("reviews-9081", [RequestMatch(path: .init(.prefix, "/v1/"))])]),
+    OutboundService(
+        host: "legacy.shop.svc.cluster.local", aliases: ["legacy"], port: 5432, protocol: .tcp,
+        tcp: TCPRoute(name: "legacy", backends: cluster("legacy"))),
 ])
 
 // MARK: - Routing
@@ -73,30 +88,32 @@ struct RouteTableTests {
         self.table = try RouteTable(shopConfig)
     }
 
-    @Test("resolves the service from host, aliases and ports", arguments: [
-        ("catalog.shop.svc.cluster.local", nil, "catalog.shop.svc.cluster.local:80"),
-        ("catalog", nil, "catalog.shop.svc.cluster.local:80"),
-        ("catalog.shop.svc", nil, "catalog.shop.svc.cluster.local:80"),
-        ("CATALOG.Shop", nil, "catalog.shop.svc.cluster.local:80"),
-        ("catalog.shop.svc.cluster.local.", nil, "catalog.shop.svc.cluster.local:80"),
-        ("catalog:80", nil, "catalog.shop.svc.cluster.local:80"),
-        ("10.96.0.10:80", 80, "catalog.shop.svc.cluster.local:80"),
-        ("catalog:8080", nil, "catalog.shop.svc.cluster.local:80"),
-        ("reviews:9080", nil, "reviews.shop.svc.cluster.local:9080"),
-        ("reviews:9081", nil, "reviews.shop.svc.cluster.local:9081"),
-        ("reviews", 9081, "reviews.shop.svc.cluster.local:9081"),
-        ("reviews:9080", 9081, "reviews.shop.svc.cluster.local:9080"),
-        ("reviews", nil, nil),
-        ("reviews:9082", nil, nil),
-        ("ratings:1234", nil, "ratings.shop.svc.cluster.local:8080"),
-        ("[fd00::10]:8080", nil, "ratings.shop.svc.cluster.local:8080"),
-        ("[FD00::10]", nil, "ratings.shop.svc.cluster.local:8080"),
-        ("fd00::10", 8080, "ratings.shop.svc.cluster.local:8080"),
-        ("legacy:5432", nil, "legacy.shop.svc.cluster.local:5432"),
-        ("unknown.shop.svc.cluster.local", nil, nil),
-        ("catalog.other", nil, nil),
-        ("", nil, nil),
-    ] as [(String, Int?, String?)])
+    @Test(
+        "resolves the service from host, aliases and ports",
+        arguments: [
+            ("catalog.shop.svc.cluster.local", nil, "catalog.shop.svc.cluster.local:80"),
+            ("catalog", nil, "catalog.shop.svc.cluster.local:80"),
+            ("catalog.shop.svc", nil, "catalog.shop.svc.cluster.local:80"),
+            ("CATALOG.Shop", nil, "catalog.shop.svc.cluster.local:80"),
+            ("catalog.shop.svc.cluster.local.", nil, "catalog.shop.svc.cluster.local:80"),
+            ("catalog:80", nil, "catalog.shop.svc.cluster.local:80"),
+            ("10.96.0.10:80", 80, "catalog.shop.svc.cluster.local:80"),
+            ("catalog:8080", nil, "catalog.shop.svc.cluster.local:80"),
+            ("reviews:9080", nil, "reviews.shop.svc.cluster.local:9080"),
+            ("reviews:9081", nil, "reviews.shop.svc.cluster.local:9081"),
+            ("reviews", 9081, "reviews.shop.svc.cluster.local:9081"),
+            ("reviews:9080", 9081, "reviews.shop.svc.cluster.local:9080"),
+            ("reviews", nil, nil),
+            ("reviews:9082", nil, nil),
+            ("ratings:1234", nil, "ratings.shop.svc.cluster.local:8080"),
+            ("[fd00::10]:8080", nil, "ratings.shop.svc.cluster.local:8080"),
+            ("[FD00::10]", nil, "ratings.shop.svc.cluster.local:8080"),
+            ("fd00::10", 8080, "ratings.shop.svc.cluster.local:8080"),
+            ("legacy:5432", nil, "legacy.shop.svc.cluster.local:5432"),
+            ("unknown.shop.svc.cluster.local", nil, nil),
+            ("catalog.other", nil, nil),
+            ("", nil, nil),
+        ] as [(String, Int?, String?)])
     func resolvesService(authority: String, port: Int?, expected: String?) {
         let request = RequestInfo(authority: authority, port: port, path: "/")
         let found = self.table.service(for: request).map { "\($0.host):\($0.port)" }
@@ -106,23 +123,25 @@ struct RouteTableTests {
         }
     }
 
-    @Test("matches paths: exact, prefix, regex full match; the query string is ignored", arguments: [
-        ("/api/items", "shop/catalog/api"),
-        ("/api/", "shop/catalog/api"),
-        ("/api", "default"),
-        ("/apix/", "default"),
-        ("/api/x?y=1", "shop/catalog/api"),
-        ("/healthz", "shop/catalog/exact"),
-        ("/healthz?full=1", "shop/catalog/exact"),
-        ("/healthz/", "default"),
-        ("/Healthz", "default"),
-        ("/items/42", "shop/catalog/regex"),
-        ("/items/42?x=1", "shop/catalog/regex"),
-        ("/items/42x", "default"),
-        ("/v1/items/42", "default"),
-        ("/", "default"),
-        ("", "default"),
-    ])
+    @Test(
+        "matches paths: exact, prefix, regex full match; the query string is ignored",
+        arguments: [
+            ("/api/items", "shop/catalog/api"),
+            ("/api/", "shop/catalog/api"),
+            ("/api", "default"),
+            ("/apix/", "default"),
+            ("/api/x?y=1", "shop/catalog/api"),
+            ("/healthz", "shop/catalog/exact"),
+            ("/healthz?full=1", "shop/catalog/exact"),
+            ("/healthz/", "default"),
+            ("/Healthz", "default"),
+            ("/items/42", "shop/catalog/regex"),
+            ("/items/42?x=1", "shop/catalog/regex"),
+            ("/items/42x", "default"),
+            ("/v1/items/42", "default"),
+            ("/", "default"),
+            ("", "default"),
+        ])
     func matchesPaths(path: String, expected: String) {
         let match = self.table.match(RequestInfo(authority: "catalog", path: path))
         #expect(match?.route.name == expected)
@@ -130,8 +149,9 @@ struct RouteTableTests {
 
     @Test("the first matching route wins")
     func firstMatchWins() throws {
-        let request = RequestInfo(authority: "catalog", method: "POST", path: "/api/items",
-                                  headers: [(name: "x-beta", value: "1")])
+        let request = RequestInfo(
+            authority: "catalog", method: "POST", path: "/api/items",
+            headers: [(name: "x-beta", value: "1")])
         let match = try #require(self.table.match(request))
         #expect(match.route.name == "shop/catalog/beta")
         #expect(match.routeIndex == 0)
@@ -163,93 +183,108 @@ struct RouteTableTests {
         #expect(match.matchIndex == nil)
     }
 
-    @Test("matches methods exactly", arguments: [
-        ("POST", "shop/catalog/post"),
-        ("GET", "default"),
-        ("post", "default"),
-    ])
+    @Test(
+        "matches methods exactly",
+        arguments: [
+            ("POST", "shop/catalog/post"),
+            ("GET", "default"),
+            ("post", "default"),
+        ])
     func matchesMethods(method: String, expected: String) {
         #expect(self.table.match(RequestInfo(authority: "catalog", method: method, path: "/x"))?.route.name == expected)
     }
 
-    @Test("matches headers by case-insensitive name; a missing header fails", arguments: [
-        ([("x-beta", "1")], "shop/catalog/beta"),
-        ([("X-Beta", "1")], "shop/catalog/beta"),
-        ([("X-BETA", "1")], "shop/catalog/beta"),
-        ([("x-beta", "2")], "default"),
-        ([("x-beta", "")], "default"),
-        ([("x-betax", "1")], "default"),
-        ([("x-other", "1")], "default"),
-        ([], "default"),
-        ([("x-beta", "0"), ("x-beta", "1")], "shop/catalog/beta"),
-        ([("User-Agent", "Mozilla/5.0 (iPhone) Mobile/15E148")], "shop/catalog/mobile"),
-        ([("user-agent", "curl/8.0")], "default"),
-        ([("user-agent", "Mobile")], "shop/catalog/mobile"),
-    ] as [([(String, String)], String)])
+    @Test(
+        "matches headers by case-insensitive name; a missing header fails",
+        arguments: [
+            ([("x-beta", "1")], "shop/catalog/beta"),
+            ([("X-Beta", "1")], "shop/catalog/beta"),
+            ([("X-BETA", "1")], "shop/catalog/beta"),
+            ([("x-beta", "2")], "default"),
+            ([("x-beta", "")], "default"),
+            ([("x-betax", "1")], "default"),
+            ([("x-other", "1")], "default"),
+            ([], "default"),
+            ([("x-beta", "0"), ("x-beta", "1")], "shop/catalog/beta"),
+            ([("User-Agent", "Mozilla/5.0 (iPhone) Mobile/15E148")], "shop/catalog/mobile"),
+            ([("user-agent", "curl/8.0")], "default"),
+            ([("user-agent", "Mobile")], "shop/catalog/mobile"),
+        ] as [([(String, String)], String)])
     func matchesHeaders(headers: [(String, String)], expected: String) {
         let request = RequestInfo(authority: "catalog", path: "/x", headers: headers.map { (name: $0.0, value: $0.1) })
         #expect(self.table.match(request)?.route.name == expected)
     }
 
-    @Test("matches query parameters raw", arguments: [
-        ("/search?debug=true", "shop/catalog/query"),
-        ("/search?a=1&debug=true", "shop/catalog/query"),
-        ("/search?debug=true&a=1", "shop/catalog/query"),
-        ("/search?debug=false&debug=true", "shop/catalog/query"),
-        ("/search?debug=false", "default"),
-        ("/search?debug", "default"),
-        ("/search?debug=", "default"),
-        ("/search?xdebug=true", "default"),
-        ("/search?debug=tru", "default"),
-        ("/search?debug=true%20", "default"),
-        ("/search?", "default"),
-        ("/search", "default"),
-        ("/search?a=debug=true", "default"),
-    ])
+    @Test(
+        "matches query parameters raw",
+        arguments: [
+            ("/search?debug=true", "shop/catalog/query"),
+            ("/search?a=1&debug=true", "shop/catalog/query"),
+            ("/search?debug=true&a=1", "shop/catalog/query"),
+            ("/search?debug=false&debug=true", "shop/catalog/query"),
+            ("/search?debug=false", "default"),
+            ("/search?debug", "default"),
+            ("/search?debug=", "default"),
+            ("/search?xdebug=true", "default"),
+            ("/search?debug=tru", "default"),
+            ("/search?debug=true%20", "default"),
+            ("/search?", "default"),
+            ("/search", "default"),
+            ("/search?a=debug=true", "default"),
+        ])
     func matchesQueryParams(path: String, expected: String) {
         #expect(self.table.match(RequestInfo(authority: "catalog", path: path))?.route.name == expected)
     }
 
-    @Test("matches the authority host without port", arguments: [
-        ("catalog.shop", "shop/catalog/authority"),
-        ("catalog.shop:80", "shop/catalog/authority"),
-        ("Catalog.Shop", "shop/catalog/authority"),
-        ("catalog", "default"),
-        ("catalog.shop.svc", "default"),
-    ])
+    @Test(
+        "matches the authority host without port",
+        arguments: [
+            ("catalog.shop", "shop/catalog/authority"),
+            ("catalog.shop:80", "shop/catalog/authority"),
+            ("Catalog.Shop", "shop/catalog/authority"),
+            ("catalog", "default"),
+            ("catalog.shop.svc", "default"),
+        ])
     func matchesAuthority(authority: String, expected: String) {
         #expect(self.table.match(RequestInfo(authority: authority, path: "/x"))?.route.name == expected)
     }
 
-    @Test("every condition of a match must hold", arguments: [
-        ("PUT", "/all/x", "payments", "shop/catalog/all"),
-        ("GET", "/all/x", "payments", "default"),
-        ("PUT", "/x", "payments", "default"),
-        ("PUT", "/all/x", "search", "default"),
-    ])
+    @Test(
+        "every condition of a match must hold",
+        arguments: [
+            ("PUT", "/all/x", "payments", "shop/catalog/all"),
+            ("GET", "/all/x", "payments", "default"),
+            ("PUT", "/x", "payments", "default"),
+            ("PUT", "/all/x", "search", "default"),
+        ])
     func matchesAllConditions(method: String, path: String, team: String, expected: String) {
-        let request = RequestInfo(authority: "catalog", method: method, path: path,
-                                  headers: [(name: "x-team", value: team)])
+        let request = RequestInfo(
+            authority: "catalog", method: method, path: path,
+            headers: [(name: "x-team", value: team)])
         #expect(self.table.match(request)?.route.name == expected)
     }
 
-    @Test("matches the port: authority port, else the listener port, else 80", arguments: [
-        ("ratings:8080", nil, "shop/ratings/8080"),
-        ("ratings", 8080, "shop/ratings/8080"),
-        ("ratings:1234", 8080, "default"),
-        ("ratings", nil, "default"),
-        ("[fd00::10]:8080", nil, "shop/ratings/8080"),
-    ] as [(String, Int?, String)])
+    @Test(
+        "matches the port: authority port, else the listener port, else 80",
+        arguments: [
+            ("ratings:8080", nil, "shop/ratings/8080"),
+            ("ratings", 8080, "shop/ratings/8080"),
+            ("ratings:1234", 8080, "default"),
+            ("ratings", nil, "default"),
+            ("[fd00::10]:8080", nil, "shop/ratings/8080"),
+        ] as [(String, Int?, String)])
     func matchesPort(authority: String, port: Int?, expected: String) {
         #expect(self.table.match(RequestInfo(authority: authority, port: port, path: "/"))?.route.name == expected)
     }
 
-    @Test("no service or no matching route gives nil", arguments: [
-        ("unknown", "/"),
-        ("reviews:9081", "/v2/x"),
-        ("reviews", "/v1/x"),
-        ("legacy:5432", "/"),
-    ])
+    @Test(
+        "no service or no matching route gives nil",
+        arguments: [
+            ("unknown", "/"),
+            ("reviews:9081", "/v2/x"),
+            ("reviews", "/v1/x"),
+            ("legacy:5432", "/"),
+        ])
     func noMatch(authority: String, path: String) {
         #expect(self.table.match(RequestInfo(authority: authority, path: path)) == nil)
     }
@@ -286,18 +321,23 @@ struct RouteTableTests {
 
 @Suite("RouteTable rejects invalid regexes")
 struct RouteTableInvalidTests {
-    @Test("an invalid regex makes init throw", arguments: [
-        RequestMatch(path: .init(.regex, "([")),
-        RequestMatch(method: .init(.regex, "(GET")),
-        RequestMatch(authority: .init(.regex, "[a-")),
-        RequestMatch(headers: [NamedMatcher(name: "x-a", match: .init(.regex, "(["))]),
-        RequestMatch(queryParams: [NamedMatcher(name: "q", match: .init(.regex, "(["))]),
-    ])
+    @Test(
+        "an invalid regex makes init throw",
+        arguments: [
+            RequestMatch(path: .init(.regex, "([")),
+            RequestMatch(method: .init(.regex, "(GET")),
+            RequestMatch(authority: .init(.regex, "[a-")),
+            RequestMatch(headers: [NamedMatcher(name: "x-a", match: .init(.regex, "(["))]),
+            RequestMatch(queryParams: [NamedMatcher(name: "q", match: .init(.regex, "(["))]),
+        ])
     func invalidRegexThrows(match: RequestMatch) throws {
         let bad = config([
-            OutboundService(host: "catalog.shop.svc.cluster.local", aliases: [], port: 80, protocol: .http1,
-                            routes: [route("shop/catalog/ok", [RequestMatch(path: .init(.regex, "/ok.*"))]),
-                                     route("shop/catalog/beta", [match])]),
+            OutboundService(
+                host: "catalog.shop.svc.cluster.local", aliases: [], port: 80, protocol: .http1,
+                routes: [
+                    route("shop/catalog/ok", [RequestMatch(path: .init(.regex, "/ok.*"))]),
+                    route("shop/catalog/beta", [match]),
+                ])
         ])
         let error = try #require(throws: ProxyConfigError.self) { try RouteTable(bad) }
         #expect(error.code == ProxyConfigError.invalidRegex)
@@ -307,8 +347,9 @@ struct RouteTableInvalidTests {
     @Test("the message names the route and the pattern")
     func invalidRegexMessage() throws {
         let bad = config([
-            OutboundService(host: "catalog", aliases: [], port: 80, protocol: .http1,
-                            routes: [route("shop/catalog/beta", [RequestMatch(path: .init(.regex, "(["))])]),
+            OutboundService(
+                host: "catalog", aliases: [], port: 80, protocol: .http1,
+                routes: [route("shop/catalog/beta", [RequestMatch(path: .init(.regex, "(["))])])
         ])
         let error = try #require(throws: ProxyConfigError.self) { try RouteTable(bad) }
         #expect(error.message.hasPrefix("route shop/catalog/beta: invalid regex \"([\": "))
@@ -320,16 +361,18 @@ struct RouteTableInvalidTests {
 
 @Suite("Weighted backend choice")
 struct WeightedChoiceTests {
-    @Test("every roll in 0..<total picks each backend exactly weight times", arguments: [
-        [90, 10],
-        [50, 50],
-        [1, 0, 99],
-        [0, 100],
-        [100, 0],
-        [33, 33, 34],
-        [20, 20, 20, 20, 20],
-        [25, 0, 0, 75],
-    ])
+    @Test(
+        "every roll in 0..<total picks each backend exactly weight times",
+        arguments: [
+            [90, 10],
+            [50, 50],
+            [1, 0, 99],
+            [0, 100],
+            [100, 0],
+            [33, 33, 34],
+            [20, 20, 20, 20, 20],
+            [25, 0, 0, 75],
+        ])
     func distribution(weights: [Int]) {
         let backends = weights.enumerated().map { WeightedCluster(cluster: "c\($0.offset)", weight: $0.element) }
         let forward = ForwardAction(backends: backends)
@@ -380,8 +423,10 @@ struct WeightedChoiceTests {
 
     @Test("relative weights need not sum to 100")
     func relativeWeights() {
-        let forward = ForwardAction(backends: [WeightedCluster(cluster: "a", weight: 1),
-                                               WeightedCluster(cluster: "b", weight: 2)])
+        let forward = ForwardAction(backends: [
+            WeightedCluster(cluster: "a", weight: 1),
+            WeightedCluster(cluster: "b", weight: 2),
+        ])
         #expect(forward.totalWeight == 3)
         #expect((0..<3).map { forward.pickBackend(roll: $0)?.cluster } == ["a", "b", "b"])
     }
@@ -391,17 +436,19 @@ struct WeightedChoiceTests {
 
 @Suite("Path rewrite")
 struct RewriteTests {
-    @Test("prefix matches replace the prefix; others the whole path; the query is kept", arguments: [
-        ("/api/items?x=1", RequestMatch(path: .init(.prefix, "/api/")), "/", "/items?x=1"),
-        ("/api/items", RequestMatch(path: .init(.prefix, "/api")), "/v2", "/v2/items"),
-        ("/api", RequestMatch(path: .init(.prefix, "/api")), "/v2", "/v2"),
-        ("/api?q", RequestMatch(path: .init(.prefix, "/api")), "/v2", "/v2?q"),
-        ("/healthz?full", RequestMatch(path: .init(.exact, "/healthz")), "/status", "/status?full"),
-        ("/items/42", RequestMatch(path: .init(.regex, "/items/[0-9]+")), "/item", "/item"),
-        ("/x?q=1&r=2", RequestMatch(method: .init(.exact, "GET")), "/y", "/y?q=1&r=2"),
-        ("/x?q", nil, "/y", "/y?q"),
-        ("/other/x", RequestMatch(path: .init(.prefix, "/api/")), "/", "/"),
-    ] as [(String, RequestMatch?, String, String)])
+    @Test(
+        "prefix matches replace the prefix; others the whole path; the query is kept",
+        arguments: [
+            ("/api/items?x=1", RequestMatch(path: .init(.prefix, "/api/")), "/", "/items?x=1"),
+            ("/api/items", RequestMatch(path: .init(.prefix, "/api")), "/v2", "/v2/items"),
+            ("/api", RequestMatch(path: .init(.prefix, "/api")), "/v2", "/v2"),
+            ("/api?q", RequestMatch(path: .init(.prefix, "/api")), "/v2", "/v2?q"),
+            ("/healthz?full", RequestMatch(path: .init(.exact, "/healthz")), "/status", "/status?full"),
+            ("/items/42", RequestMatch(path: .init(.regex, "/items/[0-9]+")), "/item", "/item"),
+            ("/x?q=1&r=2", RequestMatch(method: .init(.exact, "GET")), "/y", "/y?q=1&r=2"),
+            ("/x?q", nil, "/y", "/y?q"),
+            ("/other/x", RequestMatch(path: .init(.prefix, "/api/")), "/", "/"),
+        ] as [(String, RequestMatch?, String, String)])
     func rewritesPath(path: String, matched: RequestMatch?, replacement: String, expected: String) {
         #expect(rewrittenPath(path, matched: matched, rewrite: Rewrite(path: replacement)) == expected)
     }

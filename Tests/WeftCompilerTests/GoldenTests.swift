@@ -14,8 +14,9 @@ struct GoldenTests {
     func golden(_ name: String) throws {
         let folder = Self.fixtures.appendingPathComponent(name)
         let loaded = ManifestLoader().load(path: folder.appendingPathComponent("input.yaml").path)
-        #expect(loaded.problems.filter { $0.severity == .error }.isEmpty == !name.hasPrefix("invalid-"),
-                "reading problems: \(loaded.problems.map(\.description))")
+        #expect(
+            loaded.problems.filter { $0.severity == .error }.isEmpty == !name.hasPrefix("invalid-"),
+            "reading problems: \(loaded.problems.map(\.description))")
         let report = CompileReport(WeftCompiler().compile(loaded.snapshot))
         let mismatch = Golden.check(try report.json(), against: folder.appendingPathComponent("expected.json"))
         #expect(mismatch == nil, "\(mismatch ?? "")")

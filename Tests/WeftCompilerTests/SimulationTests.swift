@@ -38,8 +38,9 @@ struct ShopSimulationTests {
 
     @Test("beta users on /api go to catalog v2")
     func betaUsers() throws {
-        let outcome = try self.sim.call(from: Self.frontend, to: "catalog", path: "/api/items",
-                                        headers: [("x-beta", "1")])
+        let outcome = try self.sim.call(
+            from: Self.frontend, to: "catalog", path: "/api/items",
+            headers: [("x-beta", "1")])
         #expect(outcome.route == "shop/catalog/beta-users")
         #expect(outcome.cluster == Self.catalogV2)
         #expect(outcome.backends == [Self.catalogV2: 100])
@@ -47,10 +48,12 @@ struct ShopSimulationTests {
 
     @Test("the beta route needs both the header and the /api prefix")
     func betaNeedsBoth() throws {
-        let wrongPath = try self.sim.call(from: Self.frontend, to: "catalog", path: "/items", headers: [("x-beta", "1")])
+        let wrongPath = try self.sim.call(
+            from: Self.frontend, to: "catalog", path: "/items", headers: [("x-beta", "1")])
         #expect(wrongPath.route == "shop/catalog/default")
-        let wrongValue = try self.sim.call(from: Self.frontend, to: "catalog", path: "/api/items",
-                                           headers: [("x-beta", "2")])
+        let wrongValue = try self.sim.call(
+            from: Self.frontend, to: "catalog", path: "/api/items",
+            headers: [("x-beta", "2")])
         #expect(wrongValue.route == "shop/catalog/default")
     }
 
@@ -65,10 +68,12 @@ struct ShopSimulationTests {
         #expect(counts == [Self.catalogV1: 90, Self.catalogV2: 10])
     }
 
-    @Test("the default catalog route carries the timeout and retries", arguments: [
-        "catalog", "catalog.shop", "catalog.shop.svc", "catalog.shop.svc.cluster.local",
-        "catalog.shop.svc.cluster.local:80", "10.96.34.17", "10.96.34.17:80",
-    ])
+    @Test(
+        "the default catalog route carries the timeout and retries",
+        arguments: [
+            "catalog", "catalog.shop", "catalog.shop.svc", "catalog.shop.svc.cluster.local",
+            "catalog.shop.svc.cluster.local:80", "10.96.34.17", "10.96.34.17:80",
+        ])
     func catalogNames(_ authority: String) throws {
         let outcome = try self.sim.call(from: Self.frontend, to: authority, path: "/")
         #expect(outcome.route == "shop/catalog/default")
@@ -79,12 +84,14 @@ struct ShopSimulationTests {
 
     @Test("payments picks port 9090 for gRPC paths and 8080 for everything else")
     func paymentsByPath() throws {
-        let grpc = try self.sim.call(from: Self.frontend, to: "payments:8080", method: "POST",
-                                     path: "/payments.v1.Payments/Charge")
+        let grpc = try self.sim.call(
+            from: Self.frontend, to: "payments:8080", method: "POST",
+            path: "/payments.v1.Payments/Charge")
         #expect(grpc.route == "shop/payments/grpc")
         #expect(grpc.cluster == Self.payments9090)
-        let http = try self.sim.call(from: Self.frontend, to: "payments.shop.svc.cluster.local:8080", method: "POST",
-                                     path: "/pay/42")
+        let http = try self.sim.call(
+            from: Self.frontend, to: "payments.shop.svc.cluster.local:8080", method: "POST",
+            path: "/pay/42")
         #expect(http.route == "shop/payments/default")
         #expect(http.cluster == Self.payments8080)
         #expect(http.forward?.retry?.retryOn == ["connect-failure", "gateway-error"])
@@ -106,39 +113,46 @@ struct ShopSimulationTests {
 
     @Test("payments on 8080 admits the frontend's POST to /pay/*")
     func paymentsAllowsFrontend() throws {
-        let decision = try self.sim.authorize(at: Self.payments, port: 8080, principal: Self.frontendID,
-                                              method: "POST", path: "/pay/x")
+        let decision = try self.sim.authorize(
+            at: Self.payments, port: 8080, principal: Self.frontendID,
+            method: "POST", path: "/pay/x")
         #expect(decision.allowed)
         #expect(decision.policy == "shop/payments-allow-frontend")
     }
 
     @Test("payments on 8080 refuses other identities, other paths and plaintext")
     func paymentsDeniesOthers() throws {
-        let catalog = try self.sim.authorize(at: Self.payments, port: 8080, principal: Self.catalogID,
-                                             method: "POST", path: "/pay/x")
+        let catalog = try self.sim.authorize(
+            at: Self.payments, port: 8080, principal: Self.catalogID,
+            method: "POST", path: "/pay/x")
         #expect(!catalog.allowed)
         #expect(catalog.reason == "no ALLOW policy matched")
-        let plaintext = try self.sim.authorize(at: Self.payments, port: 8080, principal: nil, method: "POST",
-                                               path: "/pay/x")
+        let plaintext = try self.sim.authorize(
+            at: Self.payments, port: 8080, principal: nil, method: "POST",
+            path: "/pay/x")
         #expect(!plaintext.allowed)
-        let otherPath = try self.sim.authorize(at: Self.payments, port: 8080, principal: Self.frontendID,
-                                               method: "POST", path: "/admin")
+        let otherPath = try self.sim.authorize(
+            at: Self.payments, port: 8080, principal: Self.frontendID,
+            method: "POST", path: "/admin")
         #expect(!otherPath.allowed)
-        let otherMethod = try self.sim.authorize(at: Self.payments, port: 8080, principal: Self.frontendID,
-                                                 method: "DELETE", path: "/pay/x")
+        let otherMethod = try self.sim.authorize(
+            at: Self.payments, port: 8080, principal: Self.frontendID,
+            method: "DELETE", path: "/pay/x")
         #expect(!otherMethod.allowed)
     }
 
     @Test("deny-debug refuses /debug/* at catalog to everyone, and nothing else")
     func denyDebug() throws {
         for principal in [Self.frontendID, Self.catalogID, nil] {
-            let decision = try self.sim.authorize(at: Self.catalog, port: 8080, principal: principal,
-                                                  path: "/debug/x")
+            let decision = try self.sim.authorize(
+                at: Self.catalog, port: 8080, principal: principal,
+                path: "/debug/x")
             #expect(!decision.allowed)
             #expect(decision.policy == "shop/deny-debug")
         }
-        let normal = try self.sim.authorize(at: Self.catalog, port: 8080, principal: Self.frontendID,
-                                            path: "/api/items")
+        let normal = try self.sim.authorize(
+            at: Self.catalog, port: 8080, principal: Self.frontendID,
+            path: "/api/items")
         #expect(normal.allowed)
     }
 }
@@ -297,8 +311,11 @@ struct InlineSimulationTests {
         #expect(docs.route == "web/site/old-docs")
         #expect(docs.cluster == nil)
         #expect(docs.forward == nil)
-        #expect(docs.redirect == RedirectAction(path: "/docs/v2/", authority: "docs.example.com", scheme: "https",
-                                                statusCode: 308))
+        #expect(
+            docs.redirect
+                == RedirectAction(
+                    path: "/docs/v2/", authority: "docs.example.com", scheme: "https",
+                    statusCode: 308))
 
         let moved = try sim.call(from: "web/client", to: "site.web.svc.cluster.local", path: "/home.html")
         #expect(moved.route == "web/site/moved")

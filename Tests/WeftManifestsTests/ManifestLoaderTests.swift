@@ -92,9 +92,10 @@ struct LocatedProblemTests {
                 port: eighty
             """
         let loaded = load(text)
-        #expect(lines(loaded) == [
-            "test.yaml:11:5: shop/Service/web: spec.ports[0].port: expected an integer, found a string",
-        ])
+        #expect(
+            lines(loaded) == [
+                "test.yaml:11:5: shop/Service/web: spec.ports[0].port: expected an integer, found a string"
+            ])
         let problem = loaded.problems.first
         #expect(problem?.resource == "shop/Service/web")
         #expect(problem?.field == "spec.ports[0].port")
@@ -102,13 +103,20 @@ struct LocatedProblemTests {
         #expect(loaded.snapshot.services.isEmpty)
     }
 
-    @Test("wrong types in later documents keep their own line numbers", arguments: [
-        ("containerPort: \"8080\"", "spec.containers[1].ports[0].containerPort", "expected an integer, found a string"),
-        ("containerPort: 99999999999", "spec.containers[1].ports[0].containerPort",
-         "99999999999 is out of range -2147483648...2147483647"),
-        ("containerPort: [80]", "spec.containers[1].ports[0].containerPort", "expected an integer, found an array"),
-        ("hostPort: yes", "spec.containers[1].ports[0].containerPort", #"required field is missing"#),
-    ])
+    @Test(
+        "wrong types in later documents keep their own line numbers",
+        arguments: [
+            (
+                "containerPort: \"8080\"", "spec.containers[1].ports[0].containerPort",
+                "expected an integer, found a string"
+            ),
+            (
+                "containerPort: 99999999999", "spec.containers[1].ports[0].containerPort",
+                "99999999999 is out of range -2147483648...2147483647"
+            ),
+            ("containerPort: [80]", "spec.containers[1].ports[0].containerPort", "expected an integer, found an array"),
+            ("hostPort: yes", "spec.containers[1].ports[0].containerPort", #"required field is missing"#),
+        ])
     func wrongTypeInPod(_ portLine: String, _ field: String, _ message: String) {
         let text = """
             apiVersion: v1
@@ -141,7 +149,8 @@ struct LocatedProblemTests {
 
     @Test("a modelled field that is null is accepted as absent")
     func nullField() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: Pod
             metadata: {name: p, namespace: shop, creationTimestamp: null}
@@ -164,32 +173,37 @@ struct LocatedProblemTests {
 struct KindTests {
     @Test("an unknown Weft kind is an error")
     func unknownWeftKind() {
-        let loaded = load("""
+        let loaded = load(
+            """
             # header
             apiVersion: weft.dev/v1alpha1
             kind: Foo
             metadata: {name: x, namespace: shop}
             """)
-        #expect(lines(loaded) == [
-            #"test.yaml:2: unknown kind "Foo" in weft.dev/v1alpha1: Weft serves VirtualService, DestinationPolicy, "#
-                + "MeshTLSPolicy and AuthorizationPolicy in weft.dev/v1alpha1",
-        ])
+        #expect(
+            lines(loaded) == [
+                #"test.yaml:2: unknown kind "Foo" in weft.dev/v1alpha1: Weft serves VirtualService, DestinationPolicy, "#
+                    + "MeshTLSPolicy and AuthorizationPolicy in weft.dev/v1alpha1"
+            ])
     }
 
     @Test("a Weft kind in another version is an error")
     func otherWeftVersion() {
-        let loaded = load("apiVersion: weft.dev/v1beta1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [a]}\n")
+        let loaded = load(
+            "apiVersion: weft.dev/v1beta1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: [a]}\n")
         #expect(loaded.problems.count == 1)
         #expect(loaded.problems.first?.message.hasPrefix(#"unknown kind "VirtualService" in weft.dev/v1beta1"#) == true)
         #expect(loaded.snapshot.virtualServices.isEmpty)
     }
 
-    @Test("Kubernetes kinds the mesh does not read are ignored silently", arguments: [
-        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: frontend, namespace: shop}\n",
-        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\nspec: {anything: [1, 2]}\n",
-        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n",
-        "apiVersion: v1\nkind: PodList\nmetadata: {}\n",
-    ])
+    @Test(
+        "Kubernetes kinds the mesh does not read are ignored silently",
+        arguments: [
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: frontend, namespace: shop}\n",
+            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\nspec: {anything: [1, 2]}\n",
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\n",
+            "apiVersion: v1\nkind: PodList\nmetadata: {}\n",
+        ])
     func ignoredKinds(_ text: String) {
         let loaded = load(text)
         #expect(loaded.problems.isEmpty)
@@ -197,21 +211,25 @@ struct KindTests {
         #expect(loaded.locations.isEmpty)
     }
 
-    @Test("apiVersion and kind must be set", arguments: [
-        "kind: Service\nmetadata: {name: a}\n",
-        "apiVersion: v1\nmetadata: {name: a}\n",
-        "apiVersion: v1\nkind: 7\nmetadata: {name: a}\n",
-        "metadata: {name: a}\n",
-    ])
+    @Test(
+        "apiVersion and kind must be set",
+        arguments: [
+            "kind: Service\nmetadata: {name: a}\n",
+            "apiVersion: v1\nmetadata: {name: a}\n",
+            "apiVersion: v1\nkind: 7\nmetadata: {name: a}\n",
+            "metadata: {name: a}\n",
+        ])
     func missingApiVersionOrKind(_ text: String) {
         #expect(lines(load(text)) == ["test.yaml:1: apiVersion and kind must be set"])
     }
 
-    @Test("a document that is not an object is an error", arguments: [
-        ("- a\n- b\n", "a manifest must be an object, found an array"),
-        ("just text\n", "a manifest must be an object, found a string"),
-        ("42\n", "a manifest must be an object, found a number"),
-    ])
+    @Test(
+        "a document that is not an object is an error",
+        arguments: [
+            ("- a\n- b\n", "a manifest must be an object, found an array"),
+            ("just text\n", "a manifest must be an object, found a string"),
+            ("42\n", "a manifest must be an object, found a number"),
+        ])
     func notAnObject(_ text: String, _ message: String) {
         #expect(lines(load(text)) == ["test.yaml:1: \(message)"])
     }
@@ -237,20 +255,30 @@ struct KindTests {
               whatever: status is not checked
             """
         let loaded = load(text)
-        #expect(lines(loaded) == [#"test.yaml:12:5: shop/VirtualService/catalog: spec.http[0].rout: unknown field "rout""#])
+        #expect(
+            lines(loaded) == [#"test.yaml:12:5: shop/VirtualService/catalog: spec.http[0].rout: unknown field "rout""#])
     }
 
-    @Test("unknown fields are found at any depth of every Weft kind", arguments: [
-        ("VirtualService", "hosts: [catalog]\n  http:\n  - route:\n    - destination: {host: catalog, hots: x}",
-         "spec.http[0].route[0].destination.hots"),
-        ("DestinationPolicy", "host: catalog\n  trafficPolicy: {loadBalancer: {simpel: ROUND_ROBIN}}",
-         "spec.trafficPolicy.loadBalancer.simpel"),
-        ("MeshTLSPolicy", "mode: STRICT\n  mtls: true", "spec.mtls"),
-        ("AuthorizationPolicy", "action: DENY\n  rules:\n  - to:\n    - paths: [/debug/*]\n      hosts: [x]",
-         "spec.rules[0].to[0].hosts"),
-    ])
+    @Test(
+        "unknown fields are found at any depth of every Weft kind",
+        arguments: [
+            (
+                "VirtualService", "hosts: [catalog]\n  http:\n  - route:\n    - destination: {host: catalog, hots: x}",
+                "spec.http[0].route[0].destination.hots"
+            ),
+            (
+                "DestinationPolicy", "host: catalog\n  trafficPolicy: {loadBalancer: {simpel: ROUND_ROBIN}}",
+                "spec.trafficPolicy.loadBalancer.simpel"
+            ),
+            ("MeshTLSPolicy", "mode: STRICT\n  mtls: true", "spec.mtls"),
+            (
+                "AuthorizationPolicy", "action: DENY\n  rules:\n  - to:\n    - paths: [/debug/*]\n      hosts: [x]",
+                "spec.rules[0].to[0].hosts"
+            ),
+        ])
     func unknownFields(_ kind: String, _ spec: String, _ path: String) {
-        let text = "apiVersion: weft.dev/v1alpha1\nkind: \(kind)\nmetadata: {name: x, namespace: shop}\nspec:\n  \(spec)\n"
+        let text =
+            "apiVersion: weft.dev/v1alpha1\nkind: \(kind)\nmetadata: {name: x, namespace: shop}\nspec:\n  \(spec)\n"
         let loaded = load(text)
         #expect(loaded.problems.map(\.field) == [path])
         #expect(loaded.problems.first?.resource == "shop/\(kind)/x")
@@ -260,7 +288,8 @@ struct KindTests {
 
     @Test("Kubernetes objects are not strict: unknown fields are kept, not reported")
     func kubernetesObjectsAreLenient() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: Service
             metadata: {name: web, namespace: shop}
@@ -302,9 +331,10 @@ struct StructureTests {
               spec: {mode: STRICT}
             """
         let loaded = load(text)
-        #expect(lines(loaded) == [
-            "test.yaml:18:9: default/Pod/p: spec.containers[0].ports[0].containerPort: expected an integer, found a string",
-        ])
+        #expect(
+            lines(loaded) == [
+                "test.yaml:18:9: default/Pod/p: spec.containers[0].ports[0].containerPort: expected an integer, found a string"
+            ])
         #expect(loaded.snapshot.services.map(\.key.description) == ["shop/a"])
         #expect(loaded.snapshot.namespaces.map(\.key.description) == ["shop"])
         #expect(loaded.snapshot.meshTLSPolicies.map(\.metadata.name) == ["default"])
@@ -336,7 +366,8 @@ struct StructureTests {
 
     @Test("an object without namespace and one in `default` are the same object")
     func duplicateThroughDefaultNamespace() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: ConfigMap
             metadata: {name: a}
@@ -350,7 +381,8 @@ struct StructureTests {
 
     @Test("the same name in another kind or namespace is not a duplicate")
     func notDuplicates() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: Service
             metadata: {name: a, namespace: shop}
@@ -400,7 +432,8 @@ struct StructureTests {
 
     @Test("the weft-config ConfigMap sets the mesh settings")
     func meshSettings() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: ConfigMap
             metadata: {name: weft-config, namespace: weft-system}
@@ -418,7 +451,8 @@ struct StructureTests {
 
     @Test("another ConfigMap does not change the settings")
     func otherConfigMap() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: ConfigMap
             metadata: {name: app-config, namespace: shop}
@@ -430,7 +464,8 @@ struct StructureTests {
 
     @Test("an invalid defaultTLSMode is reported and keeps the default")
     func invalidTLSMode() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: ConfigMap
             metadata: {name: weft-config, namespace: weft-system}
@@ -438,9 +473,10 @@ struct StructureTests {
               trustDomain: example.org
               defaultTLSMode: strict
             """, file: "config.yaml")
-        #expect(lines(loaded) == [
-            #"config.yaml:1: weft-system/ConfigMap/weft-config: data.defaultTLSMode: must be one of STRICT, PERMISSIVE, DISABLE, got "strict""#,
-        ])
+        #expect(
+            lines(loaded) == [
+                #"config.yaml:1: weft-system/ConfigMap/weft-config: data.defaultTLSMode: must be one of STRICT, PERMISSIVE, DISABLE, got "strict""#
+            ])
         #expect(loaded.hasErrors)
         #expect(loaded.snapshot.settings.defaultTLSMode == .permissive)
         #expect(loaded.snapshot.settings.trustDomain == "example.org")
@@ -448,7 +484,8 @@ struct StructureTests {
 
     @Test("CRLF line endings and `...` document ends are understood")
     func lineEndings() {
-        let text = "apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}\r\n---\r\napiVersion: v1\r\nkind: Namespace\r\n"
+        let text =
+            "apiVersion: v1\r\nkind: Namespace\r\nmetadata: {name: a}\r\n---\r\napiVersion: v1\r\nkind: Namespace\r\n"
             + "metadata: {name: b}\r\n...\r\napiVersion: v1\r\nkind: Namespace\r\nmetadata:\r\n  name: c\r\n  labels: x\r\n"
         let loaded = load(text)
         #expect(loaded.snapshot.namespaces.map(\.metadata.name) == ["a", "b"])
@@ -465,7 +502,8 @@ struct StructureTests {
 
     @Test("in a CRLF file, an apostrophe in a comment does not hide deep nesting on later lines")
     func crlfNesting() {
-        let text = "# don't\r\napiVersion: v1\r\nkind: ConfigMap\r\nmetadata: {name: deep}\r\nx: "
+        let text =
+            "# don't\r\napiVersion: v1\r\nkind: ConfigMap\r\nmetadata: {name: deep}\r\nx: "
             + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000) + "\r\n"
         #expect(lines(load(text)) == ["test.yaml:5: nesting deeper than 64 levels"])
     }
@@ -480,9 +518,10 @@ struct StructureTests {
               "spec": {"ports": [{"port": "80"}]}
             }
             """
-        #expect(lines(load(text, file: "svc.json")) == [
-            #"svc.json:5:23: shop/Service/web: spec.ports[0].port: expected an integer, found a string"#,
-        ])
+        #expect(
+            lines(load(text, file: "svc.json")) == [
+                #"svc.json:5:23: shop/Service/web: spec.ports[0].port: expected an integer, found a string"#
+            ])
     }
 }
 
@@ -501,16 +540,19 @@ struct LimitTests {
 
     @Test("a document over 3 MiB is refused; the documents around it load")
     func hugeDocument() {
-        let big = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big, namespace: shop}\ndata:\n  blob: "
+        let big =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big, namespace: shop}\ndata:\n  blob: "
             + String(repeating: "b", count: 4 << 20) + "\n"
-        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n" + big
+        let text =
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n" + big
             + "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n"
         var loaded = LoadedManifests()
         let elapsed = seconds { loaded = load(text) }
         #expect(loaded.problems.count == 1)
         #expect(loaded.problems.first?.line == 4)
-        #expect(loaded.problems.first?.message
-            == "document is 4096 KiB; at most 3 MiB is accepted per document, as Kubernetes does")
+        #expect(
+            loaded.problems.first?.message
+                == "document is 4096 KiB; at most 3 MiB is accepted per document, as Kubernetes does")
         #expect(loaded.snapshot.namespaces.map(\.metadata.name) == ["a", "b"])
         #expect(elapsed < 20, "took \(elapsed) s")
     }
@@ -531,7 +573,8 @@ struct LimitTests {
     @Test("10,000 nested flow collections give the nesting error", arguments: ["[", "{a: "])
     func deepFlow(_ open: String) {
         let close = open == "[" ? "]" : "}"
-        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata:\n  x: "
+        let text =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata:\n  x: "
             + String(repeating: open, count: 10_000) + "1" + String(repeating: close, count: 10_000) + "\n"
         var loaded = LoadedManifests()
         let elapsed = seconds { loaded = load(text) }
@@ -558,7 +601,8 @@ struct LimitTests {
 
     @Test("nesting just under the limit is fine; one-column indentation is caught after parsing")
     func nestingBoundary() {
-        let ok = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\nextra:\n  x: "
+        let ok =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\nextra:\n  x: "
             + String(repeating: "[", count: 60) + String(repeating: "]", count: 60) + "\n"
         #expect(load(ok).problems.isEmpty)
 
@@ -599,7 +643,8 @@ struct LimitTests {
 
     @Test("a few aliases are fine")
     func smallAliases() {
-        let loaded = load("""
+        let loaded = load(
+            """
             apiVersion: v1
             kind: Service
             metadata: {name: web, namespace: shop, labels: &labels {app: web}}
@@ -621,9 +666,11 @@ struct LimitTests {
         }
     }
 
-    @Test("empty and comment-only input gives no problem", arguments: [
-        "", "\n\n", "# just a comment\n", "---\n", "---\n# nothing\n---\n", "  \n\t\n# a\n   # b\n", "...\n",
-    ])
+    @Test(
+        "empty and comment-only input gives no problem",
+        arguments: [
+            "", "\n\n", "# just a comment\n", "---\n", "---\n# nothing\n---\n", "  \n\t\n# a\n   # b\n", "...\n",
+        ])
     func emptyInput(_ text: String) {
         let loaded = load(text)
         #expect(loaded.problems.isEmpty)
@@ -672,20 +719,25 @@ struct FolderTests {
         #expect(snapshot.namespaces.count == 2)
         #expect(snapshot.deployments.count == 4)
         #expect(snapshot.settings == MeshSettings())
-        #expect(loaded.files.map { URL(fileURLWithPath: $0).lastPathComponent } == [
-            "00-namespace.yaml", "10-frontend.yaml", "20-catalog.yaml", "30-payments.yaml", "40-routing.yaml",
-            "50-security.yaml",
-        ])
+        #expect(
+            loaded.files.map { URL(fileURLWithPath: $0).lastPathComponent } == [
+                "00-namespace.yaml", "10-frontend.yaml", "20-catalog.yaml", "30-payments.yaml", "40-routing.yaml",
+                "50-security.yaml",
+            ])
         #expect(loaded.locations.count == 6 + 3 + 3 + 2 + 2 + 2 + 2 + 2 + 4)
         // Locations are the first line of each object, after any comment header or `---`.
-        #expect(loaded.locations["shop/VirtualService/catalog"]
-            == SourceLocation(file: examplesFolder + "/40-routing.yaml", line: 11))
-        #expect(loaded.locations["shop/DestinationPolicy/catalog"]
-            == SourceLocation(file: examplesFolder + "/40-routing.yaml", line: 61))
-        #expect(loaded.locations["shop/Pod/frontend-6d8f7b9c4-x2k7p"]
-            == SourceLocation(file: examplesFolder + "/10-frontend.yaml", line: 103))
-        #expect(loaded.snapshot.pods.first { $0.metadata.name == "frontend-6d8f7b9c4-x2k7p" }?.status?.podIP
-            == "10.244.1.12")
+        #expect(
+            loaded.locations["shop/VirtualService/catalog"]
+                == SourceLocation(file: examplesFolder + "/40-routing.yaml", line: 11))
+        #expect(
+            loaded.locations["shop/DestinationPolicy/catalog"]
+                == SourceLocation(file: examplesFolder + "/40-routing.yaml", line: 61))
+        #expect(
+            loaded.locations["shop/Pod/frontend-6d8f7b9c4-x2k7p"]
+                == SourceLocation(file: examplesFolder + "/10-frontend.yaml", line: 103))
+        #expect(
+            loaded.snapshot.pods.first { $0.metadata.name == "frontend-6d8f7b9c4-x2k7p" }?.status?.podIP
+                == "10.244.1.12")
     }
 
     @Test("a duplicate across files names the first file")
@@ -706,7 +758,8 @@ struct FolderTests {
         try withTemporaryFolder { folder in
             let fileManager = FileManager.default
             try fileManager.createDirectory(at: folder.appendingPathComponent("sub"), withIntermediateDirectories: true)
-            try fileManager.createDirectory(at: folder.appendingPathComponent(".git"), withIntermediateDirectories: true)
+            try fileManager.createDirectory(
+                at: folder.appendingPathComponent(".git"), withIntermediateDirectories: true)
             func write(_ name: String, _ namespace: String) throws {
                 try Data("apiVersion: v1\nkind: Namespace\nmetadata: {name: \(namespace)}\n".utf8)
                     .write(to: folder.appendingPathComponent(name))
@@ -721,9 +774,10 @@ struct FolderTests {
                 .write(to: folder.appendingPathComponent("j.json"))
             let loaded = ManifestLoader().load(path: folder.path)
             #expect(loaded.problems.isEmpty)
-            #expect(loaded.files.map { String($0.dropFirst(folder.path.count + 1)) } == [
-                "a.yml", "b.yaml", "j.json", "sub/c.yaml",
-            ])
+            #expect(
+                loaded.files.map { String($0.dropFirst(folder.path.count + 1)) } == [
+                    "a.yml", "b.yaml", "j.json", "sub/c.yaml",
+                ])
             #expect(loaded.snapshot.namespaces.compactMap(\.metadata.name) == ["a", "b", "j", "c"])
         }
     }

@@ -117,8 +117,9 @@ struct AnalyzeTests {
         #expect(run.stdoutLines.first == "No problems found.")
         let lines = run.stdoutLines
         let header = try #require(lines.firstIndex { $0.hasPrefix("RESOURCE") }, "no table in:\n\(run.stdout)")
-        #expect(lines[header].split(separator: " ", omittingEmptySubsequences: true)
-            == ["RESOURCE", "ACCEPTED", "RESOLVEDREFS", "REASON"])
+        #expect(
+            lines[header].split(separator: " ", omittingEmptySubsequences: true)
+                == ["RESOURCE", "ACCEPTED", "RESOLVEDREFS", "REASON"])
         let rows = lines[(header + 1)...].filter { !$0.isEmpty }.map {
             $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         }
@@ -176,8 +177,9 @@ struct AnalyzeTests {
             #expect(weights?["resource"] == "shop/VirtualService/catalog-split")
             #expect(weights?["message"] == "weights must sum to 100, got 90")
             #expect(weights?["location"] == .string("\(folder.path)/all.yaml:20:5"))
-            #expect(report["resources"]?.arrayValue?.compactMap { $0["resource"]?.stringValue }
-                == ["shop/VirtualService/catalog-split"])
+            #expect(
+                report["resources"]?.arrayValue?.compactMap { $0["resource"]?.stringValue }
+                    == ["shop/VirtualService/catalog-split"])
         }
     }
 
@@ -189,8 +191,9 @@ struct AnalyzeTests {
             #expect(run.status == 1)
             let file = folder.appendingPathComponent("broken.yaml").path
             let line = run.stdoutLines.first { $0.hasPrefix("\(file):") }
-            #expect(line == "\(file):5:10: invalid YAML: mapping values are not allowed in this context",
-                    "output:\n\(run.stdout)")
+            #expect(
+                line == "\(file):5:10: invalid YAML: mapping values are not allowed in this context",
+                "output:\n\(run.stdout)")
         }
     }
 
@@ -250,10 +253,11 @@ struct CompileTests {
         let message = run.stderr.trimmingCharacters(in: .newlines)
         #expect(message.hasPrefix("error: no proxy shop/nope: proxies: "), "stderr: \(run.stderr)")
         let proxies = message.components(separatedBy: "proxies: ").last?.components(separatedBy: ", ") ?? []
-        #expect(proxies == [
-            "shop/catalog-v1-7c9f8d6b5-q8tlm", "shop/catalog-v1-7c9f8d6b5-w4rzn", "shop/catalog-v2-5b4d9f7c8-m3t6r",
-            frontendPod, "shop/payments-84c6b5d7f9-h4j2v", "shop/payments-84c6b5d7f9-r7n9s",
-        ])
+        #expect(
+            proxies == [
+                "shop/catalog-v1-7c9f8d6b5-q8tlm", "shop/catalog-v1-7c9f8d6b5-w4rzn", "shop/catalog-v2-5b4d9f7c8-m3t6r",
+                frontendPod, "shop/payments-84c6b5d7f9-h4j2v", "shop/payments-84c6b5d7f9-r7n9s",
+            ])
     }
 
     @Test("a bare pod name means the default namespace")

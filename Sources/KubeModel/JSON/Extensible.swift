@@ -24,7 +24,8 @@ public struct Extensible<Fields: Codable & Hashable & Sendable>: Codable, Hashab
     public init(from decoder: any Decoder) throws {
         let node = try JSONValue(from: decoder)
         let tracker = KeyTracker()
-        self.fields = try Fields(from: JSONValueDecoderImpl(value: node, codingPath: decoder.codingPath, tracker: tracker))
+        self.fields = try Fields(
+            from: JSONValueDecoderImpl(value: node, codingPath: decoder.codingPath, tracker: tracker))
         var unknown = node.objectValue ?? [:]
         for key in tracker.keys { unknown.removeValue(forKey: key) }
         self.unknownFields = unknown

@@ -32,7 +32,9 @@ final class JSONValueDecoderImpl: Decoder {
         guard case .object(let members) = self.value else {
             throw DecodingError.typeMismatch(
                 [String: JSONValue].self,
-                .init(codingPath: self.codingPath, debugDescription: "expected an object, found \(self.value.kindDescription)")
+                .init(
+                    codingPath: self.codingPath,
+                    debugDescription: "expected an object, found \(self.value.kindDescription)")
             )
         }
         return KeyedDecodingContainer(
@@ -44,7 +46,9 @@ final class JSONValueDecoderImpl: Decoder {
         guard case .array(let elements) = self.value else {
             throw DecodingError.typeMismatch(
                 [JSONValue].self,
-                .init(codingPath: self.codingPath, debugDescription: "expected an array, found \(self.value.kindDescription)")
+                .init(
+                    codingPath: self.codingPath,
+                    debugDescription: "expected an array, found \(self.value.kindDescription)")
             )
         }
         return UnkeyedContainer(elements: elements, codingPath: self.codingPath)
@@ -57,7 +61,9 @@ final class JSONValueDecoderImpl: Decoder {
 
 // MARK: - Scalars
 
-private func mismatch<T>(_ type: T.Type, _ value: JSONValue, _ path: [any CodingKey], _ expected: String) -> DecodingError {
+private func mismatch<T>(
+    _ type: T.Type, _ value: JSONValue, _ path: [any CodingKey], _ expected: String
+) -> DecodingError {
     DecodingError.typeMismatch(
         type,
         .init(codingPath: path, debugDescription: "expected \(expected), found \(value.kindDescription)")
@@ -209,7 +215,9 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
         return try decodeScalar(type, from: value, path: path)
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) throws -> KeyedDecodingContainer<NestedKey> {
         let (value, path) = try self.next()
         return try JSONValueDecoderImpl(value: value, codingPath: path).container(keyedBy: type)
     }

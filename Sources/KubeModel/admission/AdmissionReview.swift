@@ -54,8 +54,10 @@ extension admission.v1 {
         public var dryRun: Bool?
         public var options: JSONValue?
 
-        public init(uid: String, kind: GroupVersionKind, resource: GroupVersionResource, operation: String,
-                    namespace: String? = nil, name: String? = nil, object: JSONValue? = nil) {
+        public init(
+            uid: String, kind: GroupVersionKind, resource: GroupVersionResource, operation: String,
+            namespace: String? = nil, name: String? = nil, object: JSONValue? = nil
+        ) {
             self.uid = uid
             self.kind = kind
             self.resource = resource
@@ -77,8 +79,10 @@ extension admission.v1 {
         public var warnings: [String]?
         public var auditAnnotations: [String: String]?
 
-        public init(uid: String, allowed: Bool, status: meta.v1.Status? = nil, patch: String? = nil,
-                    patchType: String? = nil, warnings: [String]? = nil) {
+        public init(
+            uid: String, allowed: Bool, status: meta.v1.Status? = nil, patch: String? = nil,
+            patchType: String? = nil, warnings: [String]? = nil
+        ) {
             self.uid = uid
             self.allowed = allowed
             self.status = status

@@ -29,7 +29,8 @@ extension authentication.v1 {
         public var audiences: [String]?
         public var error: String?
 
-        public init(authenticated: Bool? = nil, user: UserInfo? = nil, audiences: [String]? = nil, error: String? = nil) {
+        public init(authenticated: Bool? = nil, user: UserInfo? = nil, audiences: [String]? = nil, error: String? = nil)
+        {
             self.authenticated = authenticated
             self.user = user
             self.audiences = audiences

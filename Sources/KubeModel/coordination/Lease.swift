@@ -32,8 +32,10 @@ extension coordination.v1 {
 }
 
 extension Extensible where Fields == coordination.v1.LeaseSpecFields {
-    public init(holderIdentity: String? = nil, leaseDurationSeconds: Int32? = nil, acquireTime: String? = nil,
-                renewTime: String? = nil, leaseTransitions: Int32? = nil) {
+    public init(
+        holderIdentity: String? = nil, leaseDurationSeconds: Int32? = nil, acquireTime: String? = nil,
+        renewTime: String? = nil, leaseTransitions: Int32? = nil
+    ) {
         var fields = Fields()
         fields.holderIdentity = holderIdentity
         fields.leaseDurationSeconds = leaseDurationSeconds

@@ -101,8 +101,10 @@ extension core.v1 {
         public var resourceVersion: String?
         public var fieldPath: String?
 
-        public init(apiVersion: String? = nil, kind: String? = nil, namespace: String? = nil, name: String? = nil,
-                    uid: String? = nil, resourceVersion: String? = nil, fieldPath: String? = nil) {
+        public init(
+            apiVersion: String? = nil, kind: String? = nil, namespace: String? = nil, name: String? = nil,
+            uid: String? = nil, resourceVersion: String? = nil, fieldPath: String? = nil
+        ) {
             self.apiVersion = apiVersion
             self.kind = kind
             self.namespace = namespace

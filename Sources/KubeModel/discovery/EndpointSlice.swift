@@ -29,8 +29,10 @@ extension discovery.v1 {
         public var targetRef: core.v1.ObjectReference?
         public var hints: JSONValue?
 
-        public init(addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil,
-                    zone: String? = nil, targetRef: core.v1.ObjectReference? = nil) {
+        public init(
+            addresses: [String], conditions: EndpointConditions? = nil, nodeName: String? = nil,
+            zone: String? = nil, targetRef: core.v1.ObjectReference? = nil
+        ) {
             self.addresses = addresses
             self.conditions = conditions
             self.nodeName = nodeName

@@ -19,8 +19,10 @@ extension meta.v1 {
         /// A sentence for a person.
         public var message: String
 
-        public init(type: String, status: Status, observedGeneration: Int64? = nil, lastTransitionTime: String = "",
-                    reason: String, message: String) {
+        public init(
+            type: String, status: Status, observedGeneration: Int64? = nil, lastTransitionTime: String = "",
+            reason: String, message: String
+        ) {
             self.type = type
             self.status = status
             self.observedGeneration = observedGeneration

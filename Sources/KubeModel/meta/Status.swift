@@ -10,7 +10,9 @@ extension meta.v1 {
         public var code: Int?
         public var details: JSONValue?
 
-        public init(status: String? = "Failure", message: String?, reason: String?, code: Int?, details: JSONValue? = nil) {
+        public init(
+            status: String? = "Failure", message: String?, reason: String?, code: Int?, details: JSONValue? = nil
+        ) {
             self.apiVersion = "v1"
             self.kind = "Status"
             self.status = status
