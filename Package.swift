@@ -121,6 +121,14 @@ let package = Package(
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
         .testTarget(
+            name: "KubeClientTests",
+            dependencies: [
+                "KubeClient", "KubeModel", "WeftTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "WeftCompilerTests",
             dependencies: ["WeftCompiler", "WeftTesting", "WeftManifests"],
             exclude: ["Fixtures"],
@@ -129,6 +137,11 @@ let package = Package(
         .testTarget(
             name: "WeftManifestsTests",
             dependencies: ["WeftManifests", "WeftTesting"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WeftControllerTests",
+            dependencies: ["WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftCompiler"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -70,7 +70,7 @@ public struct ManifestLoader: Sendable {
         return result
     }
 
-    static func manifestFiles(in folder: String) -> [String] {
+    public static func manifestFiles(in folder: String) -> [String] {
         guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
         var files: [String] = []
         while let relative = enumerator.nextObject() as? String {

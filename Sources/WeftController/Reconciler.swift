@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+import WeftCompiler
+
+/// Receives a compile result after the state has recorded it: the status writer, later the push server.
+public protocol CompileResultSink: Sendable {
+    func apply(_ result: CompileResult, snapshot: WeftSnapshot, state: ControllerState) async
+}
+
+/// Watches a snapshot source, debounces its changes (quiet 50 ms, at most 1 s), compiles, and hands the
+/// result to the state and the sinks. Level-triggered: every compile reads the whole current state.
+public final class Reconciler: Service {
+    private let source: any SnapshotSource
+    private let state: ControllerState
+    private let sinks: [any CompileResultSink]
+    private let logger: Logger
+    private let quiet: Duration
+    private let maxDelay: Duration
+    private let now: @Sendable () -> Date
+    private let changes: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+    private let pending = Mutex<UInt64>(0)
+    private let reconciles = Counter(label: "weft_controller_reconciles_total")
+    private let duration = Timer(label: "weft_controller_reconcile_duration_seconds", preferredDisplayUnit: .seconds)
+    private let proxies = Gauge(label: "weft_controller_proxies")
+    private let resources = Gauge(label: "weft_controller_resources")
+
+    public init(source: any SnapshotSource, state: ControllerState, sinks: [any CompileResultSink] = [],
+                logger: Logger, quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(1),
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.source = source
+        self.state = state
+        self.sinks = sinks
+        self.logger = logger
+        self.quiet = quiet
+        self.maxDelay = maxDelay
+        self.now = now
+        (self.changes, self.continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Marks that something changed; cheap, callable from anywhere.
+    public func signal() {
+        self.pending.withLock { $0 &+= 1 }
+        self.continuation.yield()
+    }
+
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                try await self.source.run(changed: { [weak self] in self?.signal() })
+            }
+            group.addTask {
+                try await self.loop()
+            }
+        }
+    }
+
+    private func loop() async throws {
+        var session = CompileSession()
+        let clock = ContinuousClock()
+        for await _ in self.changes.cancelOnGracefulShutdown() {
+            var debounce = DebounceStateMachine(quiet: self.quiet, maxDelay: self.maxDelay)
+            var seen = self.pending.withLock { $0 }
+            debounce.changed(at: clock.now)
+            waiting: while true {
+                switch debounce.poll(at: clock.now) {
+                case .idle, .compile:
+                    break waiting
+                case .wait(let until):
+                    try await Task.sleep(until: until, clock: clock)
+                    let latest = self.pending.withLock { $0 }
+                    if latest != seen {
+                        seen = latest
+                        debounce.changed(at: clock.now)
+                    }
+                }
+            }
+            await self.reconcile(&session, clock: clock)
+        }
+    }
+
+    private func reconcile(_ session: inout CompileSession, clock: ContinuousClock) async {
+        let snapshot = await self.source.snapshot()
+        let start = clock.now
+        let result = session.compile(snapshot)
+        let elapsed = clock.now - start
+        self.duration.recordNanoseconds(elapsed.nanoseconds)
+        self.reconciles.increment()
+        self.proxies.record(result.proxies.count)
+        self.resources.record(result.statuses.count)
+        let changed = self.state.publish(result, of: snapshot, now: self.now())
+        self.logger.info(
+            "compiled",
+            metadata: [
+                "compile.proxies": "\(result.proxies.count)", "compile.resources": "\(result.statuses.count)",
+                "compile.changed_resources": "\(changed.count)", "compile.errors": "\(result.diagnostics.filter { $0.severity == .error }.count)",
+                "compile.duration_ms": "\(elapsed.nanoseconds / 1_000_000)",
+            ])
+        for sink in self.sinks {
+            await sink.apply(result, snapshot: snapshot, state: self.state)
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import KubeClient
+import KubeModel
+import Logging
+import Metrics
+import WeftAPI
+import WeftCompiler
+
+/// Writes each Weft resource's conditions through the status subresource, only when they differ from what
+/// the cluster has, and records an Event when a resource stops being accepted. Only the leader writes.
+///
+/// Conditions are merged with the object's current ones, so `lastTransitionTime` survives controller
+/// restarts and changes only when a condition's status does.
+public final class StatusWriter: CompileResultSink {
+    /// The current object of a Weft resource as the informers cache it.
+    public struct Current: Sendable {
+        public var apiVersion: String
+        public var metadata: meta.v1.ObjectMeta
+        public var status: WeftStatus?
+
+        public init(apiVersion: String, metadata: meta.v1.ObjectMeta, status: WeftStatus?) {
+            self.apiVersion = apiVersion
+            self.metadata = metadata
+            self.status = status
+        }
+    }
+
+    public typealias Lookup = @Sendable (ResourceRef) -> Current?
+
+    private let api: any KubeAPI
+    private let lookup: Lookup
+    private let isLeader: @Sendable () -> Bool
+    private let identity: String
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    private let writes = Counter(label: "weft_controller_status_writes_total")
+    private let failures = Counter(label: "weft_controller_status_write_failures_total")
+    private let events = Counter(label: "weft_controller_events_total")
+
+    public static let fieldManager = "weft-controller"
+
+    public init(api: any KubeAPI, lookup: @escaping Lookup, isLeader: @escaping @Sendable () -> Bool,
+                identity: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.api = api
+        self.lookup = lookup
+        self.isLeader = isLeader
+        self.identity = identity
+        self.logger = logger
+        self.now = now
+    }
+
+    public func apply(_ result: CompileResult, snapshot: WeftSnapshot, state: ControllerState) async {
+        guard self.isLeader() else { return }
+        let now = rfc3339(self.now())
+        for (ref, status) in result.statuses.sorted(by: { $0.key < $1.key }) {
+            guard let current = self.lookup(ref) else { continue }
+            let existing = current.status?.conditions ?? []
+            let desired = existing.mergingKeepingOthers(status.conditions, now: now)
+            let generation = current.metadata.generation
+            guard desired != existing || current.status?.observedGeneration != generation else { continue }
+            await self.write(ref, current: current, conditions: desired, generation: generation)
+            if let accepted = desired[type: ConditionType.accepted], accepted.status == .false,
+                existing[type: ConditionType.accepted]?.status != .false
+                    || existing[type: ConditionType.accepted]?.message != accepted.message
+            {
+                await self.recordEvent(ref, current: current, condition: accepted, now: now)
+            }
+        }
+    }
+
+    private func write(_ ref: ResourceRef, current: Current, conditions: [meta.v1.Condition], generation: Int64?) async {
+        var status: JSONObject = ["conditions": (try? JSONValue.from(encodable: conditions)) ?? .array([])]
+        if let generation { status["observedGeneration"] = .int(generation) }
+        let patch = KubePatch.merge(.object(["status": .object(status)]))
+        let options = PatchOptions(subresource: "status", fieldManager: Self.fieldManager)
+        do {
+            switch ref.kind {
+            case weft.v1alpha1.VirtualService.kind:
+                _ = try await self.api.patch(weft.v1alpha1.VirtualService.self, namespace: ref.namespace,
+                                             name: ref.name, patch: patch, options: options)
+            case weft.v1alpha1.DestinationPolicy.kind:
+                _ = try await self.api.patch(weft.v1alpha1.DestinationPolicy.self, namespace: ref.namespace,
+                                             name: ref.name, patch: patch, options: options)
+            case weft.v1alpha1.MeshTLSPolicy.kind:
+                _ = try await self.api.patch(weft.v1alpha1.MeshTLSPolicy.self, namespace: ref.namespace,
+                                             name: ref.name, patch: patch, options: options)
+            case weft.v1alpha1.AuthorizationPolicy.kind:
+                _ = try await self.api.patch(weft.v1alpha1.AuthorizationPolicy.self, namespace: ref.namespace,
+                                             name: ref.name, patch: patch, options: options)
+            default:
+                return
+            }
+            self.writes.increment()
+            self.logger.debug("status written", metadata: ["k8s.resource": "\(ref)"])
+        } catch let error as KubeClientError where error.isNotFound {
+            self.logger.debug("status not written: resource gone", metadata: ["k8s.resource": "\(ref)"])
+        } catch {
+            self.failures.increment()
+            self.logger.warning("status write failed", metadata: ["k8s.resource": "\(ref)", "error": "\(error)"])
+        }
+    }
+
+    private func recordEvent(_ ref: ResourceRef, current: Current, condition: meta.v1.Condition, now: String) async {
+        let stamp = String(UInt64(self.now().timeIntervalSince1970 * 1_000_000_000), radix: 16)
+        var event = core.v1.Event.new(namespace: ref.namespace, name: "\(ref.name).\(stamp)")
+        event.fields.involvedObject = core.v1.ObjectReference(
+            apiVersion: current.apiVersion, kind: ref.kind, namespace: ref.namespace, name: ref.name,
+            uid: current.metadata.uid, resourceVersion: current.metadata.resourceVersion)
+        event.fields.reason = condition.reason
+        event.fields.message = String(condition.message.prefix(1024))
+        event.fields.type = "Warning"
+        event.fields.source = core.v1.EventSource(component: "weft-controller")
+        event.fields.reportingComponent = "weft-controller"
+        event.fields.reportingInstance = self.identity
+        event.fields.action = "Reconcile"
+        event.fields.firstTimestamp = now
+        event.fields.lastTimestamp = now
+        event.fields.count = 1
+        do {
+            _ = try await self.api.create(event)
+            self.events.increment()
+        } catch {
+            self.logger.warning("event not recorded", metadata: ["k8s.resource": "\(ref)", "error": "\(error)"])
+        }
+    }
+}
+
+extension Array where Element == meta.v1.Condition {
+    /// `merging(_:now:)`, keeping conditions of types this controller does not compute (someone else's).
+    func mergingKeepingOthers(_ desired: [meta.v1.Condition], now: String) -> [meta.v1.Condition] {
+        let ours = Set(desired.map(\.type))
+        let merged = self.merging(desired, now: now)
+        return merged + self.filter { !ours.contains($0.type) }
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import KubeClient
+import Logging
+import Metrics
+import Prometheus
+import ServiceLifecycle
+import WeftController
+
+@main
+struct WeftControllerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft-controller",
+        abstract: "The Weft control plane: watches the cluster, compiles proxy configs, writes status conditions.",
+        discussion: """
+            With --manifests DIR it runs on a folder of manifests instead of a cluster (the embedded default): \
+            it re-reads the folder when a file changes and serves the conditions at /status instead of \
+            writing them.
+            """
+    )
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case auto, json, text
+    }
+
+    @Option(help: "Run on this folder (or file) of manifests instead of a cluster.")
+    var manifests: String?
+
+    @Option(help: "A kubeconfig file (out of cluster). Default: $KUBECONFIG, ~/.kube/config, then in-cluster.")
+    var kubeconfig: String?
+
+    @Option(help: "The kubeconfig context to use.")
+    var context: String?
+
+    @Flag(inversion: .prefixedEnableDisable, help: "Leader election (only the leader writes status).")
+    var leaderElect: Bool = true
+
+    @Option(help: "The mesh's root namespace: the leader Lease and the weft-config ConfigMap live here.")
+    var leaseNamespace: String = "weft-system"
+
+    @Option(help: "Port for /healthz, /readyz, /metrics and /status.")
+    var metricsPort: Int = 15014
+
+    @Option(help: "Address to listen on.")
+    var listen: String = "0.0.0.0"
+
+    @Option(help: "Log format: json, text, or auto (json when stderr is not a terminal).")
+    var logFormat: LogFormat = .auto
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        let json = self.logFormat == .json || (self.logFormat == .auto && isatty(STDERR_FILENO) == 0)
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "weft.controller")
+
+        let state = ControllerState()
+        var services: [any Service] = []
+        let ready: ControllerHTTPServer.Readiness
+        if let manifests = self.manifests {
+            let source = ManifestSource(path: manifests, logger: Logger(label: "weft.manifests"))
+            let reconciler = Reconciler(source: source, state: state, logger: logger)
+            ready = { await source.hasSynced && state.hasCompiled }
+            services.append(reconciler)
+            logger.info("running on manifests", metadata: ["manifest.path": "\(manifests)"])
+        } else {
+            let kube = try KubeConfiguration.load(kubeconfig: self.kubeconfig, context: self.context)
+            var options = KubernetesController.Options()
+            options.leaderElection = self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace) : nil
+            options.rootNamespace = self.leaseNamespace
+            let controller = try KubernetesController(configuration: kube, state: state, options: options,
+                                                      logger: logger)
+            ready = { await controller.isReady }
+            services.append(controller)
+            logger.info("running on a cluster", metadata: ["k8s.server": "\(kube.server)"])
+        }
+        let http = ControllerHTTPServer(
+            host: self.listen, port: self.metricsPort, state: state, ready: ready,
+            metrics: { registry.emitToString() }, logger: Logger(label: "weft.controller.http"))
+        services.append(http)
+        let group = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) },
+                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,227 @@
+import Foundation
+import KubeClient
+import KubeModel
+import Logging
+import Testing
+import WeftAPI
+import WeftController
+import WeftManifests
+import WeftTesting
+
+/// The controller against a fake API server with real semantics, over HTTP.
+@Suite("Controller against an API server", .serialized)
+struct KubernetesControllerTests {
+    static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("manifests/examples")
+
+    /// A fake API server holding the shop, and a client for it.
+    func shop() async throws -> (FakeAPIServer, KubeClient) {
+        let server = try await FakeAPIServer.start(bookmarkInterval: .milliseconds(200))
+        let snapshot = ManifestLoader().load(path: Self.examples.path).snapshot
+        for object in snapshot.namespaces { try server.seed(object) }
+        for object in snapshot.pods { try server.seed(object) }
+        for object in snapshot.services { try server.seed(object) }
+        for object in snapshot.endpointSlices { try server.seed(object) }
+        for object in snapshot.deployments { try server.seed(object) }
+        for object in snapshot.virtualServices { try server.seed(object) }
+        for object in snapshot.destinationPolicies { try server.seed(object) }
+        for object in snapshot.meshTLSPolicies { try server.seed(object) }
+        for object in snapshot.authorizationPolicies { try server.seed(object) }
+        let url = try #require(URL(string: server.baseURL))
+        let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Logger(label: "test"))
+        return (server, client)
+    }
+
+    static func options(leader identity: String? = nil) -> KubernetesController.Options {
+        KubernetesController.Options(
+            leaderElection: identity.map {
+                LeaderElector.Configuration(identity: $0, leaseDuration: .seconds(1), renewDeadline: .milliseconds(600),
+                                            retryPeriod: .milliseconds(200))
+            },
+            informer: .init(watchTimeoutSeconds: 5...10, initialBackoff: .milliseconds(50),
+                            maximumBackoff: .milliseconds(500)),
+            debounceQuiet: .milliseconds(20), debounceMax: .milliseconds(200))
+    }
+
+    /// Polls until `check` holds, for at most `seconds`.
+    func eventually(seconds: Double = 15, _ check: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await check() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    func condition(_ server: FakeAPIServer, _ name: String, _ type: String) -> meta.v1.Condition? {
+        server.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: name)?.status?.conditions?[type: type]
+    }
+
+    @Test("writes conditions with observedGeneration, and a second reconcile with nothing new writes nothing")
+    func writesConditionsOnce() async throws {
+        let (server, client) = try await self.shop()
+        let state = ControllerState()
+        let controller = KubernetesController(api: client, state: state, options: Self.options(),
+                                              logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually {
+                self.condition(server, "catalog", "ResolvedRefs")?.status == .true
+                    && self.condition(server, "payments", "Accepted")?.status == .true
+            })
+            #expect(await controller.isReady)
+            let vs = try #require(server.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog"))
+            #expect(vs.status?.observedGeneration == vs.metadata.generation)
+            #expect(vs.status?.conditions?[type: "Accepted"]?.observedGeneration == vs.metadata.generation)
+            #expect(vs.status?.conditions?[type: "Accepted"]?.lastTransitionTime.isEmpty == false)
+            let authz = server.get(weft.v1alpha1.AuthorizationPolicy.self, namespace: "shop", name: "deny-debug")
+            #expect(authz?.status?.conditions?[type: "Accepted"]?.status == .true)
+
+            // Let the controller see its own writes, then change something that alters no condition.
+            try await Task.sleep(for: .milliseconds(500))
+            server.resetRequests()
+            let compiles = state.compileCount
+            var pod = try #require(server.get(core.v1.Pod.self, namespace: "shop", name: "frontend-6d8f7b9c4-x2k7p"))
+            pod.metadata.labels?["touched"] = "yes"
+            _ = try await client.update(pod)
+            #expect(try await self.eventually { state.compileCount > compiles })
+            try await Task.sleep(for: .milliseconds(300))
+            let writes = server.requests.filter { $0.isWrite && $0.path.hasSuffix("/status") }
+            #expect(writes.isEmpty, "unexpected status writes: \(writes)")
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
+    @Test("a broken reference shows as ResolvedRefs=False with the name, and recovers when fixed")
+    func brokenReference() async throws {
+        let (server, client) = try await self.shop()
+        let state = ControllerState()
+        let controller = KubernetesController(api: client, state: state, options: Self.options(),
+                                              logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
+
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[1].route?[1].destination.subset = "v3"
+            let updated = try await client.update(vs)
+            #expect(try await self.eventually {
+                self.condition(server, "catalog", "ResolvedRefs")?.reason == "SubsetNotFound"
+            })
+            let broken = try #require(self.condition(server, "catalog", "ResolvedRefs"))
+            #expect(broken.status == .false)
+            #expect(broken.message.contains("subset \"v3\""))
+            #expect(broken.observedGeneration == updated.metadata.generation)
+
+            vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[1].route?[1].destination.subset = "v2"
+            _ = try await client.update(vs)
+            #expect(try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
+    @Test("an invalid resource gets Accepted=False with the field path, and a Warning Event")
+    func invalidResourceEvent() async throws {
+        let (server, client) = try await self.shop()
+        let controller = KubernetesController(api: client, state: ControllerState(), options: Self.options(),
+                                              logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[1].route?[0].weight = 80
+            _ = try await client.update(vs)
+            #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.reason == "Invalid" })
+            #expect(self.condition(server, "catalog", "Accepted")?.message
+                .contains("spec.http[1].route: weights must sum to 100, got 90") == true)
+            #expect(try await self.eventually {
+                server.list(core.v1.Event.self, namespace: "shop").contains { event in
+                    event.fields.involvedObject.name == "catalog" && event.fields.reason == "Invalid"
+                        && event.fields.type == "Warning"
+                }
+            })
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
+    @Test("cut watches and expired versions lose no update")
+    func survivesCutWatches() async throws {
+        let (server, client) = try await self.shop()
+        let controller = KubernetesController(api: client, state: ControllerState(), options: Self.options(),
+                                              logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
+
+            // Cut every watch, then change a reference while the informers reconnect.
+            server.cutWatches()
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[0].route?[0].destination.host = "nowhere"
+            _ = try await client.update(vs)
+            #expect(try await self.eventually {
+                self.condition(server, "catalog", "ResolvedRefs")?.reason == "BackendNotFound"
+            })
+
+            // Expire every resourceVersion, cut again, and fix it: the informers re-list and see the fix.
+            server.expireHistory()
+            server.cutWatches()
+            vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[0].route?[0].destination.host = "catalog"
+            _ = try await client.update(vs)
+            #expect(try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
+    @Test("two controllers: one leader writes; the other takes over when it stops")
+    func leaderTakeover() async throws {
+        let (server, client) = try await self.shop()
+        let first = KubernetesController(api: client, state: ControllerState(), options: Self.options(leader: "first"),
+                                         logger: Logger(label: "first"))
+        let second = KubernetesController(api: client, state: ControllerState(),
+                                          options: Self.options(leader: "second"), logger: Logger(label: "second"))
+        // Separate tasks, so that one controller can be stopped alone.
+        let firstTask = Task { try await first.run() }
+        let secondTask = Task { try await second.run() }
+        defer {
+            firstTask.cancel()
+            secondTask.cancel()
+        }
+        #expect(try await self.eventually { first.isLeader != second.isLeader })
+        #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
+        let leaderName = first.isLeader ? "first" : "second"
+        let lease = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")
+        #expect(lease?.spec?.holderIdentity == leaderName)
+        #expect(lease?.spec?.leaseDurationSeconds == 1)
+
+        // Only the leader writes: the follower's compiles produce no status writes of its own.
+        let (leaderTask, follower) = first.isLeader ? (firstTask, second) : (secondTask, first)
+        leaderTask.cancel()
+        _ = try? await leaderTask.value
+        #expect(try await self.eventually(seconds: 5) { follower.isLeader })
+        let newHolder = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")?
+            .spec?.holderIdentity
+        #expect(newHolder == (leaderName == "first" ? "second" : "first"))
+
+        // The new leader writes the next change.
+        var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "payments")
+        vs.spec.http?[0].timeout = "7x"
+        _ = try await client.update(vs)
+        #expect(try await self.eventually { self.condition(server, "payments", "Accepted")?.reason == "Invalid" })
+        firstTask.cancel()
+        secondTask.cancel()
+        _ = try? await firstTask.value
+        _ = try? await secondTask.value
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+}
