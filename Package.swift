@@ -96,7 +96,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "WeftBench",
-            dependencies: ["WeftCompiler", "WeftTesting"],
+            dependencies: [
+                "WeftCompiler", "WeftTesting", "WeftController", "KubeClient", "KubeModel", "WeftAPI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/WeftBench",
             swiftSettings: strictSettings
         ),

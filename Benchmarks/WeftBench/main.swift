@@ -22,7 +22,12 @@ var arguments = CommandLine.arguments.dropFirst().makeIterator()
 var cluster = SyntheticCluster()
 var rounds = 3
 var profileIncremental = 0
+var controllerMode = false
 while let argument = arguments.next() {
+    if argument == "--controller" {
+        controllerMode = true
+        continue
+    }
     let value = arguments.next().flatMap { Int($0) } ?? 0
     switch argument {
     case "--pods": cluster.pods = value
@@ -40,6 +45,10 @@ while let argument = arguments.next() {
     }
 }
 
+if controllerMode {
+    try await ControllerBenchmark.run(cluster: cluster)
+    exit(0)
+}
 let clock = ContinuousClock()
 let snapshot = cluster.snapshot()
 let compiler = WeftCompiler()

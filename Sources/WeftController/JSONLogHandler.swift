@@ -20,8 +20,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var object: [String: String] = [
-            "ts": Date().formatted(.iso8601.time(includingFractionalSeconds: true)
-                .year().month().day().dateSeparator(.dash).timeSeparator(.colon)),
+            "ts": Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
             "level": event.level.rawValue,
             "logger": self.label,
             "msg": "\(event.message)",
@@ -29,7 +28,7 @@ public struct JSONLogHandler: LogHandler {
         for (key, value) in self.metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             object[key] = "\(value)"
         }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         data.append(0x0a)
         Self.lock.withLock { _ in FileHandle.standardError.write(data) }
     }

@@ -52,21 +52,41 @@ public final class StatusWriter: CompileResultSink {
     public func apply(_ result: CompileResult, snapshot: WeftSnapshot, state: ControllerState) async {
         guard self.isLeader() else { return }
         let now = rfc3339(self.now())
+        var pending: [(ResourceRef, Current, [meta.v1.Condition], Int64?, meta.v1.Condition?)] = []
         for (ref, status) in result.statuses.sorted(by: { $0.key < $1.key }) {
             guard let current = self.lookup(ref) else { continue }
             let existing = current.status?.conditions ?? []
             let desired = existing.mergingKeepingOthers(status.conditions, now: now)
             let generation = current.metadata.generation
             guard desired != existing || current.status?.observedGeneration != generation else { continue }
-            await self.write(ref, current: current, conditions: desired, generation: generation)
+            var event: meta.v1.Condition?
             if let accepted = desired[type: ConditionType.accepted], accepted.status == .false,
                 existing[type: ConditionType.accepted]?.status != .false
                     || existing[type: ConditionType.accepted]?.message != accepted.message
             {
-                await self.recordEvent(ref, current: current, condition: accepted, now: now)
+                event = accepted
+            }
+            pending.append((ref, current, desired, generation, event))
+        }
+        // Several writes in flight, as client-go controllers run several workers; bounded.
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for (ref, current, conditions, generation, event) in pending {
+                if inFlight == Self.concurrentWrites {
+                    await group.next()
+                    inFlight -= 1
+                }
+                inFlight += 1
+                group.addTask {
+                    await self.write(ref, current: current, conditions: conditions, generation: generation)
+                    if let event { await self.recordEvent(ref, current: current, condition: event, now: now) }
+                }
             }
         }
     }
+
+    /// Status writes in flight at once.
+    static let concurrentWrites = 8
 
     private func write(_ ref: ResourceRef, current: Current, conditions: [meta.v1.Condition], generation: Int64?) async {
         var status: JSONObject = ["conditions": (try? JSONValue.from(encodable: conditions)) ?? .array([])]

@@ -13,7 +13,7 @@ import WeftTesting
     static let configMaps = "/api/v1/namespaces/shop/configmaps"
 
     static func virtualService(_ name: String, hosts: [JSONValue] = ["web"], labels: JSONValue? = nil) -> JSONValue {
-        var metadata: JSONObject = ["name": .string(name)]
+        var metadata: JSONObject = ["name": .string(name), "namespace": "shop"]
         if let labels { metadata["labels"] = labels }
         return [
             "apiVersion": "weft.dev/v1alpha1", "kind": "VirtualService", "metadata": .object(metadata),
@@ -67,7 +67,8 @@ import WeftTesting
     @Test func createValidatesTheBody() async throws {
         try await withServer { _, api in
             var other = Self.virtualService("web")
-            other = .object((other.objectValue ?? [:]).merging(["metadata": ["name": "web", "namespace": "other"]]) { $1 })
+            other = .object(
+                (other.objectValue ?? [:]).merging(["metadata": ["name": "web", "namespace": "other"]]) { $1 })
             #expect(try await api.call(.POST, Self.virtualServices, json: other).status == 400)
             let garbage = try await api.call(.POST, Self.virtualServices, text: "{not json")
             #expect(garbage.status == 400)
@@ -84,9 +85,12 @@ import WeftTesting
             let name = try #require(generated.json["metadata"]?["name"]?.stringValue)
             #expect(name.hasPrefix("cfg-") && name.count == 9)
             var withVersion = Self.configMap("x")
-            withVersion = .object((withVersion.objectValue ?? [:]).merging(["metadata": ["name": "x", "resourceVersion": "5"]]) { $1 })
+            withVersion = .object(
+                (withVersion.objectValue ?? [:]).merging(["metadata": ["name": "x", "resourceVersion": "5"]]) { $1 })
             #expect(try await api.call(.POST, Self.configMaps, json: withVersion).status == 500)
-            #expect(try await api.call(.POST, Self.configMaps, json: Self.configMap("y"), contentType: "text/plain").status == 415)
+            #expect(
+                try await api.call(.POST, Self.configMaps, json: Self.configMap("y"), contentType: "text/plain").status
+                    == 415)
             #expect(try await api.call(.GET, "/apis/weft.dev/v1alpha1/namespaces/shop/widgets").status == 404)
             #expect(try await api.call(.GET, "/healthz").json["reason"] == "NotFound")
         }
@@ -116,7 +120,8 @@ import WeftTesting
             #expect(labelled.json["metadata"]?["generation"] == 2)
             #expect(labelled.json["metadata"]?["labels"] == ["a": "b"])
             // No resourceVersion: unconditional.
-            let blind = Self.set(Self.set(labelled.json, ["metadata", "resourceVersion"], nil), ["spec", "hosts"], ["x"])
+            let blind = Self.set(
+                Self.set(labelled.json, ["metadata", "resourceVersion"], nil), ["spec", "hosts"], ["x"])
             let unconditional = try await api.call(.PUT, Self.virtualServices + "/web", json: blind)
             #expect(unconditional.status == 200)
             #expect(unconditional.json["metadata"]?["generation"] == 3)
@@ -125,22 +130,29 @@ import WeftTesting
             let same = try await api.call(.PUT, Self.virtualServices + "/web", json: unconditional.json)
             #expect(same.json == unconditional.json)
             #expect(server.resourceVersion == before)
-            #expect(try await api.call(.PUT, Self.virtualServices + "/nope", json: Self.virtualService("nope")).status == 404)
+            #expect(
+                try await api.call(.PUT, Self.virtualServices + "/nope", json: Self.virtualService("nope")).status
+                    == 404)
         }
     }
 
     @Test func theStatusSubresourceIsIsolated() async throws {
         try await withServer { _, api in
-            var object = try await api.call(.POST, Self.virtualServices, json: Self.set(Self.virtualService("web"), ["status"], ["phase": "ignored"])).json
+            var object = try await api.call(
+                .POST, Self.virtualServices,
+                json: Self.set(Self.virtualService("web"), ["status"], ["phase": "ignored"])
+            ).json
             #expect(object["status"] == nil)
             // PUT /status: only status changes, never generation.
-            let withStatus = Self.set(Self.set(object, ["status"], ["observedGeneration": 1]), ["spec", "hosts"], ["changed"])
+            let withStatus = Self.set(
+                Self.set(object, ["status"], ["observedGeneration": 1]), ["spec", "hosts"], ["changed"])
             object = try await api.call(.PUT, Self.virtualServices + "/web/status", json: withStatus).json
             #expect(object["status"] == ["observedGeneration": 1])
             #expect(object["spec"] == ["hosts": ["web"]])
             #expect(object["metadata"]?["generation"] == 1)
             // PUT on the main resource: status is ignored.
-            let mainPut = Self.set(Self.set(object, ["status"], ["observedGeneration": 99]), ["spec", "hosts"], ["new"])
+            let mainPut = Self.set(
+                Self.set(object, ["status"], ["observedGeneration": 99]), ["spec", "hosts"], ["new"])
             object = try await api.call(.PUT, Self.virtualServices + "/web", json: mainPut).json
             #expect(object["status"] == ["observedGeneration": 1])
             #expect(object["metadata"]?["generation"] == 2)
@@ -192,7 +204,8 @@ import WeftTesting
             let patched = try await api.call(
                 .PATCH, Self.virtualServices + "/web", json: operations, contentType: "application/json-patch+json")
             #expect(patched.status == 200)
-            #expect(patched.json["spec"] == ["hosts": ["first", "b", "c"], "extra": "r", "moved": "r", "tilde~key": true])
+            #expect(
+                patched.json["spec"] == ["hosts": ["first", "b", "c"], "extra": "r", "moved": "r", "tilde~key": true])
             let failedTest = try await api.call(
                 .PATCH, Self.virtualServices + "/web", json: [["op": "test", "path": "/spec/extra", "value": "no"]],
                 contentType: "application/json-patch+json")
@@ -204,16 +217,23 @@ import WeftTesting
             let malformed = try await api.call(
                 .PATCH, Self.virtualServices + "/web", json: ["op": "add"], contentType: "application/json-patch+json")
             #expect(malformed.status == 400)
-            #expect(try await api.call(.PATCH, Self.virtualServices + "/nope", json: [:], contentType: "application/merge-patch+json").status == 404)
+            #expect(
+                try await api.call(
+                    .PATCH, Self.virtualServices + "/nope", json: [:], contentType: "application/merge-patch+json"
+                ).status == 404)
         }
     }
 
     @Test func serverSideApplyAndUnsupportedPatchTypes() async throws {
         try await withServer { _, api in
             let path = Self.virtualServices + "/web"
-            let noManager = try await api.call(.PATCH, path, json: Self.virtualService("web"), contentType: "application/apply-patch+yaml")
+            let noManager = try await api.call(
+                .PATCH, path, json: Self.virtualService("web"), contentType: "application/apply-patch+yaml")
             #expect(noManager.status == 422)
-            #expect(noManager.json["message"] == "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+            #expect(
+                noManager.json["message"]
+                    == "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+            )
             let created = try await api.call(
                 .PATCH, path + "?fieldManager=weft&force=true", json: Self.virtualService("web"),
                 contentType: "application/apply-patch+yaml")
@@ -235,7 +255,8 @@ import WeftTesting
                 contentType: "application/apply-patch+yaml")
             #expect(wrongVersion.status == 400)
 
-            let strategic = try await api.call(.PATCH, path, json: ["spec": [:]], contentType: "application/strategic-merge-patch+json")
+            let strategic = try await api.call(
+                .PATCH, path, json: ["spec": [:]], contentType: "application/strategic-merge-patch+json")
             #expect(strategic.status == 415)
             #expect(strategic.json["reason"] == "UnsupportedMediaType")
             _ = try await api.call(.POST, Self.configMaps, json: Self.configMap("c"))
@@ -245,7 +266,9 @@ import WeftTesting
             #expect(builtIn.status == 200)
             #expect(builtIn.json["data"] == ["k": "v", "k2": "v2"])
             #expect(try await api.call(.PATCH, path, json: [:], contentType: "application/json").status == 415)
-            #expect(try await api.call(.PATCH, path + "?force=true", json: [:], contentType: "application/merge-patch+json").status == 422)
+            #expect(
+                try await api.call(.PATCH, path + "?force=true", json: [:], contentType: "application/merge-patch+json")
+                    .status == 422)
         }
     }
 
@@ -268,12 +291,18 @@ import WeftTesting
             _ = try await api.call(.POST, Self.virtualServices, json: finalized)
             let marked = try await api.call(.DELETE, Self.virtualServices + "/fin")
             #expect(marked.json["metadata"]?["deletionTimestamp"]?.stringValue != nil)
-            #expect(server.object(group: "weft.dev", version: "v1alpha1", plural: "virtualservices", namespace: "shop", name: "fin") != nil)
+            #expect(
+                server.object(
+                    group: "weft.dev", version: "v1alpha1", plural: "virtualservices", namespace: "shop", name: "fin")
+                    != nil)
             let released = try await api.call(
                 .PATCH, Self.virtualServices + "/fin", json: ["metadata": ["finalizers": nil]],
                 contentType: "application/merge-patch+json")
             #expect(released.status == 200)
-            #expect(server.object(group: "weft.dev", version: "v1alpha1", plural: "virtualservices", namespace: "shop", name: "fin") == nil)
+            #expect(
+                server.object(
+                    group: "weft.dev", version: "v1alpha1", plural: "virtualservices", namespace: "shop", name: "fin")
+                    == nil)
         }
     }
 
@@ -314,11 +343,13 @@ import WeftTesting
 
             let first = try await api.call(.GET, Self.configMaps + "?limit=1")
             let next = try #require(first.json["metadata"]?["continue"]?.stringValue)
+            try server.seed(Self.configMap("newer"))
             server.expireHistory()
             let expired = try await api.call(.GET, Self.configMaps + "?limit=1&continue=\(next)")
             #expect(expired.status == 410)
             #expect(expired.json["reason"] == "Expired")
-            #expect(expired.json["message"]?.stringValue?.hasPrefix("The provided continue parameter is too old") == true)
+            #expect(
+                expired.json["message"]?.stringValue?.hasPrefix("The provided continue parameter is too old") == true)
             #expect(try await api.call(.GET, Self.configMaps + "?continue=garbage").status == 400)
         }
     }
@@ -369,7 +400,10 @@ import WeftTesting
             "a": ["app": "web", "tier": "front"], "b": ["app": "web", "tier": "back"], "c": ["app": "db"], "d": [:],
         ]
         for (name, labels) in labels {
-            try server.seed(["apiVersion": "v1", "kind": "Pod", "metadata": ["name": .string(name), "namespace": "shop", "labels": labels]])
+            try server.seed([
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": ["name": .string(name), "namespace": "shop", "labels": labels],
+            ])
         }
     }
 
@@ -401,11 +435,8 @@ import WeftTesting
             try server.seed(FakeAPIServerTests.virtualService("a"))
             var watch = try await api.watch(Self.virtualServices + "?watch=true&resourceVersion=0")
             #expect(watch.headers.first(name: "transfer-encoding") == "chunked")
-            print("DBG opened")
             #expect(try await watch.next()?.summary == "ADDED a")
-            print("DBG a")
             #expect(try await watch.next()?.summary == "ADDED b")
-            print("DBG b")
             _ = try await api.call(.POST, Self.virtualServices, json: FakeAPIServerTests.virtualService("c"))
             _ = try await api.call(
                 .PATCH, Self.virtualServices + "/c", json: ["spec": ["hosts": ["x"]]],
@@ -419,7 +450,6 @@ import WeftTesting
             #expect(deleted.summary == "DELETED c")
             #expect(added.version < modified.version && modified.version < deleted.version)
             #expect(deleted.version == Int(server.resourceVersion))
-            print("DBG end")
         }
     }
 
@@ -468,9 +498,11 @@ import WeftTesting
 
             let current = server.resourceVersion
             server.expireHistory()
-            var afterExpiry = try await api.watch(Self.virtualServices + "?watch=true&resourceVersion=\(Int(current)! - 1)")
+            var afterExpiry = try await api.watch(
+                Self.virtualServices + "?watch=true&resourceVersion=\(Int(current)! - 1)")
             #expect(try await afterExpiry.next()?.event["object"]?["code"] == 410)
-            var fromNow = try await api.watch(Self.virtualServices + "?watch=true&resourceVersion=\(current)&timeoutSeconds=1")
+            var fromNow = try await api.watch(
+                Self.virtualServices + "?watch=true&resourceVersion=\(current)&timeoutSeconds=1")
             #expect(try await fromNow.next() == nil)  // no error: the current version is still valid
         }
     }
@@ -483,10 +515,11 @@ import WeftTesting
                 Self.virtualServices + "?watch=true&allowWatchBookmarks=true&resourceVersion=\(version)")
             let bookmark = try #require(try await watch.next())
             #expect(bookmark.event["type"] == "BOOKMARK")
-            #expect(bookmark.event["object"] == [
-                "kind": "VirtualService", "apiVersion": "weft.dev/v1alpha1",
-                "metadata": ["resourceVersion": .string(version)],
-            ])
+            #expect(
+                bookmark.event["object"] == [
+                    "kind": "VirtualService", "apiVersion": "weft.dev/v1alpha1",
+                    "metadata": ["resourceVersion": .string(version)],
+                ])
             try server.seed(FakeAPIServerTests.virtualService("b"))
             var next = try #require(try await watch.next())
             while next.event["type"] == "BOOKMARK" { next = try #require(try await watch.next()) }
@@ -536,7 +569,9 @@ import WeftTesting
             #expect(first.json["reason"] == "ServiceUnavailable")
             #expect(first.json["kind"] == "Status")
             #expect(try await api.call(.GET, Self.virtualServices).status == 200)  // another path
-            #expect(try await api.call(.POST, FakeAPIServerTests.configMaps, json: FakeAPIServerTests.configMap("x")).status == 201)
+            #expect(
+                try await api.call(.POST, FakeAPIServerTests.configMaps, json: FakeAPIServerTests.configMap("x")).status
+                    == 201)
             #expect(try await api.call(.GET, FakeAPIServerTests.configMaps).status == 503)
             #expect(try await api.call(.GET, FakeAPIServerTests.configMaps).status == 200)
             server.failNext(1)
@@ -546,7 +581,8 @@ import WeftTesting
 
     @Test func requestsAreRecorded() async throws {
         try await withServer { server, api in
-            _ = try await api.call(.POST, Self.virtualServices + "?fieldManager=weft", json: FakeAPIServerTests.virtualService("a"))
+            _ = try await api.call(
+                .POST, Self.virtualServices + "?fieldManager=weft", json: FakeAPIServerTests.virtualService("a"))
             _ = try await api.call(.GET, Self.virtualServices + "/a")
             _ = try await api.call(.GET, Self.virtualServices + "/a")
             _ = try await api.call(
@@ -579,10 +615,12 @@ import WeftTesting
             #expect(server.remove(group: "", version: "v1", plural: "configmaps", namespace: "shop", name: "settings"))
             #expect(server.get(core.v1.ConfigMap.self, namespace: "shop", name: "settings") == nil)
 
-            server.setTokenReview(token: "t0k3n", username: "system:serviceaccount:shop:web", groups: ["system:serviceaccounts"])
+            server.setTokenReview(
+                token: "t0k3n", username: "system:serviceaccount:shop:web", groups: ["system:serviceaccounts"])
             let path = "/apis/authentication.k8s.io/v1/tokenreviews"
             let known = try await api.call(
-                .POST, path, json: ["apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": ["token": "t0k3n"]])
+                .POST, path,
+                json: ["apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": ["token": "t0k3n"]])
             #expect(known.status == 201)
             #expect(known.json["status"]?["authenticated"] == true)
             #expect(known.json["status"]?["user"]?["username"] == "system:serviceaccount:shop:web")
@@ -596,13 +634,29 @@ import WeftTesting
 // MARK: - HTTP through AsyncHTTPClient
 
 /// Starts a server, runs `body`, and shuts the server down whatever happens.
-func withServer(
+private func withServer(
     historyWindow: Int = 1000, bookmarkInterval: Duration = .seconds(1),
     _ body: (FakeAPIServer, TestAPI) async throws -> Void
 ) async throws {
     let server = try await FakeAPIServer.start(historyWindow: historyWindow, bookmarkInterval: bookmarkInterval)
     do {
-        try await body(server, TestAPI(baseURL: server.baseURL))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // A watchdog: a test waiting for an event that never comes fails instead of hanging, because
+            // shutting the server down breaks its streams.
+            group.addTask {
+                try? await Task.sleep(for: .seconds(30))
+                guard !Task.isCancelled else { return }
+                Issue.record("the test took more than 30 seconds; shutting the server down")
+                try? await server.shutdown()
+            }
+            do {
+                try await body(server, TestAPI(baseURL: server.baseURL))
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+            group.cancelAll()
+        }
     } catch {
         try? await server.shutdown()
         throw error
@@ -611,7 +665,7 @@ func withServer(
 }
 
 /// Polls a condition for up to five seconds.
-func eventually(_ condition: () -> Bool) async throws -> Bool {
+private func eventually(_ condition: () -> Bool) async throws -> Bool {
     for _ in 0..<100 {
         if condition() { return true }
         try await Task.sleep(for: .milliseconds(50))
@@ -619,7 +673,7 @@ func eventually(_ condition: () -> Bool) async throws -> Bool {
     return condition()
 }
 
-struct TestAPI {
+private struct TestAPI {
     struct Answer {
         var status: Int
         var json: JSONValue
@@ -639,7 +693,8 @@ struct TestAPI {
         }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 16 << 20)
-        return Answer(status: Int(response.status.code), json: (try? JSONValue.parse(Data(body.readableBytesView))) ?? .null)
+        return Answer(
+            status: Int(response.status.code), json: (try? JSONValue.parse(Data(body.readableBytesView))) ?? .null)
     }
 
     func watch(_ path: String) async throws -> TestWatch {
@@ -651,7 +706,7 @@ struct TestAPI {
 }
 
 /// A watch stream read line by line.
-struct TestWatch {
+private struct TestWatch {
     struct Event: Equatable {
         var event: JSONValue
         /// `ADDED name`.

@@ -140,7 +140,8 @@ struct InformerTests {
             let informer = Informer<ConfigMap>(api: gated, logger: testLogger, onChange: recorder.record)
             try await running(informer) {
                 try await informer.waitUntilSynced()
-                #expect(await becomesTrue { gated.watchesOpened >= 1 })
+                // Registered in the server's store (it answers the watch's head a moment before), so the cut hits it.
+                #expect(await becomesTrue { gated.watchesOpened == 1 && fake.openWatches == 1 })
 
                 // Hold the informer between streams while the object changes.
                 gated.watchGate.close()
@@ -176,7 +177,8 @@ struct InformerTests {
             }
             try await running(informer) {
                 try await informer.waitUntilSynced()
-                #expect(await becomesTrue { gated.watchesOpened >= 1 })
+                // Registered in the server's store (it answers the watch's head a moment before), so the cut hits it.
+                #expect(await becomesTrue { gated.watchesOpened == 1 && fake.openWatches == 1 })
                 recorder.reset()
 
                 gated.watchGate.close()

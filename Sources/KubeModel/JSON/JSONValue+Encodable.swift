@@ -7,8 +7,8 @@ extension JSONValue {
         return try JSONDecoder().decode(JSONValue.self, from: data)
     }
 
-    /// Decodes JSON bytes.
+    /// Decodes JSON bytes (with `JSONParser`: fast, depth-limited).
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONParser.parse(data)
     }
 }

@@ -60,7 +60,8 @@ struct FakeAPIError: Error, Sendable, Hashable {
         code: 404, reason: "NotFound", message: "the server could not find the requested resource", details: [:])
 
     static let methodNotAllowed = FakeAPIError(
-        code: 405, reason: "MethodNotAllowed", message: "the server does not allow this method on the requested resource",
+        code: 405, reason: "MethodNotAllowed",
+        message: "the server does not allow this method on the requested resource",
         details: [:])
 
     static func notFound(_ resource: FakeAPIResource, name: String) -> FakeAPIError {
@@ -84,8 +85,10 @@ struct FakeAPIError: Error, Sendable, Hashable {
     }
 
     /// A failed delete precondition (`DeleteOptions.preconditions`).
-    static func preconditionFailed(_ resource: FakeAPIResource, name: String, field: String, wanted: String,
-                                   actual: String) -> FakeAPIError {
+    static func preconditionFailed(
+        _ resource: FakeAPIResource, name: String, field: String, wanted: String,
+        actual: String
+    ) -> FakeAPIError {
         FakeAPIError(
             code: 409, reason: "Conflict",
             message: "Operation cannot be fulfilled on \(resource.qualifiedResource) \"\(name)\": Precondition "
@@ -116,8 +119,10 @@ struct FakeAPIError: Error, Sendable, Hashable {
             message: "\(qualifiedKind) \"\(name)\" is invalid: \(field): \(causeMessage)", details: details)
     }
 
-    static func invalid(_ resource: FakeAPIResource, name: String, field: String, causeReason: String,
-                        causeMessage: String) -> FakeAPIError {
+    static func invalid(
+        _ resource: FakeAPIResource, name: String, field: String, causeReason: String,
+        causeMessage: String
+    ) -> FakeAPIError {
         self.invalid(
             kind: resource.kind, group: resource.group, name: name, field: field, causeReason: causeReason,
             causeMessage: causeMessage)

@@ -79,7 +79,8 @@ struct FakeAPIResource: Sendable, Hashable {
     /// Checks a name as the API server's validation does; nil when it is valid.
     func nameProblem(_ name: String) -> String? {
         let maxLength = self.nameRule == .label ? 63 : 253
-        let labels = self.nameRule == .label ? [Substring(name)] : name.split(separator: ".", omittingEmptySubsequences: false)
+        let labels =
+            self.nameRule == .label ? [Substring(name)] : name.split(separator: ".", omittingEmptySubsequences: false)
         let valid =
             name.utf8.count <= maxLength && !name.isEmpty
             && labels.allSatisfy { label in

@@ -79,7 +79,8 @@ extension FakeAPIStore {
             if type != .apply, query["force"] != nil {
                 throw FakeAPIError.invalid(
                     kind: "PatchOptions", group: "meta.k8s.io", name: "", field: "force",
-                    causeReason: "FieldValueForbidden", causeMessage: "Forbidden: may not be specified for non-apply patch")
+                    causeReason: "FieldValueForbidden",
+                    causeMessage: "Forbidden: may not be specified for non-apply patch")
             }
             guard let body = FakeJSON.parse(request.body) else {
                 throw FakeAPIError.badRequest(
@@ -134,7 +135,9 @@ extension FakeAPIStore {
         return type.trimmingCharacters(in: .whitespaces).lowercased()
     }
 
-    private static func jsonBody(_ request: FakeAPIServer.Request, _ resource: FakeAPIResource) throws(FakeAPIError)
+    private static func jsonBody(
+        _ request: FakeAPIServer.Request, _ resource: FakeAPIResource
+    ) throws(FakeAPIError)
         -> JSONValue
     {
         let type = self.mediaType(request.contentType)
@@ -149,7 +152,9 @@ extension FakeAPIStore {
         return body
     }
 
-    private static func filter(_ path: FakeAPIPath, _ query: [String: String]) throws(FakeAPIError)
+    private static func filter(
+        _ path: FakeAPIPath, _ query: [String: String]
+    ) throws(FakeAPIError)
         -> FakeObjectFilter
     {
         var filter = FakeObjectFilter(resource: path.resource, namespace: path.namespace)
@@ -167,7 +172,9 @@ extension FakeAPIStore {
         return version
     }
 
-    private static func listQuery(_ filter: FakeObjectFilter, _ query: [String: String]) throws(FakeAPIError)
+    private static func listQuery(
+        _ filter: FakeObjectFilter, _ query: [String: String]
+    ) throws(FakeAPIError)
         -> FakeListQuery
     {
         var list = FakeListQuery(filter: filter)
@@ -191,7 +198,9 @@ extension FakeAPIStore {
         return list
     }
 
-    private static func watchRequest(_ filter: FakeObjectFilter, _ query: [String: String]) throws(FakeAPIError)
+    private static func watchRequest(
+        _ filter: FakeObjectFilter, _ query: [String: String]
+    ) throws(FakeAPIError)
         -> FakeWatchRequest
     {
         let bookmarks = self.bool(query["allowWatchBookmarks"])

@@ -83,7 +83,9 @@ public final class FakeAPIServer: Sendable {
     ///   - historyWindow: How many writes the event history keeps; watches and continue tokens from before that
     ///     answer 410 Expired.
     ///   - bookmarkInterval: How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
-    public static func start(historyWindow: Int = 1000, bookmarkInterval: Duration = .seconds(1)) async throws
+    public static func start(
+        historyWindow: Int = 1000, bookmarkInterval: Duration = .seconds(1)
+    ) async throws
         -> FakeAPIServer
     {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -143,13 +145,17 @@ public final class FakeAPIServer: Sendable {
     /// Stores a typed object; see ``seed(_:)-(JSONValue)``.
     public func seed<R: KubeResource>(_ object: R) throws {
         var json = try JSONValue.from(encodable: object)
-        if json["apiVersion"]?.stringValue == nil { json = FakeObject.setting(json, "apiVersion", .string(R.apiVersion)) }
+        if json["apiVersion"]?.stringValue == nil {
+            json = FakeObject.setting(json, "apiVersion", .string(R.apiVersion))
+        }
         if json["kind"]?.stringValue == nil { json = FakeObject.setting(json, "kind", .string(R.kind)) }
         try self.seed(json)
     }
 
     /// The stored object, as the server would answer a GET; nil when there is none.
-    public func object(group: String, version: String, plural: String, namespace: String?, name: String)
+    public func object(
+        group: String, version: String, plural: String, namespace: String?, name: String
+    )
         -> JSONValue?
     {
         guard let resource = FakeAPIResource.find(group: group, version: version, plural: plural) else { return nil }
@@ -160,7 +166,9 @@ public final class FakeAPIServer: Sendable {
     /// The stored object decoded as `R`; nil when there is none (or it does not decode).
     public func get<R: KubeResource>(_ type: R.Type, namespace: String?, name: String) -> R? {
         let path = ResourcePathParts(R.self)
-        guard let json = self.object(group: path.group, version: path.version, plural: R.plural, namespace: namespace, name: name)
+        guard
+            let json = self.object(
+                group: path.group, version: path.version, plural: R.plural, namespace: namespace, name: name)
         else { return nil }
         return try? JSONValueDecoder().decode(R.self, from: json)
     }

@@ -48,7 +48,10 @@ struct FakeContinueToken: Codable, Sendable, Hashable {
         while base64.utf8.count % 4 != 0 { base64 += "=" }
         guard let data = Data(base64Encoded: base64),
             let token = try? JSONDecoder().decode(FakeContinueToken.self, from: data), token.v == "meta.k8s.io/v1"
-        else { throw FakeAPIError.badRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") }
+        else {
+            throw FakeAPIError.badRequest(
+                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+        }
         self = token
     }
 }
@@ -70,7 +73,8 @@ extension FakeAPIStore {
             guard let past = self.objects(of: resource, at: token.rv) else {
                 var error = FakeAPIError.continueTooOld
                 error.metadata = [
-                    "continue": .string(FakeContinueToken(rv: self.resourceVersion, lastKey: String(token.start.dropLast())).encoded)
+                    "continue": .string(
+                        FakeContinueToken(rv: self.resourceVersion, lastKey: String(token.start.dropLast())).encoded)
                 ]
                 throw error
             }

@@ -79,7 +79,9 @@ extension FakeAPIStore {
 
     /// Opens a watch and queues its first events. False when the version is older than the history: then an
     /// `ERROR` event (410 Expired) and the end of the stream are queued instead.
-    mutating func startWatch(filter: FakeObjectFilter, start: FakeWatchStart, bookmarks: Bool, sink: FakeWatchSink)
+    mutating func startWatch(
+        filter: FakeObjectFilter, start: FakeWatchStart, bookmarks: Bool, sink: FakeWatchSink
+    )
         -> Bool
     {
         switch start {
@@ -130,7 +132,8 @@ extension FakeAPIStore {
     /// A `BOOKMARK` with the current resourceVersion, when the watch asked for them.
     mutating func sendBookmark(_ id: Int) {
         guard let watcher = self.watchers[id], watcher.bookmarks else { return }
-        let line = FakeJSON.watchLine(type: "BOOKMARK", object: self.bookmark(watcher.filter.resource, annotations: nil))
+        let line = FakeJSON.watchLine(
+            type: "BOOKMARK", object: self.bookmark(watcher.filter.resource, annotations: nil))
         if !watcher.sink.send(line) { self.watchers.removeValue(forKey: id) }
     }
 

@@ -128,7 +128,9 @@ extension FakeAPIStore {
 
     /// Deletes an object, or with finalizers marks it deleting. Answers what the real server answers: the
     /// object for kinds that return it, otherwise a `Status` of success.
-    mutating func delete(_ resource: FakeAPIResource, _ key: ObjectKey, options: JSONValue?) throws(FakeAPIError)
+    mutating func delete(
+        _ resource: FakeAPIResource, _ key: ObjectKey, options: JSONValue?
+    ) throws(FakeAPIError)
         -> JSONValue
     {
         guard let current = self.object(resource, key) else { throw FakeAPIError.notFound(resource, name: key.name) }
@@ -207,8 +209,10 @@ extension FakeAPIStore {
         var next = FakeObject.settingMeta(candidate, "name", .string(key.name))
         next = FakeObject.settingMeta(next, "namespace", resource.namespaced ? .string(key.namespace) : nil)
         let currentMeta = FakeObject.metadata(current)
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
-                      "resourceVersion"] {
+        for field in [
+            "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
+            "resourceVersion",
+        ] {
             next = FakeObject.settingMeta(next, field, currentMeta[field])
         }
         if FakeObject.metadata(candidate)["managedFields"] == nil {
@@ -224,7 +228,9 @@ extension FakeAPIStore {
     }
 
     /// The body as an object of this resource: apiVersion and kind filled in when missing, refused when wrong.
-    private static func checkedObject(_ body: JSONValue, _ resource: FakeAPIResource) throws(FakeAPIError)
+    private static func checkedObject(
+        _ body: JSONValue, _ resource: FakeAPIResource
+    ) throws(FakeAPIError)
         -> JSONValue
     {
         guard case .object(var members) = body else {
@@ -253,7 +259,9 @@ extension FakeAPIStore {
     }
 
     /// The name and namespace in the body must be those of the URL (or absent).
-    private static func checkIdentity(_ object: JSONValue, _ key: ObjectKey, _ resource: FakeAPIResource)
+    private static func checkIdentity(
+        _ object: JSONValue, _ key: ObjectKey, _ resource: FakeAPIResource
+    )
         throws(FakeAPIError)
     {
         if let name = FakeObject.meta(object, "name"), name != key.name {

@@ -75,8 +75,10 @@ struct FakeLabelSelector: Sendable, Hashable {
             guard Self.isValidKey(key) else { throw fail }
             return Requirement(key: key, op: .doesNotExist, values: [])
         }
-        for (token, op) in [("!=", Operator.notEquals), ("==", .equals), ("=", .equals), (">", .greaterThan),
-                            ("<", .lessThan)] {
+        for (token, op) in [
+            ("!=", Operator.notEquals), ("==", .equals), ("=", .equals), (">", .greaterThan),
+            ("<", .lessThan),
+        ] {
             if let range = clause.range(of: token) {
                 let key = String(clause[..<range.lowerBound]).trimmingSpaces
                 let value = String(clause[range.upperBound...]).trimmingSpaces
@@ -108,9 +110,10 @@ struct FakeLabelSelector: Sendable, Hashable {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count <= 2, let name = parts.last, !name.isEmpty, name.count <= 63 else { return false }
         if parts.count == 2, parts[0].isEmpty { return false }
-        return self.isValidValue(String(name)) && parts.dropLast().allSatisfy { prefix in
-            prefix.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
-        }
+        return self.isValidValue(String(name))
+            && parts.dropLast().allSatisfy { prefix in
+                prefix.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }
+            }
     }
 
     /// Label values: empty, or alphanumerics with `-`, `_`, `.` inside, at most 63 characters.

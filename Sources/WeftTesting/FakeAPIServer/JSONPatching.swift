@@ -29,12 +29,17 @@ enum JSONPatching {
     /// Parses a JSON patch document: an array of operations.
     static func operations(_ document: JSONValue) throws(PatchError) -> [JSONObject] {
         guard case .array(let elements) = document else {
-            throw PatchError(message: "json: cannot unmarshal \(document.kindDescription) into Go value of type jsonpatch.Patch", isMalformed: true)
+            throw PatchError(
+                message: "json: cannot unmarshal \(document.kindDescription) into Go value of type jsonpatch.Patch",
+                isMalformed: true)
         }
         var operations: [JSONObject] = []
         for element in elements {
             guard let operation = element.objectValue else {
-                throw PatchError(message: "json: cannot unmarshal \(element.kindDescription) into Go value of type jsonpatch.Operation", isMalformed: true)
+                throw PatchError(
+                    message:
+                        "json: cannot unmarshal \(element.kindDescription) into Go value of type jsonpatch.Operation",
+                    isMalformed: true)
             }
             operations.append(operation)
         }
@@ -56,27 +61,33 @@ enum JSONPatching {
                 document = try self.remove(at: path, in: document).document
             case "replace":
                 guard self.get(path, in: document) != nil else {
-                    throw PatchError(message: "replace operation does not apply: doc is missing key: \(self.render(path))", isMalformed: false)
+                    throw PatchError(
+                        message: "replace operation does not apply: doc is missing key: \(self.render(path))",
+                        isMalformed: false)
                 }
                 let removed = try self.remove(at: path, in: document).document
                 document = try self.add(self.value(operation, op), at: path, in: removed)
             case "move":
                 let from = try self.pointer(operation, "from")
                 if path.count > from.count, Array(path.prefix(from.count)) == from {
-                    throw PatchError(message: "move operation cannot move a value into its own child", isMalformed: false)
+                    throw PatchError(
+                        message: "move operation cannot move a value into its own child", isMalformed: false)
                 }
                 let (removed, value) = try self.remove(at: from, in: document)
                 document = try self.add(value, at: path, in: removed)
             case "copy":
                 let from = try self.pointer(operation, "from")
                 guard let value = self.get(from, in: document) else {
-                    throw PatchError(message: "copy operation does not apply: doc is missing from path: \(self.render(from))", isMalformed: false)
+                    throw PatchError(
+                        message: "copy operation does not apply: doc is missing from path: \(self.render(from))",
+                        isMalformed: false)
                 }
                 document = try self.add(value, at: path, in: document)
             case "test":
                 let expected = try self.value(operation, op)
                 guard let actual = self.get(path, in: document), self.jsonEqual(actual, expected) else {
-                    throw PatchError(message: "testing value \(self.render(path)) failed: test failed", isMalformed: false)
+                    throw PatchError(
+                        message: "testing value \(self.render(path)) failed: test failed", isMalformed: false)
                 }
             default:
                 throw PatchError(message: "Unexpected kind: \(op)", isMalformed: false)
@@ -155,7 +166,9 @@ enum JSONPatching {
         return index < count || (allowEnd && index == count) ? index : nil
     }
 
-    private static func add(_ value: JSONValue, at path: [String], in document: JSONValue) throws(PatchError)
+    private static func add(
+        _ value: JSONValue, at path: [String], in document: JSONValue
+    ) throws(PatchError)
         -> JSONValue
     {
         guard let token = path.first else { return value }
@@ -166,14 +179,17 @@ enum JSONPatching {
                 members[token] = value
             } else {
                 guard let child = members[token] else {
-                    throw PatchError(message: "add operation does not apply: doc is missing path: \(self.render(path))", isMalformed: false)
+                    throw PatchError(
+                        message: "add operation does not apply: doc is missing path: \(self.render(path))",
+                        isMalformed: false)
                 }
                 members[token] = try self.add(value, at: rest, in: child)
             }
             return .object(members)
         case .array(var elements):
             guard let index = self.index(token, count: elements.count, allowEnd: rest.isEmpty) else {
-                throw PatchError(message: "add operation does not apply: index \(token) is out of bounds", isMalformed: false)
+                throw PatchError(
+                    message: "add operation does not apply: index \(token) is out of bounds", isMalformed: false)
             }
             if rest.isEmpty {
                 elements.insert(value, at: index)
@@ -182,18 +198,23 @@ enum JSONPatching {
             }
             return .array(elements)
         default:
-            throw PatchError(message: "add operation does not apply: doc is missing path: \(self.render(path))", isMalformed: false)
+            throw PatchError(
+                message: "add operation does not apply: doc is missing path: \(self.render(path))", isMalformed: false)
         }
     }
 
-    private static func remove(at path: [String], in document: JSONValue) throws(PatchError)
+    private static func remove(
+        at path: [String], in document: JSONValue
+    ) throws(PatchError)
         -> (document: JSONValue, removed: JSONValue)
     {
         guard let token = path.first else {
-            throw PatchError(message: "remove operation does not apply: cannot remove the whole document", isMalformed: false)
+            throw PatchError(
+                message: "remove operation does not apply: cannot remove the whole document", isMalformed: false)
         }
         let rest = Array(path.dropFirst())
-        let missing = PatchError(message: "remove operation does not apply: doc is missing path: \(self.render(path))", isMalformed: false)
+        let missing = PatchError(
+            message: "remove operation does not apply: doc is missing path: \(self.render(path))", isMalformed: false)
         switch document {
         case .object(var members):
             guard let child = members[token] else { throw missing }
