@@ -25,9 +25,10 @@ enum ControllerBenchmark {
         let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Logger(label: "bench"))
         let state = ControllerState()
         var logger = Logger(label: "bench")
-        logger.logLevel = .warning
-        let controller = KubernetesController(api: client, state: state,
-                                              options: .init(leaderElection: nil), logger: logger)
+        logger.logLevel = ProcessInfo.processInfo.environment["WEFT_BENCH_LOG"] == "1" ? .info : .warning
+        let controller = KubernetesController(
+            api: client, state: state,
+            options: .init(leaderElection: nil), logger: logger)
         let expected = snapshot.virtualServices.count + snapshot.destinationPolicies.count
         let start = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group throws in
@@ -61,18 +62,27 @@ enum ControllerBenchmark {
                             break
                         }
                         try await Task.sleep(for: .milliseconds(2))
-                        if clock.now - changeStart > .seconds(30) { throw BenchmarkError("change not reflected after 30 s") }
+                        if clock.now - changeStart > .seconds(30) {
+                            throw BenchmarkError("change not reflected after 30 s")
+                        }
                     }
                     if timed { latencies.append(clock.now - changeStart) }
                 }
             }
             latencies.sort()
-            print("weft controller benchmark: \(cluster.pods) pods, \(cluster.services) services, \(cluster.virtualServices) VirtualServices, \(cluster.destinationPolicies) DestinationPolicies through a fake API server on loopback")
+            print(
+                "weft controller benchmark: \(cluster.pods) pods, \(cluster.services) services, \(cluster.virtualServices) VirtualServices, \(cluster.destinationPolicies) DestinationPolicies through a fake API server on loopback"
+            )
             print(String(format: "time to first complete status:  %.2f s   (target < 5 s)", seconds(firstStatus)))
-            print(String(format: "one change to its new status:   %.0f ms  (median of %d; target < 200 ms)",
-                         seconds(latencies[latencies.count / 2]) * 1000, latencies.count))
-            print(String(format: "controller memory after sync:   %.0f MiB (RSS growth over the seeded fake server; target < 300 MiB)",
-                         afterSync - baseline))
+            print(
+                String(
+                    format: "one change to its new status:   %.0f ms  (median of %d; target < 200 ms)",
+                    seconds(latencies[latencies.count / 2]) * 1000, latencies.count))
+            print(
+                String(
+                    format:
+                        "controller memory after sync:   %.0f MiB (RSS growth over the seeded fake server; target < 300 MiB)",
+                    afterSync - baseline))
             print(String(format: "process peak RSS (incl. fake):  %.0f MiB", peakMiB()))
         }
         try await client.shutdown()

@@ -7,20 +7,26 @@ public import KubeModel
 /// format is exercised, never mocked.
 public protocol KubeAPI: Sendable {
     func get<R: KubeResource>(_ type: R.Type, namespace: String?, name: String) async throws -> R
-    func list<R: KubeResource>(_ type: R.Type, namespace: String?, options: ListOptions) async throws
+    func list<R: KubeResource>(
+        _ type: R.Type, namespace: String?, options: ListOptions
+    ) async throws
         -> meta.v1.List<R>
     /// Opens a watch. Events are decoded as the chunks arrive; the sequence ends when the server closes the
     /// stream (the caller resumes from the last resourceVersion it saw) and throws on a broken connection.
     /// An expired resourceVersion arrives as an `ERROR` event whose object is a `Status` with code 410.
-    func watch<R: KubeResource>(_ type: R.Type, namespace: String?, options: WatchOptions) async throws
+    func watch<R: KubeResource>(
+        _ type: R.Type, namespace: String?, options: WatchOptions
+    ) async throws
         -> WatchEvents<R>
     func create<R: KubeResource>(_ object: R) async throws -> R
     /// PUT: fails with 409 Conflict when `metadata.resourceVersion` is stale.
     func update<R: KubeResource>(_ object: R) async throws -> R
     /// PUT to the status subresource: only `status` changes.
     func updateStatus<R: KubeResource>(_ object: R) async throws -> R
-    func patch<R: KubeResource>(_ type: R.Type, namespace: String?, name: String, patch: KubePatch,
-                                options: PatchOptions) async throws -> R
+    func patch<R: KubeResource>(
+        _ type: R.Type, namespace: String?, name: String, patch: KubePatch,
+        options: PatchOptions
+    ) async throws -> R
     func delete<R: KubeResource>(_ type: R.Type, namespace: String?, name: String) async throws
 }
 
@@ -34,8 +40,10 @@ public struct ListOptions: Sendable, Hashable {
     /// `"0"` lets the server answer from its cache; nil asks for the latest (a consistent read).
     public var resourceVersion: String?
 
-    public init(labelSelector: String? = nil, fieldSelector: String? = nil, limit: Int? = nil,
-                continue: String? = nil, resourceVersion: String? = nil) {
+    public init(
+        labelSelector: String? = nil, fieldSelector: String? = nil, limit: Int? = nil,
+        continue: String? = nil, resourceVersion: String? = nil
+    ) {
         self.labelSelector = labelSelector
         self.fieldSelector = fieldSelector
         self.limit = limit
@@ -54,8 +62,10 @@ public struct WatchOptions: Sendable, Hashable {
     public var labelSelector: String?
     public var fieldSelector: String?
 
-    public init(resourceVersion: String? = nil, allowWatchBookmarks: Bool = true, timeoutSeconds: Int? = nil,
-                labelSelector: String? = nil, fieldSelector: String? = nil) {
+    public init(
+        resourceVersion: String? = nil, allowWatchBookmarks: Bool = true, timeoutSeconds: Int? = nil,
+        labelSelector: String? = nil, fieldSelector: String? = nil
+    ) {
         self.resourceVersion = resourceVersion
         self.allowWatchBookmarks = allowWatchBookmarks
         self.timeoutSeconds = timeoutSeconds

@@ -30,8 +30,10 @@ public struct KubeClientError: Error, Sendable, CustomStringConvertible {
     public var request: String?
     public var cause: (any Error & Sendable)?
 
-    public init(code: Code, message: String, status: meta.v1.Status? = nil, request: String? = nil,
-                cause: (any Error & Sendable)? = nil) {
+    public init(
+        code: Code, message: String, status: meta.v1.Status? = nil, request: String? = nil,
+        cause: (any Error & Sendable)? = nil
+    ) {
         self.code = code
         self.message = message
         self.status = status

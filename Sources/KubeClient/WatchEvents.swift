@@ -1,5 +1,5 @@
-public import KubeModel
 import Foundation
+public import KubeModel
 
 /// One event of a watch stream, decoded.
 public enum KubeWatchEvent<R: KubeResource>: Sendable {

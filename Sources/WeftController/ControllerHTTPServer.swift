@@ -21,8 +21,10 @@ public final class ControllerHTTPServer: Service {
     private let logger: Logger
     private let boundPort = Mutex<Int?>(nil)
 
-    public init(host: String = "0.0.0.0", port: Int, state: ControllerState, ready: @escaping Readiness,
-                metrics: @escaping MetricsRenderer = { "" }, logger: Logger) {
+    public init(
+        host: String = "0.0.0.0", port: Int, state: ControllerState, ready: @escaping Readiness,
+        metrics: @escaping MetricsRenderer = { "" }, logger: Logger
+    ) {
         self.host = host
         self.port = port
         self.state = state
@@ -77,8 +79,11 @@ public final class ControllerHTTPServer: Service {
                         headers.add(name: "Content-Type", value: contentType)
                         headers.add(name: "Content-Length", value: String(body.utf8.count))
                         if !request.isKeepAlive { headers.add(name: "Connection", value: "close") }
-                        try await outbound.write(.head(HTTPResponseHead(version: request.version, status: status,
-                                                                         headers: headers)))
+                        try await outbound.write(
+                            .head(
+                                HTTPResponseHead(
+                                    version: request.version, status: status,
+                                    headers: headers)))
                         if request.method != .HEAD {
                             try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
                         }
@@ -104,7 +109,10 @@ public final class ControllerHTTPServer: Service {
         case "/readyz":
             return await self.ready()
                 ? (.ok, "text/plain; charset=utf-8", "ok\n")
-                : (.serviceUnavailable, "text/plain; charset=utf-8", "not ready: the first full sync has not finished\n")
+                : (
+                    .serviceUnavailable, "text/plain; charset=utf-8",
+                    "not ready: the first full sync has not finished\n"
+                )
         case "/metrics":
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", self.renderMetrics())
         case "/status":
@@ -114,8 +122,10 @@ public final class ControllerHTTPServer: Service {
             let body = (try? encoder.encode(document)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
             return (.ok, "application/json", body + "\n")
         default:
-            return (.notFound, "text/plain; charset=utf-8",
-                    "no such path: \(path); try /healthz, /readyz, /metrics or /status\n")
+            return (
+                .notFound, "text/plain; charset=utf-8",
+                "no such path: \(path); try /healthz, /readyz, /metrics or /status\n"
+            )
         }
     }
 }

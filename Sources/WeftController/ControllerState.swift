@@ -33,8 +33,9 @@ public final class ControllerState: Sendable {
         var identities: [ResourceRef: ResourceIdentity] = [:]
         func add<R: KubeResource>(_ resources: [R]) {
             for resource in resources {
-                identities[ResourceRef(resource)] = ResourceIdentity(apiVersion: R.apiVersion, kind: R.kind,
-                                                                     metadata: resource.metadata)
+                identities[ResourceRef(resource)] = ResourceIdentity(
+                    apiVersion: R.apiVersion, kind: R.kind,
+                    metadata: resource.metadata)
             }
         }
         add(snapshot.virtualServices)

@@ -16,10 +16,12 @@ public final class KubernetesController: Service {
         public var debounceQuiet: Duration
         public var debounceMax: Duration
 
-        public init(leaderElection: LeaderElector.Configuration? = .init(),
-                    rootNamespace: String = weft.v1alpha1.rootNamespace,
-                    informer: Informer<core.v1.Pod>.Configuration = .init(),
-                    debounceQuiet: Duration = .milliseconds(50), debounceMax: Duration = .seconds(1)) {
+        public init(
+            leaderElection: LeaderElector.Configuration? = .init(),
+            rootNamespace: String = weft.v1alpha1.rootNamespace,
+            informer: Informer<core.v1.Pod>.Configuration = .init(),
+            debounceQuiet: Duration = .milliseconds(50), debounceMax: Duration = .seconds(1)
+        ) {
             self.leaderElection = leaderElection
             self.rootNamespace = rootNamespace
             self.informer = informer
@@ -41,8 +43,10 @@ public final class KubernetesController: Service {
     }
 
     /// A controller that talks to the cluster of `configuration`, and closes its client when it stops.
-    public convenience init(configuration: KubeConfiguration, state: ControllerState, options: Options = .init(),
-                            logger: Logger) throws {
+    public convenience init(
+        configuration: KubeConfiguration, state: ControllerState, options: Options = .init(),
+        logger: Logger
+    ) throws {
         let client = try KubeClient(configuration: configuration, logger: logger)
         self.init(api: client, client: client, state: state, options: options, logger: logger)
     }
@@ -51,16 +55,18 @@ public final class KubernetesController: Service {
         self.client = client
         self.state = state
         self.logger = logger
-        let source = KubernetesSource(api: api, rootNamespace: options.rootNamespace, informer: options.informer,
-                                      logger: logger)
+        let source = KubernetesSource(
+            api: api, rootNamespace: options.rootNamespace, informer: options.informer,
+            logger: logger)
         self.source = source
         let elector = options.leaderElection.map { LeaderElector(api: api, configuration: $0, logger: logger) }
         self.elector = elector
         let writer = StatusWriter(
             api: api, lookup: { source.current($0) }, isLeader: { elector?.isLeader ?? true },
             identity: options.leaderElection?.identity ?? LeaderElector.defaultIdentity(), logger: logger)
-        self.reconciler = Reconciler(source: source, state: state, sinks: [writer], logger: logger,
-                                     quiet: options.debounceQuiet, maxDelay: options.debounceMax)
+        self.reconciler = Reconciler(
+            source: source, state: state, sinks: [writer], logger: logger,
+            quiet: options.debounceQuiet, maxDelay: options.debounceMax)
     }
 
     /// Ready once every informer has synced and the first compile is done.

@@ -20,15 +20,20 @@ public final class KubernetesSource: SnapshotSource {
     let configMaps: Informer<core.v1.ConfigMap>
     private let changed = ChangeSignal()
     private let logger: Logger
+    private let lists = ListCache()
 
     /// The ConfigMap holding mesh settings, in `rootNamespace`.
     public static let configMapName = "weft-config"
 
-    public init(api: any KubeAPI, rootNamespace: String = weft.v1alpha1.rootNamespace,
-                informer configuration: Informer<core.v1.Pod>.Configuration = .init(), logger: Logger) {
+    public init(
+        api: any KubeAPI, rootNamespace: String = weft.v1alpha1.rootNamespace,
+        informer configuration: Informer<core.v1.Pod>.Configuration = .init(), logger: Logger
+    ) {
         self.logger = logger
         let notify: @Sendable (ObjectKey) async -> Void = { [changed] _ in changed.fire() }
-        func informer<R: KubeResource>(_ type: R.Type, namespace: String? = nil, fieldSelector: String? = nil)
+        func informer<R: KubeResource>(
+            _ type: R.Type, namespace: String? = nil, fieldSelector: String? = nil
+        )
             -> Informer<R>
         {
             var settings = Informer<R>.Configuration(
@@ -47,8 +52,9 @@ public final class KubernetesSource: SnapshotSource {
         self.destinationPolicies = informer(weft.v1alpha1.DestinationPolicy.self)
         self.meshTLSPolicies = informer(weft.v1alpha1.MeshTLSPolicy.self)
         self.authorizationPolicies = informer(weft.v1alpha1.AuthorizationPolicy.self)
-        self.configMaps = informer(core.v1.ConfigMap.self, namespace: rootNamespace,
-                                   fieldSelector: "metadata.name=\(Self.configMapName)")
+        self.configMaps = informer(
+            core.v1.ConfigMap.self, namespace: rootNamespace,
+            fieldSelector: "metadata.name=\(Self.configMapName)")
     }
 
     public var hasSynced: Bool {
@@ -77,16 +83,18 @@ public final class KubernetesSource: SnapshotSource {
     }
 
     public func snapshot() async -> WeftSnapshot {
+        // An informer whose cache did not change gives the same array as last time (same storage), so the
+        // compile session sees it unchanged at no cost.
         var snapshot = WeftSnapshot(
-            namespaces: self.namespaces.cache.list(),
-            pods: self.pods.cache.list(),
-            services: self.services.cache.list(),
-            endpointSlices: self.endpointSlices.cache.list(),
-            deployments: self.deployments.cache.list(),
-            virtualServices: self.virtualServices.cache.list().map(Self.specOnly),
-            destinationPolicies: self.destinationPolicies.cache.list().map(Self.specOnly),
-            meshTLSPolicies: self.meshTLSPolicies.cache.list().map(Self.specOnly),
-            authorizationPolicies: self.authorizationPolicies.cache.list().map(Self.specOnly))
+            namespaces: self.lists.list(self.namespaces.cache) { $0 },
+            pods: self.lists.list(self.pods.cache) { $0 },
+            services: self.lists.list(self.services.cache) { $0 },
+            endpointSlices: self.lists.list(self.endpointSlices.cache) { $0 },
+            deployments: self.lists.list(self.deployments.cache) { $0 },
+            virtualServices: self.lists.list(self.virtualServices.cache) { $0.map(Self.specOnly) },
+            destinationPolicies: self.lists.list(self.destinationPolicies.cache) { $0.map(Self.specOnly) },
+            meshTLSPolicies: self.lists.list(self.meshTLSPolicies.cache) { $0.map(Self.specOnly) },
+            authorizationPolicies: self.lists.list(self.authorizationPolicies.cache) { $0.map(Self.specOnly) })
         if let configMap = self.configMaps.cache.list().first(where: { $0.metadata.name == Self.configMapName }) {
             let (settings, problems) = MeshSettings.from(configMapData: configMap.data ?? [:])
             snapshot.settings = settings
@@ -126,14 +134,53 @@ public final class KubernetesSource: SnapshotSource {
 }
 
 /// Where informers report a change: set once the reconciler runs.
+///
+/// The handler is boxed: a function stored directly in a `Mutex` is re-wrapped in reabstraction thunks on
+/// every `withLock` write-back, and calls get slower with every change.
 final class ChangeSignal: Sendable {
-    private let handler = Mutex<(@Sendable () -> Void)?>(nil)
+    private final class Handler: Sendable {
+        let call: @Sendable () -> Void
+
+        init(_ call: @escaping @Sendable () -> Void) {
+            self.call = call
+        }
+    }
+
+    private let handler = Mutex<Handler?>(nil)
 
     func set(_ handler: @escaping @Sendable () -> Void) {
-        self.handler.withLock { $0 = handler }
+        let box = Handler(handler)
+        self.handler.withLock { $0 = box }
     }
 
     func fire() {
-        self.handler.withLock { $0 }?()
+        let box = self.handler.withLock { $0 }
+        box?.call()
+    }
+}
+
+/// The last list taken of each informer cache, reused while the cache's resourceVersion and size are the same.
+final class ListCache: Sendable {
+    private struct Entry: @unchecked Sendable {
+        // Safe: the array is an immutable value of a Sendable element type, stored as `Any` only to key the
+        // table by kind.
+        var version: String
+        var count: Int
+        var list: Any
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func list<R: KubeResource>(_ cache: InformerCache<R>, _ transform: ([R]) -> [R]) -> [R] {
+        let version = cache.resourceVersion ?? ""
+        let count = cache.count
+        if let entry = self.entries.withLock({ $0[R.kind] }), entry.version == version, entry.count == count,
+            let list = entry.list as? [R]
+        {
+            return list
+        }
+        let list = transform(cache.list())
+        self.entries.withLock { $0[R.kind] = Entry(version: version, count: count, list: list) }
+        return list
     }
 }

@@ -48,12 +48,16 @@ public final class ManifestSource: SnapshotSource {
                 for problem in loaded.problems {
                     self.logger.warning(
                         "manifest problem",
-                        metadata: ["manifest.problem": "\(problem)", "manifest.severity": "\(problem.severity.rawValue)"])
+                        metadata: [
+                            "manifest.problem": "\(problem)", "manifest.severity": "\(problem.severity.rawValue)",
+                        ])
                 }
                 self.logger.info(
                     "manifests read",
-                    metadata: ["manifest.path": "\(self.path)", "manifest.files": "\(loaded.files.count)",
-                               "manifest.problems": "\(loaded.problems.count)"])
+                    metadata: [
+                        "manifest.path": "\(self.path)", "manifest.files": "\(loaded.files.count)",
+                        "manifest.problems": "\(loaded.problems.count)",
+                    ])
                 self.state.withLock {
                     $0.snapshot = loaded.snapshot
                     $0.problems = loaded.problems

@@ -28,9 +28,11 @@ public final class Reconciler: Service {
     private let proxies = Gauge(label: "weft_controller_proxies")
     private let resources = Gauge(label: "weft_controller_resources")
 
-    public init(source: any SnapshotSource, state: ControllerState, sinks: [any CompileResultSink] = [],
-                logger: Logger, quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(1),
-                now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        source: any SnapshotSource, state: ControllerState, sinks: [any CompileResultSink] = [],
+        logger: Logger, quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(1),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.source = source
         self.state = state
         self.sinks = sinks
@@ -78,11 +80,16 @@ public final class Reconciler: Service {
                     }
                 }
             }
-            await self.reconcile(&session, clock: clock)
+            try await self.reconcile(&session, clock: clock)
         }
     }
 
-    private func reconcile(_ session: inout CompileSession, clock: ContinuousClock) async {
+    private func reconcile(_ session: inout CompileSession, clock: ContinuousClock) async throws {
+        // Never compile a partial view: a Service not listed yet would look missing and every reference to it
+        // would be reported broken.
+        while !(await self.source.hasSynced) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let snapshot = await self.source.snapshot()
         let start = clock.now
         let result = session.compile(snapshot)
@@ -96,7 +103,8 @@ public final class Reconciler: Service {
             "compiled",
             metadata: [
                 "compile.proxies": "\(result.proxies.count)", "compile.resources": "\(result.statuses.count)",
-                "compile.changed_resources": "\(changed.count)", "compile.errors": "\(result.diagnostics.filter { $0.severity == .error }.count)",
+                "compile.changed_resources": "\(changed.count)",
+                "compile.errors": "\(result.diagnostics.filter { $0.severity == .error }.count)",
                 "compile.duration_ms": "\(elapsed.nanoseconds / 1_000_000)",
             ])
         for sink in self.sinks {

@@ -39,8 +39,10 @@ public final class StatusWriter: CompileResultSink {
 
     public static let fieldManager = "weft-controller"
 
-    public init(api: any KubeAPI, lookup: @escaping Lookup, isLeader: @escaping @Sendable () -> Bool,
-                identity: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        api: any KubeAPI, lookup: @escaping Lookup, isLeader: @escaping @Sendable () -> Bool,
+        identity: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.api = api
         self.lookup = lookup
         self.isLeader = isLeader
@@ -88,7 +90,8 @@ public final class StatusWriter: CompileResultSink {
     /// Status writes in flight at once.
     static let concurrentWrites = 8
 
-    private func write(_ ref: ResourceRef, current: Current, conditions: [meta.v1.Condition], generation: Int64?) async {
+    private func write(_ ref: ResourceRef, current: Current, conditions: [meta.v1.Condition], generation: Int64?) async
+    {
         var status: JSONObject = ["conditions": (try? JSONValue.from(encodable: conditions)) ?? .array([])]
         if let generation { status["observedGeneration"] = .int(generation) }
         let patch = KubePatch.merge(.object(["status": .object(status)]))
@@ -96,17 +99,21 @@ public final class StatusWriter: CompileResultSink {
         do {
             switch ref.kind {
             case weft.v1alpha1.VirtualService.kind:
-                _ = try await self.api.patch(weft.v1alpha1.VirtualService.self, namespace: ref.namespace,
-                                             name: ref.name, patch: patch, options: options)
+                _ = try await self.api.patch(
+                    weft.v1alpha1.VirtualService.self, namespace: ref.namespace,
+                    name: ref.name, patch: patch, options: options)
             case weft.v1alpha1.DestinationPolicy.kind:
-                _ = try await self.api.patch(weft.v1alpha1.DestinationPolicy.self, namespace: ref.namespace,
-                                             name: ref.name, patch: patch, options: options)
+                _ = try await self.api.patch(
+                    weft.v1alpha1.DestinationPolicy.self, namespace: ref.namespace,
+                    name: ref.name, patch: patch, options: options)
             case weft.v1alpha1.MeshTLSPolicy.kind:
-                _ = try await self.api.patch(weft.v1alpha1.MeshTLSPolicy.self, namespace: ref.namespace,
-                                             name: ref.name, patch: patch, options: options)
+                _ = try await self.api.patch(
+                    weft.v1alpha1.MeshTLSPolicy.self, namespace: ref.namespace,
+                    name: ref.name, patch: patch, options: options)
             case weft.v1alpha1.AuthorizationPolicy.kind:
-                _ = try await self.api.patch(weft.v1alpha1.AuthorizationPolicy.self, namespace: ref.namespace,
-                                             name: ref.name, patch: patch, options: options)
+                _ = try await self.api.patch(
+                    weft.v1alpha1.AuthorizationPolicy.self, namespace: ref.namespace,
+                    name: ref.name, patch: patch, options: options)
             default:
                 return
             }

@@ -54,7 +54,8 @@ struct WeftControllerCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: self.logLevel) ?? .info
         let json = self.logFormat == .json || (self.logFormat == .auto && isatty(STDERR_FILENO) == 0)
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
@@ -74,10 +75,12 @@ struct WeftControllerCommand: AsyncParsableCommand {
         } else {
             let kube = try KubeConfiguration.load(kubeconfig: self.kubeconfig, context: self.context)
             var options = KubernetesController.Options()
-            options.leaderElection = self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace) : nil
+            options.leaderElection =
+                self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace) : nil
             options.rootNamespace = self.leaseNamespace
-            let controller = try KubernetesController(configuration: kube, state: state, options: options,
-                                                      logger: logger)
+            let controller = try KubernetesController(
+                configuration: kube, state: state, options: options,
+                logger: logger)
             ready = { await controller.isReady }
             services.append(controller)
             logger.info("running on a cluster", metadata: ["k8s.server": "\(kube.server)"])
@@ -87,8 +90,9 @@ struct WeftControllerCommand: AsyncParsableCommand {
             metrics: { registry.emitToString() }, logger: Logger(label: "weft.controller.http"))
         services.append(http)
         let group = ServiceGroup(
-            configuration: .init(services: services.map { .init(service: $0) },
-                                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

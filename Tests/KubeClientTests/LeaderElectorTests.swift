@@ -188,7 +188,7 @@ struct LeaderElectorTests {
         try await withFakeCluster { fake, client in
             let elector = LeaderElector(api: client, configuration: Self.configuration("me"), logger: testLogger)
             try await withTimeout(.seconds(30)) {
-                try await withThrowingTaskGroup(of: Void.self) { group in
+                await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await elector.run() }
                     #expect(await becomesTrue { elector.isLeader })
                     // Renews every 0.2 s fail; after 0.6 s without one the elector steps down, then the

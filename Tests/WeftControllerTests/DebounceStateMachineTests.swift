@@ -16,7 +16,9 @@ struct DebounceStateMachineTests {
     func quietPeriod() {
         var machine = DebounceStateMachine(quiet: .milliseconds(50), maxDelay: .seconds(1))
         machine.changed(at: self.start)
-        #expect(machine.poll(at: self.start.advanced(by: .milliseconds(10))) == .wait(until: self.start.advanced(by: .milliseconds(50))))
+        #expect(
+            machine.poll(at: self.start.advanced(by: .milliseconds(10)))
+                == .wait(until: self.start.advanced(by: .milliseconds(50))))
         #expect(machine.poll(at: self.start.advanced(by: .milliseconds(50))) == .compile)
         #expect(machine.poll(at: self.start.advanced(by: .milliseconds(60))) == .idle)
     }
@@ -42,7 +44,9 @@ struct DebounceStateMachineTests {
         var machine = DebounceStateMachine(quiet: .milliseconds(50), maxDelay: .seconds(1))
         machine.changed(at: self.start)
         machine.changed(at: self.start.advanced(by: .milliseconds(30)))
-        #expect(machine.poll(at: self.start.advanced(by: .milliseconds(50))) == .wait(until: self.start.advanced(by: .milliseconds(80))))
+        #expect(
+            machine.poll(at: self.start.advanced(by: .milliseconds(50)))
+                == .wait(until: self.start.advanced(by: .milliseconds(80))))
         #expect(machine.poll(at: self.start.advanced(by: .milliseconds(80))) == .compile)
     }
 }

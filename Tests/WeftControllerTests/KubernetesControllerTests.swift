@@ -35,11 +35,13 @@ struct KubernetesControllerTests {
     static func options(leader identity: String? = nil) -> KubernetesController.Options {
         KubernetesController.Options(
             leaderElection: identity.map {
-                LeaderElector.Configuration(identity: $0, leaseDuration: .seconds(1), renewDeadline: .milliseconds(600),
-                                            retryPeriod: .milliseconds(200))
+                LeaderElector.Configuration(
+                    identity: $0, leaseDuration: .seconds(1), renewDeadline: .milliseconds(600),
+                    retryPeriod: .milliseconds(200))
             },
-            informer: .init(watchTimeoutSeconds: 5...10, initialBackoff: .milliseconds(50),
-                            maximumBackoff: .milliseconds(500)),
+            informer: .init(
+                watchTimeoutSeconds: 5...10, initialBackoff: .milliseconds(50),
+                maximumBackoff: .milliseconds(500)),
             debounceQuiet: .milliseconds(20), debounceMax: .milliseconds(200))
     }
 
@@ -61,15 +63,17 @@ struct KubernetesControllerTests {
     func writesConditionsOnce() async throws {
         let (server, client) = try await self.shop()
         let state = ControllerState()
-        let controller = KubernetesController(api: client, state: state, options: Self.options(),
-                                              logger: Logger(label: "test"))
+        let controller = KubernetesController(
+            api: client, state: state, options: Self.options(),
+            logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group throws in
             group.addTask { try await controller.run() }
             defer { group.cancelAll() }
-            #expect(try await self.eventually {
-                self.condition(server, "catalog", "ResolvedRefs")?.status == .true
-                    && self.condition(server, "payments", "Accepted")?.status == .true
-            })
+            #expect(
+                try await self.eventually {
+                    self.condition(server, "catalog", "ResolvedRefs")?.status == .true
+                        && self.condition(server, "payments", "Accepted")?.status == .true
+                })
             #expect(await controller.isReady)
             let vs = try #require(server.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog"))
             #expect(vs.status?.observedGeneration == vs.metadata.generation)
@@ -98,8 +102,9 @@ struct KubernetesControllerTests {
     func brokenReference() async throws {
         let (server, client) = try await self.shop()
         let state = ControllerState()
-        let controller = KubernetesController(api: client, state: state, options: Self.options(),
-                                              logger: Logger(label: "test"))
+        let controller = KubernetesController(
+            api: client, state: state, options: Self.options(),
+            logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group throws in
             group.addTask { try await controller.run() }
             defer { group.cancelAll() }
@@ -108,9 +113,10 @@ struct KubernetesControllerTests {
             var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
             vs.spec.http?[1].route?[1].destination.subset = "v3"
             let updated = try await client.update(vs)
-            #expect(try await self.eventually {
-                self.condition(server, "catalog", "ResolvedRefs")?.reason == "SubsetNotFound"
-            })
+            #expect(
+                try await self.eventually {
+                    self.condition(server, "catalog", "ResolvedRefs")?.reason == "SubsetNotFound"
+                })
             let broken = try #require(self.condition(server, "catalog", "ResolvedRefs"))
             #expect(broken.status == .false)
             #expect(broken.message.contains("subset \"v3\""))
@@ -128,8 +134,9 @@ struct KubernetesControllerTests {
     @Test("an invalid resource gets Accepted=False with the field path, and a Warning Event")
     func invalidResourceEvent() async throws {
         let (server, client) = try await self.shop()
-        let controller = KubernetesController(api: client, state: ControllerState(), options: Self.options(),
-                                              logger: Logger(label: "test"))
+        let controller = KubernetesController(
+            api: client, state: ControllerState(), options: Self.options(),
+            logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group throws in
             group.addTask { try await controller.run() }
             defer { group.cancelAll() }
@@ -138,14 +145,16 @@ struct KubernetesControllerTests {
             vs.spec.http?[1].route?[0].weight = 80
             _ = try await client.update(vs)
             #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.reason == "Invalid" })
-            #expect(self.condition(server, "catalog", "Accepted")?.message
-                .contains("spec.http[1].route: weights must sum to 100, got 90") == true)
-            #expect(try await self.eventually {
-                server.list(core.v1.Event.self, namespace: "shop").contains { event in
-                    event.fields.involvedObject.name == "catalog" && event.fields.reason == "Invalid"
-                        && event.fields.type == "Warning"
-                }
-            })
+            #expect(
+                self.condition(server, "catalog", "Accepted")?.message
+                    .contains("spec.http[1].route: weights must sum to 100, got 90") == true)
+            #expect(
+                try await self.eventually {
+                    server.list(core.v1.Event.self, namespace: "shop").contains { event in
+                        event.fields.involvedObject.name == "catalog" && event.fields.reason == "Invalid"
+                            && event.fields.type == "Warning"
+                    }
+                })
         }
         try await client.shutdown()
         try await server.shutdown()
@@ -154,8 +163,9 @@ struct KubernetesControllerTests {
     @Test("cut watches and expired versions lose no update")
     func survivesCutWatches() async throws {
         let (server, client) = try await self.shop()
-        let controller = KubernetesController(api: client, state: ControllerState(), options: Self.options(),
-                                              logger: Logger(label: "test"))
+        let controller = KubernetesController(
+            api: client, state: ControllerState(), options: Self.options(),
+            logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group throws in
             group.addTask { try await controller.run() }
             defer { group.cancelAll() }
@@ -166,9 +176,10 @@ struct KubernetesControllerTests {
             var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
             vs.spec.http?[0].route?[0].destination.host = "nowhere"
             _ = try await client.update(vs)
-            #expect(try await self.eventually {
-                self.condition(server, "catalog", "ResolvedRefs")?.reason == "BackendNotFound"
-            })
+            #expect(
+                try await self.eventually {
+                    self.condition(server, "catalog", "ResolvedRefs")?.reason == "BackendNotFound"
+                })
 
             // Expire every resourceVersion, cut again, and fix it: the informers re-list and see the fix.
             server.expireHistory()
@@ -185,10 +196,12 @@ struct KubernetesControllerTests {
     @Test("two controllers: one leader writes; the other takes over when it stops")
     func leaderTakeover() async throws {
         let (server, client) = try await self.shop()
-        let first = KubernetesController(api: client, state: ControllerState(), options: Self.options(leader: "first"),
-                                         logger: Logger(label: "first"))
-        let second = KubernetesController(api: client, state: ControllerState(),
-                                          options: Self.options(leader: "second"), logger: Logger(label: "second"))
+        let first = KubernetesController(
+            api: client, state: ControllerState(), options: Self.options(leader: "first"),
+            logger: Logger(label: "first"))
+        let second = KubernetesController(
+            api: client, state: ControllerState(),
+            options: Self.options(leader: "second"), logger: Logger(label: "second"))
         // Separate tasks, so that one controller can be stopped alone.
         let firstTask = Task { try await first.run() }
         let secondTask = Task { try await second.run() }

@@ -5,7 +5,7 @@ import Testing
 import WeftController
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// The embedded default: the controller on a folder of manifests, serving conditions at /status.
@@ -16,11 +16,14 @@ struct ManifestModeTests {
 
     /// Copies the shop into a temporary folder.
     func shopFolder() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("weft-manifests-\(UUID().uuidString)")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "weft-manifests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        for name in try FileManager.default.contentsOfDirectory(atPath: Self.examples.path) where name.hasSuffix(".yaml") {
-            try FileManager.default.copyItem(at: Self.examples.appendingPathComponent(name),
-                                             to: folder.appendingPathComponent(name))
+        for name in try FileManager.default.contentsOfDirectory(atPath: Self.examples.path)
+        where name.hasSuffix(".yaml") {
+            try FileManager.default.copyItem(
+                at: Self.examples.appendingPathComponent(name),
+                to: folder.appendingPathComponent(name))
         }
         return folder
     }
@@ -40,7 +43,9 @@ struct ManifestModeTests {
     func condition(_ items: [JSONValue], _ resource: String, _ type: String) -> JSONValue? {
         let item = items.first { item in
             let metadata = item["metadata"]
-            return "\(metadata?["namespace"]?.stringValue ?? "")/\(item["kind"]?.stringValue ?? "")/\(metadata?["name"]?.stringValue ?? "")" == resource
+            return
+                "\(metadata?["namespace"]?.stringValue ?? "")/\(item["kind"]?.stringValue ?? "")/\(metadata?["name"]?.stringValue ?? "")"
+                == resource
         }
         return item?["status"]?["conditions"]?.arrayValue?.first { $0["type"]?.stringValue == type }
     }
@@ -63,8 +68,9 @@ struct ManifestModeTests {
         let state = ControllerState()
         let source = ManifestSource(path: folder.path, pollInterval: .milliseconds(50), logger: logger)
         let reconciler = Reconciler(source: source, state: state, logger: logger, quiet: .milliseconds(10))
-        let http = ControllerHTTPServer(host: "127.0.0.1", port: 0, state: state,
-                                        ready: { await source.hasSynced && state.hasCompiled }, logger: logger)
+        let http = ControllerHTTPServer(
+            host: "127.0.0.1", port: 0, state: state,
+            ready: { await source.hasSynced && state.hasCompiled }, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group throws in
             group.addTask { try await reconciler.run() }
             group.addTask { try await http.run() }
@@ -80,7 +86,8 @@ struct ManifestModeTests {
             var items = try await self.status(port)
             let accepted = try #require(self.condition(items, "shop/VirtualService/catalog", "Accepted"))
             #expect(accepted["status"]?.stringValue == "True")
-            #expect(self.condition(items, "shop/VirtualService/catalog", "ResolvedRefs")?["status"]?.stringValue == "True")
+            #expect(
+                self.condition(items, "shop/VirtualService/catalog", "ResolvedRefs")?["status"]?.stringValue == "True")
             let acceptedSince = accepted["lastTransitionTime"]?.stringValue
             #expect(acceptedSince?.isEmpty == false)
 
@@ -90,22 +97,28 @@ struct ManifestModeTests {
             try await Task.sleep(for: .seconds(1.1))  // a different lastTransitionTime second
             try original.replacingOccurrences(of: "subset: v2", with: "subset: v3")
                 .write(to: routing, atomically: true, encoding: .utf8)
-            #expect(try await self.eventually {
-                self.condition(try await self.status(port), "shop/VirtualService/catalog", "ResolvedRefs")?["reason"]?.stringValue == "SubsetNotFound"
-            })
+            #expect(
+                try await self.eventually {
+                    self.condition(try await self.status(port), "shop/VirtualService/catalog", "ResolvedRefs")?[
+                        "reason"]?.stringValue == "SubsetNotFound"
+                })
             items = try await self.status(port)
             let broken = try #require(self.condition(items, "shop/VirtualService/catalog", "ResolvedRefs"))
             #expect(broken["status"]?.stringValue == "False")
             #expect(broken["message"]?.stringValue?.contains("subset \"v3\"") == true)
             #expect(broken["lastTransitionTime"]?.stringValue != acceptedSince)
             // Accepted did not change status, so its transition time did not move.
-            #expect(self.condition(items, "shop/VirtualService/catalog", "Accepted")?["lastTransitionTime"]?.stringValue == acceptedSince)
+            #expect(
+                self.condition(items, "shop/VirtualService/catalog", "Accepted")?["lastTransitionTime"]?.stringValue
+                    == acceptedSince)
 
             // Fix it again.
             try original.write(to: routing, atomically: true, encoding: .utf8)
-            #expect(try await self.eventually {
-                self.condition(try await self.status(port), "shop/VirtualService/catalog", "ResolvedRefs")?["status"]?.stringValue == "True"
-            })
+            #expect(
+                try await self.eventually {
+                    self.condition(try await self.status(port), "shop/VirtualService/catalog", "ResolvedRefs")?[
+                        "status"]?.stringValue == "True"
+                })
         }
     }
 
@@ -113,8 +126,9 @@ struct ManifestModeTests {
     func brokenYAML() async throws {
         let folder = try self.shopFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        try "apiVersion: v1\nkind: [unclosed\n".write(to: folder.appendingPathComponent("99-broken.yaml"),
-                                                     atomically: true, encoding: .utf8)
+        try "apiVersion: v1\nkind: [unclosed\n".write(
+            to: folder.appendingPathComponent("99-broken.yaml"),
+            atomically: true, encoding: .utf8)
         let logger = Logger(label: "test")
         let state = ControllerState()
         let source = ManifestSource(path: folder.path, pollInterval: .milliseconds(50), logger: logger)
@@ -123,7 +137,10 @@ struct ManifestModeTests {
             group.addTask { try await reconciler.run() }
             defer { group.cancelAll() }
             #expect(try await self.eventually { state.hasCompiled })
-            #expect(source.problems.contains { $0.file.hasSuffix("99-broken.yaml") && $0.line == 3 && $0.message.contains("flow sequence") })
+            #expect(
+                source.problems.contains {
+                    $0.file.hasSuffix("99-broken.yaml") && $0.line == 3 && $0.message.contains("flow sequence")
+                })
             #expect(state.result.proxies.count == 6)
         }
     }

@@ -4,7 +4,7 @@ extension JSONValue {
     /// The JSON form of any `Encodable`, through `JSONEncoder`.
     public static func from<T: Encodable>(encodable value: T) throws -> JSONValue {
         let data = try JSONEncoder().encode(value)
-        return try JSONDecoder().decode(JSONValue.self, from: data)
+        return try JSONParser.parse(data)
     }
 
     /// Decodes JSON bytes (with `JSONParser`: fast, depth-limited).
