@@ -1,6 +1,7 @@
 import KubeClient
 import KubeModel
 import Logging
+import Metrics
 import ServiceLifecycle
 import WeftAPI
 import WeftCompiler
@@ -33,9 +34,11 @@ public final class KubernetesController: Service {
     public let source: KubernetesSource
     public let elector: LeaderElector?
     private let reconciler: Reconciler
+    private let writer: StatusWriter
     private let state: ControllerState
     private let client: KubeClient?
     private let logger: Logger
+    private let retryDepth = Gauge(label: "weft_controller_status_retry_queue_depth")
 
     /// A controller over any API implementation.
     public convenience init(api: any KubeAPI, state: ControllerState, options: Options = .init(), logger: Logger) {
@@ -64,6 +67,7 @@ public final class KubernetesController: Service {
         let writer = StatusWriter(
             api: api, lookup: { source.current($0) }, isLeader: { elector?.isLeader ?? true },
             identity: options.leaderElection?.identity ?? LeaderElector.defaultIdentity(), logger: logger)
+        self.writer = writer
         self.reconciler = Reconciler(
             source: source, state: state, sinks: [writer], logger: logger,
             quiet: options.debounceQuiet, maxDelay: options.debounceMax)
@@ -81,6 +85,15 @@ public final class KubernetesController: Service {
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await self.reconciler.run() }
+                group.addTask {
+                    // A failed status write comes back after its backoff: compile and write again. `next()`
+                    // returns nil when this task is cancelled.
+                    while let ref = await self.writer.retries.next() {
+                        self.retryDepth.record(await self.writer.retries.count)
+                        self.reconciler.signal()
+                        await self.writer.retries.done(ref)
+                    }
+                }
                 if let elector = self.elector {
                     group.addTask { try await elector.run() }
                     group.addTask {

@@ -29,6 +29,8 @@ public final class StatusWriter: CompileResultSink {
 
     private let api: any KubeAPI
     private let lookup: Lookup
+    /// Resources whose write failed, retried with per-resource exponential backoff.
+    public let retries: WorkQueue<ResourceRef>
     private let isLeader: @Sendable () -> Bool
     private let identity: String
     private let logger: Logger
@@ -41,9 +43,11 @@ public final class StatusWriter: CompileResultSink {
 
     public init(
         api: any KubeAPI, lookup: @escaping Lookup, isLeader: @escaping @Sendable () -> Bool,
-        identity: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }
+        identity: String, logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
+        retries: WorkQueue<ResourceRef> = WorkQueue()
     ) {
         self.api = api
+        self.retries = retries
         self.lookup = lookup
         self.isLeader = isLeader
         self.identity = identity
@@ -118,12 +122,15 @@ public final class StatusWriter: CompileResultSink {
                 return
             }
             self.writes.increment()
+            await self.retries.forget(ref)
             self.logger.debug("status written", metadata: ["k8s.resource": "\(ref)"])
         } catch let error as KubeClientError where error.isNotFound {
             self.logger.debug("status not written: resource gone", metadata: ["k8s.resource": "\(ref)"])
         } catch {
             self.failures.increment()
-            self.logger.warning("status write failed", metadata: ["k8s.resource": "\(ref)", "error": "\(error)"])
+            await self.retries.addRateLimited(ref)
+            self.logger.warning(
+                "status write failed; will retry", metadata: ["k8s.resource": "\(ref)", "error": "\(error)"])
         }
     }
 

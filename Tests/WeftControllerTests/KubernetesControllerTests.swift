@@ -160,6 +160,39 @@ struct KubernetesControllerTests {
         try await server.shutdown()
     }
 
+    @Test("a failed status write is retried with backoff, without any other change")
+    func retriesFailedWrites() async throws {
+        let (server, client) = try await self.shop()
+        let state = ControllerState()
+        let controller = KubernetesController(
+            api: client, state: state, options: Self.options(),
+            logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
+            // Let the start-up compiles settle, then make the next status write fail once.
+            var compiles = state.compileCount
+            while true {
+                try await Task.sleep(for: .milliseconds(400))
+                if state.compileCount == compiles { break }
+                compiles = state.compileCount
+            }
+            server.failNext(1, status: 500, method: "PATCH", pathContains: "/status")
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[0].route?[0].destination.host = "nowhere"
+            _ = try await client.update(vs)
+            // Nothing else changes: only the retry queue brings the write back.
+            #expect(
+                try await self.eventually {
+                    self.condition(server, "catalog", "ResolvedRefs")?.reason == "BackendNotFound"
+                })
+            #expect(server.count(method: "PATCH", pathContains: "virtualservices/catalog/status") >= 2)
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
     @Test("cut watches and expired versions lose no update")
     func survivesCutWatches() async throws {
         let (server, client) = try await self.shop()
