@@ -2,8 +2,9 @@
 public struct OutboundService: Codable, Hashable, Sendable {
     /// The FQDN, e.g. `catalog.shop.svc.cluster.local`.
     public var host: String
-    /// Every other name that reaches this service from this proxy: `catalog` (same namespace only),
-    /// `catalog.shop`, `catalog.shop.svc`, and the cluster IPs. Sorted.
+    /// Every other name that reaches this service: `catalog.shop`, `catalog.shop.svc`, and the cluster IPs.
+    /// Sorted. The short name (`catalog`) reaches it only from its own namespace; the proxy derives it from
+    /// `host` and its own namespace, so one outbound list serves every namespace.
     public var aliases: [String]
     public var port: Int
     public var `protocol`: AppProtocol

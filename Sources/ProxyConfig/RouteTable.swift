@@ -98,7 +98,7 @@ public struct RouteTable: Sendable {
         var byName: [Substring: [Int]] = [:]
         for (index, service) in config.outbound.enumerated() {
             services.append(try CompiledService(service))
-            for name in [service.host] + service.aliases {
+            for name in [service.host] + service.aliases + shortName(of: service.host, in: config.proxy.namespace) {
                 let key = Substring(normalizedHostName(name[...]))
                 var indexes = byName[key, default: []]
                 if indexes.last != index {
@@ -453,6 +453,14 @@ struct CompiledService: Sendable {
 }
 
 // MARK: - Authority parsing
+
+/// The short name of a Service host (`catalog` for `catalog.shop.svc.cluster.local`) when the proxy runs in the
+/// Service's namespace, as the cluster DNS search path resolves it there; otherwise nothing.
+func shortName(of host: String, in namespace: String) -> [String] {
+    let labels = host.split(separator: ".", maxSplits: 3, omittingEmptySubsequences: false)
+    guard labels.count >= 3, labels[2] == "svc", labels[1] == namespace, !labels[0].isEmpty else { return [] }
+    return [String(labels[0])]
+}
 
 /// `host[:port]`, `[v6]:port` or a bare IPv6 address, split without allocating (unless the host has uppercase).
 struct ParsedAuthority {

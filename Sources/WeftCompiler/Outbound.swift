@@ -15,7 +15,6 @@ extension WeftCompilation {
         var aliases = [
             "\(service.key.name).\(service.key.namespace)", "\(service.key.name).\(service.key.namespace).svc",
         ]
-        if consumer == service.key.namespace { aliases.append(service.key.name) }
         aliases.append(contentsOf: service.clusterIPs)
         let vs = self.policies.virtualService(for: service.key, consumer: consumer)
         var routes: [Route] = []

@@ -2,13 +2,11 @@ import KubeModel
 import ProxyConfig
 import WeftAPI
 
-/// What decides an outbound entry: the Service port, the VirtualService that routes it for the consumer,
-/// and whether the consumer shares the Service's namespace (short-name alias).
+/// What decides an outbound entry: the Service port and the VirtualService that routes it for the consumer.
 struct OutboundKey: Hashable, Sendable {
     var service: ObjectKey
     var port: Int
     var virtualService: ObjectKey?
-    var sameNamespace: Bool
 }
 
 struct ClusterKey: Hashable, Sendable {
@@ -45,9 +43,9 @@ struct ProxyCaches: Sendable {
 
 extension WeftCompilation {
     /// Builds every proxy's config. Fragments shared by many proxies are built once and shared (copy on write):
-    /// one outbound list as producers route it, patched per namespace where the namespace's own Services
-    /// (short-name aliases) or its own VirtualServices differ; one cluster list, unless a namespace has
-    /// DestinationPolicies of its own; inbound ports per pod shape.
+    /// one outbound list as producers route it, patched only for a namespace with VirtualServices of its own for
+    /// other namespaces' Services; one cluster list, unless a namespace has DestinationPolicies of its own;
+    /// inbound ports per pod shape.
     func proxyConfigs(memo: inout HashMemo, caches: inout ProxyCaches) -> [String: ProxyConfig] {
         let meshedByNamespace = self.index.meshedByNamespace
         guard !meshedByNamespace.isEmpty else { return [:] }
@@ -78,23 +76,27 @@ extension WeftCompilation {
 
         var proxies: [String: ProxyConfig] = [:]
         proxies.reserveCapacity(meshedByNamespace.values.reduce(0) { $0 + $1.count })
+        let globalHash = combinedHash(globalHashes)
         for namespace in meshedByNamespace.keys.sorted() {
+            // Every namespace shares the producers' list, unless it routes some Service its own way.
             var outbound = global
-            var hashes = globalHashes
-            let patched = (self.servicesByNamespace[namespace] ?? []).map(\.key) + (overrides[namespace] ?? []).sorted()
-            for key in patched {
-                for position in caches.positions[key] ?? [] {
-                    let (service, port) = ports[position]
-                    let entry = self.outboundEntry(service, port, consumer: namespace, caches: &caches)
-                    outbound[position] = entry.0
-                    hashes[position] = entry.1
+            var outboundHash = globalHash
+            if let overridden = overrides[namespace], !overridden.isEmpty {
+                var hashes = globalHashes
+                for key in overridden.sorted() {
+                    for position in caches.positions[key] ?? [] {
+                        let (service, port) = ports[position]
+                        let entry = self.outboundEntry(service, port, consumer: namespace, caches: &caches)
+                        outbound[position] = entry.0
+                        hashes[position] = entry.1
+                    }
                 }
+                outboundHash = combinedHash(hashes)
             }
             let (clusters, clusterHash) =
                 consumerPolicyNamespaces.contains(namespace)
                 ? self.clusterList(ports, consumer: namespace, memo: &memo, caches: &caches) : sharedClusters
-            hashes.append(clusterHash)
-            let sharedHash = combinedHash(hashes)
+            let sharedHash = combinedHash([outboundHash, clusterHash])
             let pods = meshedByNamespace[namespace] ?? []
             let inbounds: [([InboundPort], UInt64)]
             if let cached = caches.inboundByNamespace[namespace], cached.count == pods.count {
@@ -133,9 +135,7 @@ extension WeftCompilation {
     ) -> (OutboundService, UInt64) {
         let namespace = consumer ?? ""
         let routing = self.policies.virtualService(for: service.key, consumer: consumer ?? service.key.namespace)?.key
-        let key = OutboundKey(
-            service: service.key, port: port.port, virtualService: routing,
-            sameNamespace: namespace == service.key.namespace)
+        let key = OutboundKey(service: service.key, port: port.port, virtualService: routing)
         if let cached = caches.outbound[key] { return cached }
         let built = self.outboundService(service, port: port, consumer: namespace)
         let entry = (built, stableHash64(of: built))
