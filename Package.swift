@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "KubeModel", swiftSettings: strictSettings),
         .target(name: "WeftAPI", dependencies: ["KubeModel"], swiftSettings: strictSettings),
         .target(name: "ProxyConfig", swiftSettings: strictSettings),
+        .target(name: "ProxyCore", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
         .target(
             name: "WeftCompiler",
             dependencies: ["KubeModel", "WeftAPI", "ProxyConfig"],
@@ -73,11 +74,36 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "WeftProxy",
+            dependencies: [
+                "ProxyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // MARK: - Executables
         .executableTarget(
             name: "weft-controller",
             dependencies: [
                 "WeftController", "KubeClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "weft-proxy",
+            dependencies: [
+                "WeftProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -123,6 +149,7 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
+        .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore", "ProxyConfig"], swiftSettings: strictSettings),
         .testTarget(
             name: "KubeClientTests",
             dependencies: [
@@ -145,6 +172,14 @@ let package = Package(
         .testTarget(
             name: "WeftControllerTests",
             dependencies: ["WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftCompiler"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WeftProxyTests",
+            dependencies: [
+                "WeftProxy", "ProxyConfig",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

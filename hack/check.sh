@@ -23,6 +23,7 @@ declare -A allowed=(
   [WeftAPI]="Foundation KubeModel"
   [ProxyConfig]="Foundation"
   [WeftCompiler]="Foundation KubeModel WeftAPI ProxyConfig"
+  [ProxyCore]="ProxyConfig"
 )
 for module in "${!allowed[@]}"; do
   [ -d "Sources/$module" ] || continue

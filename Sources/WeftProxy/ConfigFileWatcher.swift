@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Loads the ProxyConfig JSON file and polls it (modification time and size); a changed file that decodes
+/// and compiles replaces the served config, one that does not is rejected and the old config keeps serving.
+public final class ConfigFileWatcher: Service {
+    private let path: String
+    private let store: ProxyStateStore
+    private let interval: Duration
+    private let logger: Logger
+
+    public init(path: String, store: ProxyStateStore, interval: Duration = .milliseconds(500), logger: Logger) {
+        self.path = path
+        self.store = store
+        self.interval = interval
+        self.logger = logger
+    }
+
+    private struct Stamp: Equatable {
+        var modified: Date?
+        var size: Int
+    }
+
+    private func stamp() -> Stamp? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: self.path) else {
+            return nil
+        }
+        return Stamp(
+            modified: attributes[.modificationDate] as? Date,
+            size: (attributes[.size] as? NSNumber)?.intValue ?? -1)
+    }
+
+    /// Reads, decodes and compiles the file; installs it on success. Returns whether it was installed.
+    @discardableResult
+    public func reload() -> Bool {
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: self.path))
+            let state = try ProxyState.load(data)
+            let previous = self.store.current?.config.version
+            self.store.replace(with: state)
+            self.logger.info(
+                "config loaded",
+                metadata: [
+                    "config.path": "\(self.path)", "config.version": "\(state.config.version)",
+                    "config.previous_version": "\(previous ?? "none")",
+                ])
+            return true
+        } catch {
+            self.logger.error(
+                "config rejected; keeping the previous config",
+                metadata: [
+                    "config.path": "\(self.path)", "error": "\(error)",
+                    "config.serving_version": "\(self.store.current?.config.version ?? "none")",
+                ])
+            return false
+        }
+    }
+
+    public func run() async throws {
+        var last = self.stamp()
+        if self.store.current == nil {
+            self.reload()
+        }
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await Task.sleep(for: self.interval)
+            } catch {
+                return
+            }
+            let now = self.stamp()
+            if now != last, now != nil {
+                last = now
+                self.reload()
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import NIOCore
+import NIOHTTP1
+import ProxyConfig
+
+/// What to do with a request, decided from its head and the current config alone.
+enum ProxyDecision {
+    /// The proxy answers itself.
+    case respond(status: Int, reason: ProxyReason, location: String?)
+    /// Forward to `host:port`.
+    case forward(ForwardPlan)
+}
+
+/// Everything needed to forward one request.
+struct ForwardPlan {
+    var host: String
+    var port: Int
+    var head: HTTPRequestHead
+    var responseHeaders: [HeaderOperations]
+    var timeout: TimeAmount?
+    var delay: TimeAmount?
+    var connectTimeout: TimeAmount
+
+    var key: String { "\(self.host):\(self.port)" }
+}
+
+/// The header carrying the inbound port to use until transparent capture exists (temporary; see README).
+let inboundPortHeader = "x-weft-inbound-port"
+
+private let hopByHopHeaders = ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer"]
+
+extension HTTPHeaders {
+    /// A copy without hop-by-hop fields. Rebuilt from the fields so that it does not carry the keep-alive
+    /// state the parser recorded for the other connection (NIO keeps it inside `HTTPHeaders`).
+    func withoutHopByHop() -> HTTPHeaders {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(self.count)
+        for field in self where !hopByHopHeaders.contains(where: { field.name.lowercased() == $0 }) {
+            fields.append((field.name, field.value))
+        }
+        return HTTPHeaders(fields)
+    }
+
+    mutating func apply(_ operations: HeaderOperations?) {
+        guard let operations else {
+            return
+        }
+        for name in operations.remove {
+            self.remove(name: name)
+        }
+        for header in operations.set {
+            self.replaceOrAdd(name: header.name, value: header.value)
+        }
+        for header in operations.add {
+            self.add(name: header.name, value: header.value)
+        }
+    }
+}
+
+private func hex16(_ value: UInt64) -> String {
+    let hex = String(value, radix: 16)
+    return String(repeating: "0", count: 16 - hex.utf8.count) + hex
+}
+
+/// A new W3C `traceparent` (version 00, sampled), with random trace and span IDs.
+func newTraceparent() -> String {
+    var generator = SystemRandomNumberGenerator()
+    var traceHigh: UInt64 = generator.next()
+    let traceLow: UInt64 = generator.next()
+    let span: UInt64 = generator.next() | 1
+    if traceHigh == 0 && traceLow == 0 {
+        traceHigh = 1
+    }
+    return "00-\(hex16(traceHigh))\(hex16(traceLow))-\(hex16(span))-01"
+}
+
+/// The authority and origin-form path of a request: from an absolute-form target (`http://host/path`) when it
+/// has one, otherwise from the `Host` header and the target.
+func requestTarget(_ head: HTTPRequestHead) -> (authority: String, path: String) {
+    let uri = head.uri
+    if let schemeEnd = uri.range(of: "://"), !uri.hasPrefix("/") {
+        let rest = uri[schemeEnd.upperBound...]
+        let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = String(rest[..<pathStart])
+        var path = String(rest[pathStart...])
+        if path.isEmpty {
+            path = "/"
+        } else if path.hasPrefix("?") {
+            path = "/" + path
+        }
+        return (authority, path)
+    }
+    return (head.headers.first(name: "host") ?? "", uri)
+}
+
+/// The forwarded request head: origin-form path, hop-by-hop headers removed, `x-forwarded-proto`, and a
+/// `traceparent` when the client sent none.
+private func upstreamHead(_ head: HTTPRequestHead, path: String, authority: String) -> HTTPRequestHead {
+    var headers = head.headers.withoutHopByHop()
+    headers.replaceOrAdd(name: "host", value: authority)
+    headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+    if !headers.contains(name: "traceparent") {
+        headers.add(name: "traceparent", value: newTraceparent())
+    }
+    return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
+}
+
+private func percentHit(_ percentage: Double) -> Bool {
+    percentage > 0 && Double.random(in: 0..<100) < percentage
+}
+
+extension ProxyState {
+    /// Routes an outbound request with the route table: redirect, fault, weighted backend, endpoint.
+    func decideOutbound(_ head: HTTPRequestHead) -> ProxyDecision {
+        let (authority, path) = requestTarget(head)
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(head.headers.count)
+        for field in head.headers {
+            fields.append(field)
+        }
+        let request = RequestInfo(authority: authority, method: head.method.rawValue, path: path, headers: fields)
+        guard let match = self.routeTable.match(request) else {
+            return .respond(status: 404, reason: .routeNotFound, location: nil)
+        }
+        if let redirect = match.route.redirect {
+            let host = ParsedHost(authority)
+            let scheme = redirect.scheme ?? "http"
+            let port = redirect.port.map { ":\($0)" } ?? ""
+            let location = "\(scheme)://\(redirect.authority ?? host.host)\(port)\(redirect.path ?? path)"
+            return .respond(status: redirect.statusCode, reason: .redirect, location: location)
+        }
+        guard let forward = match.route.forward else {
+            return .respond(status: 404, reason: .routeNotFound, location: nil)
+        }
+        if let abort = forward.fault?.abort, percentHit(abort.percentage) {
+            return .respond(status: abort.httpStatus, reason: .fault, location: nil)
+        }
+        let total = forward.totalWeight
+        guard total > 0, let backend = forward.pickBackend(roll: Int.random(in: 0..<total)),
+            let cluster = self.clusters[backend.cluster], let endpoint = cluster.nextEndpoint()
+        else {
+            return .respond(status: 503, reason: .noHealthyUpstream, location: nil)
+        }
+        let newPath = forward.rewrite.map { rewrittenPath(path, matched: match.requestMatch, rewrite: $0) } ?? path
+        var upstream = upstreamHead(head, path: newPath, authority: forward.rewrite?.authority ?? authority)
+        upstream.headers.apply(forward.requestHeaders)
+        upstream.headers.apply(backend.requestHeaders)
+        var delay: TimeAmount?
+        if let faultDelay = forward.fault?.delay, percentHit(faultDelay.percentage) {
+            delay = .milliseconds(Int64(faultDelay.delayMs))
+        }
+        let connectTimeoutMs = cluster.cluster.limits.connectTimeoutMs
+        return .forward(
+            ForwardPlan(
+                host: endpoint.address, port: endpoint.port, head: upstream,
+                responseHeaders: [forward.responseHeaders, backend.responseHeaders].compactMap { $0 },
+                timeout: forward.timeoutMs.map { .milliseconds(Int64($0)) }, delay: delay,
+                connectTimeout: .milliseconds(Int64(connectTimeoutMs > 0 ? connectTimeoutMs : 1000))))
+    }
+
+    /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port`
+    /// when present, otherwise the first one. Temporary until the inbound listener knows the original
+    /// destination port (transparent capture).
+    func decideInbound(_ head: HTTPRequestHead) -> ProxyDecision {
+        let inbound: InboundPort?
+        if let requested = head.headers.first(name: inboundPortHeader) {
+            let port = Int(requested)
+            inbound = self.config.inbound.first(where: { $0.port == port })
+        } else {
+            inbound = self.config.inbound.first
+        }
+        guard let inbound else {
+            return .respond(status: 404, reason: .inboundPortNotFound, location: nil)
+        }
+        let (authority, path) = requestTarget(head)
+        var upstream = upstreamHead(head, path: path, authority: authority)
+        upstream.headers.remove(name: inboundPortHeader)
+        return .forward(
+            ForwardPlan(
+                host: "127.0.0.1", port: inbound.appPort, head: upstream, responseHeaders: [], timeout: nil,
+                delay: nil, connectTimeout: .seconds(1)))
+    }
+}
+
+/// The host of an authority, without port (and without brackets for IPv6).
+private struct ParsedHost {
+    var host: String
+
+    init(_ authority: String) {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            self.host = String(authority[...close])
+        } else if let colon = authority.lastIndex(of: ":"), authority.firstIndex(of: ":") == colon {
+            self.host = String(authority[..<colon])
+        } else {
+            self.host = authority
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import WeftProxy
+
+@main
+struct WeftProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft-proxy",
+        abstract: "The Weft sidecar proxy (HTTP/1.1 slice): outbound and inbound listeners and an admin port.",
+        discussion: """
+            Loads a ProxyConfig JSON file (as `weftctl compile` prints it) and reloads it when it changes; a \
+            file that does not decode or compile is rejected and the previous config keeps serving.
+
+            Temporary (until transparent capture and TLS): the inbound listener forwards to the app port of the \
+            inbound port named by the `x-weft-inbound-port` request header, or of the first inbound port.
+            """
+    )
+
+    @Option(help: "The ProxyConfig JSON file.")
+    var config: String
+
+    @Option(help: "Outbound listener port (the app's requests to mesh services).")
+    var outboundPort: Int = 15001
+
+    @Option(help: "Inbound listener port (requests to the app).")
+    var inboundPort: Int = 15006
+
+    @Option(help: "Admin port on 127.0.0.1: /ready, /config_dump, /stats, /metrics.")
+    var adminPort: Int = 15000
+
+    @Option(help: "Address the outbound and inbound listeners bind.")
+    var listen: String = "127.0.0.1"
+
+    @Option(help: "Event loop threads (default: one per core).")
+    var concurrency: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "weft.proxy")
+
+        let threads = max(1, self.concurrency ?? System.coreCount)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let store = ProxyStateStore()
+        let metrics = ProxyMetrics()
+        let watcher = ConfigFileWatcher(path: self.config, store: store, logger: Logger(label: "weft.proxy.config"))
+        let outbound = ProxyListener(
+            direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
+            group: group, logger: Logger(label: "weft.proxy.outbound"))
+        let inbound = ProxyListener(
+            direction: .inbound, host: self.listen, port: self.inboundPort, store: store, metrics: metrics,
+            group: group, logger: Logger(label: "weft.proxy.inbound"))
+        let admin = AdminServer(
+            port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
+            logger: Logger(label: "weft.proxy.admin"))
+        let services: [any Service] = [watcher, outbound, inbound, admin]
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+}

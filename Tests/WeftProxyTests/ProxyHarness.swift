@@ -1,0 +1,162 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ProxyConfig
+import ServiceLifecycle
+import WeftProxy
+
+/// Builders for small configs.
+enum TestConfig {
+    static let identity = ProxyIdentity(
+        id: "shop/client", namespace: "shop", name: "client", serviceAccount: "default",
+        spiffeID: "spiffe://cluster.local/ns/shop/sa/default", trustDomain: "cluster.local",
+        addresses: ["127.0.0.1"])
+
+    static func cluster(_ name: String, ports: [Int]) -> Cluster {
+        Cluster(
+            name: name, service: "\(name).shop.svc.cluster.local", port: 80, protocol: .http1,
+            loadBalancer: LoadBalancer(policy: .roundRobin),
+            limits: ConnectionLimits(
+                maxConnections: 100, maxPendingRequests: 100, maxRequestsPerConnection: 0,
+                connectTimeoutMs: 1000, idleTimeoutMs: 60_000),
+            retryBudget: RetryBudget(percent: 20, minRetriesPerSecond: 10),
+            endpoints: ports.map { Endpoint(address: "127.0.0.1", port: $0) })
+    }
+
+    static func service(_ name: String, routes: [Route]) -> OutboundService {
+        OutboundService(
+            host: "\(name).shop.svc.cluster.local", aliases: [name, "\(name).shop", "\(name).shop.svc"], port: 80,
+            protocol: .http1, routes: routes)
+    }
+
+    static func forward(_ name: String = "default", to cluster: String, matches: [RequestMatch] = []) -> Route {
+        Route(
+            name: name, matches: matches,
+            forward: ForwardAction(backends: [WeightedCluster(cluster: cluster, weight: 100)]))
+    }
+
+    static func config(
+        outbound: [OutboundService], clusters: [Cluster], inbound: [InboundPort] = []
+    ) -> ProxyConfig {
+        let config = ProxyConfig(proxy: identity, inbound: inbound, outbound: outbound, clusters: clusters)
+        return (try? config.versioned()) ?? config
+    }
+}
+
+/// The proxy's listeners on ephemeral ports, run in a ServiceGroup for the duration of `body`.
+struct ProxyHarness {
+    let store: ProxyStateStore
+    let metrics: ProxyMetrics
+    let outboundPort: Int
+    let inboundPort: Int
+    let adminPort: Int
+
+    static func withProxy<T: Sendable>(
+        config: ProxyConfig?,
+        watching path: String? = nil,
+        _ body: @Sendable (ProxyHarness) async throws -> T
+    ) async throws -> T {
+        let logger = Logger(label: "weft.proxy.test")
+        let store = ProxyStateStore()
+        if let config {
+            let data = try config.encoded()
+            store.replace(with: try ProxyState.load(data))
+        }
+        let metrics = ProxyMetrics()
+        let outbound = ProxyListener(direction: .outbound, port: 0, store: store, metrics: metrics, logger: logger)
+        let inbound = ProxyListener(direction: .inbound, port: 0, store: store, metrics: metrics, logger: logger)
+        let admin = AdminServer(port: 0, store: store, metrics: metrics, logger: logger)
+        var services: [any Service] = [outbound, inbound, admin]
+        if let path {
+            services.append(
+                ConfigFileWatcher(path: path, store: store, interval: .milliseconds(50), logger: logger))
+        }
+        let group = ServiceGroup(services: services, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            defer { tasks.cancelAll() }
+            var ports: (Int, Int, Int)?
+            for _ in 0..<500 {
+                if let o = outbound.listeningPort, let i = inbound.listeningPort, let a = admin.listeningPort {
+                    ports = (o, i, a)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            guard let (o, i, a) = ports else {
+                throw HarnessError(message: "listeners did not bind")
+            }
+            let harness = ProxyHarness(store: store, metrics: metrics, outboundPort: o, inboundPort: i, adminPort: a)
+            do {
+                let result = try await body(harness)
+                await group.triggerGracefulShutdown()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+        }
+    }
+
+    func get(
+        _ path: String, host: String, port: Int? = nil, headers: [(String, String)] = [], method: HTTPMethod = .GET,
+        body: ByteBuffer? = nil
+    ) async throws -> TestResponse {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port ?? self.outboundPort)\(path)")
+        request.method = method
+        request.headers.replaceOrAdd(name: "host", value: host)
+        for (name, value) in headers {
+            request.headers.add(name: name, value: value)
+        }
+        if let body {
+            request.body = .bytes(body)
+        }
+        return try await TestResponse.execute(request, client: testClient)
+    }
+}
+
+struct HarnessError: Error {
+    var message: String
+}
+
+/// A response read whole.
+struct TestResponse: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+
+    var reason: String? { self.headers.first(name: "x-weft-reason") }
+    var server: String? { self.headers.first(name: "x-echo-server") }
+
+    static func execute(_ request: HTTPClientRequest, client: HTTPClient) async throws -> TestResponse {
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        return TestResponse(status: Int(response.status.code), headers: response.headers, body: body)
+    }
+}
+
+/// One client for every test: no redirects followed.
+let testClient = HTTPClient(
+    eventLoopGroupProvider: .singleton,
+    configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
+
+/// Starts upstreams named `names`, runs `body`, stops them.
+func withUpstreams<T: Sendable>(
+    _ names: [String], _ body: @Sendable ([TestUpstream]) async throws -> T
+) async throws -> T {
+    var upstreams: [TestUpstream] = []
+    for name in names {
+        upstreams.append(try await TestUpstream.start(name: name))
+    }
+    let started = upstreams
+    do {
+        let result = try await body(started)
+        for upstream in started { await upstream.stop() }
+        return result
+    } catch {
+        for upstream in started { await upstream.stop() }
+        throw error
+    }
+}
