@@ -77,7 +77,7 @@ let package = Package(
         .target(
             name: "WeftProxy",
             dependencies: [
-                "ProxyConfig",
+                "ProxyConfig", "ProxyCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

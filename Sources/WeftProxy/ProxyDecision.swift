@@ -19,6 +19,8 @@ struct ForwardPlan {
     var timeout: TimeAmount?
     var delay: TimeAmount?
     var connectTimeout: TimeAmount
+    /// The endpoint's hold on its cluster balancer (outbound only): the handler records the outcome and ends it.
+    var lease: EndpointLease? = nil
 
     var key: String { "\(self.host):\(self.port)" }
 }
@@ -109,8 +111,12 @@ private func percentHit(_ percentage: Double) -> Bool {
 }
 
 extension ProxyState {
-    /// Routes an outbound request with the route table: redirect, fault, weighted backend, endpoint.
-    func decideOutbound(_ head: HTTPRequestHead) -> ProxyDecision {
+    /// Routes an outbound request with the route table: redirect, fault, weighted backend, endpoint (picked by
+    /// the cluster's balancer in `runtime`, which must serve this state; `remoteAddress` is the client's, for
+    /// source IP hashing). A forward plan holds a lease on the endpoint that the caller must end.
+    func decideOutbound(
+        _ head: HTTPRequestHead, runtime: ClusterRuntime, remoteAddress: SocketAddress?
+    ) -> ProxyDecision {
         let (authority, path) = requestTarget(head)
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(head.headers.count)
@@ -136,7 +142,8 @@ extension ProxyState {
         }
         let total = forward.totalWeight
         guard total > 0, let backend = forward.pickBackend(roll: Int.random(in: 0..<total)),
-            let cluster = self.clusters[backend.cluster], let endpoint = cluster.nextEndpoint()
+            let balancer = runtime.balancer(for: backend.cluster),
+            let lease = balancer.pick(head, remoteAddress: remoteAddress)
         else {
             return .respond(status: 503, reason: .noHealthyUpstream, location: nil)
         }
@@ -148,13 +155,13 @@ extension ProxyState {
         if let faultDelay = forward.fault?.delay, percentHit(faultDelay.percentage) {
             delay = .milliseconds(Int64(faultDelay.delayMs))
         }
-        let connectTimeoutMs = cluster.cluster.limits.connectTimeoutMs
+        let connectTimeoutMs = balancer.cluster.limits.connectTimeoutMs
         return .forward(
             ForwardPlan(
-                host: endpoint.address, port: endpoint.port, head: upstream,
+                host: lease.endpoint.address, port: lease.endpoint.port, head: upstream,
                 responseHeaders: [forward.responseHeaders, backend.responseHeaders].compactMap { $0 },
                 timeout: forward.timeoutMs.map { .milliseconds(Int64($0)) }, delay: delay,
-                connectTimeout: .milliseconds(Int64(connectTimeoutMs > 0 ? connectTimeoutMs : 1000))))
+                connectTimeout: .milliseconds(Int64(connectTimeoutMs > 0 ? connectTimeoutMs : 1000)), lease: lease))
     }
 
     /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port`

@@ -26,7 +26,8 @@ public final class ProxyListener: Service {
     ) {
         self.host = host
         self.port = port
-        self.shared = ProxyListenerContext(direction: direction, store: store, metrics: metrics)
+        self.shared = ProxyListenerContext(
+            direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group))
         self.group = group
         self.drainTimeout = drainTimeout
         self.logger = logger

@@ -8,6 +8,8 @@ struct ProxyListenerContext: Sendable {
     let direction: ProxyDirection
     let store: ProxyStateStore
     let metrics: ProxyMetrics
+    /// Per event loop balancer and outlier detection state.
+    let runtimes: ClusterRuntimes
 }
 
 /// Proxies HTTP/1.1 requests of one downstream connection, one at a time (`HTTPServerPipelineHandler` holds
@@ -42,6 +44,10 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     private var status = 0
     private var reason = ProxyReason.upstream
     private var plan: ForwardPlan?
+    /// The current request's hold on its endpoint (outbound), ended when the request is over.
+    private var lease: EndpointLease?
+    /// Balancer state for an event loop outside the listener's group (not expected; per connection then).
+    private var connectionRuntime: ClusterRuntime?
     private var pending: [HTTPClientRequestPart] = []
     private var timer: Scheduled<Void>?
     private var delayTimer: Scheduled<Void>?
@@ -96,6 +102,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.cancelTimers()
+        self.endLease()
         self.generation += 1
         self.closeUpstream()
         context.fireChannelInactive()
@@ -132,6 +139,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
     private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         self.generation += 1
+        self.endLease()
         self.keepAlive = head.isKeepAlive
         self.version = head.version
         self.requestEnded = false
@@ -149,13 +157,19 @@ final class ProxyServerHandler: ChannelDuplexHandler {
             self.respond(status: 503, reason: .noConfig)
             return
         }
-        let decision =
-            self.shared.direction == .outbound ? state.decideOutbound(head) : state.decideInbound(head)
+        let decision: ProxyDecision
+        if self.shared.direction == .outbound {
+            let runtime = self.runtime(for: state, on: context.eventLoop)
+            decision = state.decideOutbound(head, runtime: runtime, remoteAddress: context.channel.remoteAddress)
+        } else {
+            decision = state.decideInbound(head)
+        }
         switch decision {
         case .respond(let status, let reason, let location):
             self.respond(status: status, reason: reason, location: location)
         case .forward(let plan):
             self.plan = plan
+            self.lease = plan.lease
             self.pending.append(.head(plan.head))
             let generation = self.generation
             let loop = context.eventLoop.assumeIsolated()
@@ -175,6 +189,27 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.connect(plan, context: context)
             }
         }
+    }
+
+    private func runtime(for state: ProxyState, on loop: any EventLoop) -> ClusterRuntime {
+        if let runtime = self.shared.runtimes.runtime(for: state, on: loop) {
+            return runtime
+        }
+        if let runtime = self.connectionRuntime, runtime.serves(state) {
+            return runtime
+        }
+        let runtime = ClusterRuntime(state)
+        self.connectionRuntime = runtime
+        return runtime
+    }
+
+    /// Releases the current request's endpoint (least request counts it as finished).
+    private func endLease() {
+        guard let lease = self.lease else {
+            return
+        }
+        self.lease = nil
+        lease.end()
     }
 
     private func requestPart(_ part: HTTPClientRequestPart) {
@@ -227,6 +262,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                     guard handler.generation == generation, handler.phase == .forwarding else {
                         return
                     }
+                    handler.lease?.record(.connectFailure)
                     handler.respond(status: 503, reason: .upstreamConnectFailure)
                 }
             }
@@ -261,6 +297,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 headers.add(name: "connection", value: "keep-alive")
             }
             self.status = Int(response.status.code)
+            self.lease?.record(.status(self.status))
             self.responseHeadSent = true
             self.upstreamReusable = upstreamKeepAlive
             context.write(
@@ -363,6 +400,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// Writes the response end, records the request, and returns to idle (or drains the request body).
     private func finish(_ end: HTTPServerResponsePart, context: ChannelHandlerContext) {
         self.cancelTimers()
+        self.endLease()
         self.shared.metrics.record(
             self.shared.direction, status: self.status, reason: self.reason, started: self.started)
         self.plan = nil
@@ -384,6 +422,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     /// The response head already went out: the only way to signal failure is to close the connection.
     private func abortDownstream(reason: ProxyReason) {
         self.cancelTimers()
+        self.endLease()
         self.reason = reason
         self.shared.metrics.record(
             self.shared.direction, status: self.status, reason: reason, started: self.started)

@@ -9,17 +9,17 @@ public final class ProxyState: Sendable {
     public let routeTable: RouteTable
     /// The config as the file gave it, for `/config_dump`.
     public let json: String
-    /// Clusters by name, each with its ready endpoints and a round-robin cursor.
-    let clusters: [String: ClusterState]
+    /// Clusters by name. Their mutable balancing state lives per event loop (`ClusterRuntime`).
+    let clusters: [String: Cluster]
 
     /// Compiles `config`; throws `ProxyConfigError` when a route matcher does not compile.
     public init(config: ProxyConfig, json: String) throws(ProxyConfigError) {
         self.routeTable = try RouteTable(config)
         self.config = config
         self.json = json
-        var clusters: [String: ClusterState] = [:]
+        var clusters: [String: Cluster] = [:]
         for cluster in config.clusters {
-            clusters[cluster.name] = ClusterState(cluster)
+            clusters[cluster.name] = cluster
         }
         self.clusters = clusters
     }
@@ -28,29 +28,6 @@ public final class ProxyState: Sendable {
     public static func load(_ data: Data) throws -> ProxyState {
         let config = try ProxyConfig.decode(data)
         return try ProxyState(config: config, json: String(decoding: data, as: UTF8.self))
-    }
-}
-
-/// A cluster's endpoints as the proxy balances over them (round robin among ready endpoints; the not-ready
-/// ones only when none is ready).
-final class ClusterState: Sendable {
-    let cluster: Cluster
-    private let candidates: [Endpoint]
-    private let cursor = Atomic<Int>(0)
-
-    init(_ cluster: Cluster) {
-        self.cluster = cluster
-        let ready = cluster.endpoints.filter { $0.ready }
-        self.candidates = ready.isEmpty ? cluster.endpoints : ready
-    }
-
-    /// The next endpoint in round-robin order; `nil` when the cluster has none.
-    func nextEndpoint() -> Endpoint? {
-        guard !self.candidates.isEmpty else {
-            return nil
-        }
-        let ticket = self.cursor.add(1, ordering: .relaxed).oldValue
-        return self.candidates[Int(UInt(bitPattern: ticket) % UInt(self.candidates.count))]
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ProxyConfig
 import ServiceLifecycle
 import WeftProxy
@@ -56,6 +57,7 @@ struct ProxyHarness {
     static func withProxy<T: Sendable>(
         config: ProxyConfig?,
         watching path: String? = nil,
+        group: (any EventLoopGroup)? = nil,
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let logger = Logger(label: "weft.proxy.test")
@@ -65,8 +67,11 @@ struct ProxyHarness {
             store.replace(with: try ProxyState.load(data))
         }
         let metrics = ProxyMetrics()
-        let outbound = ProxyListener(direction: .outbound, port: 0, store: store, metrics: metrics, logger: logger)
-        let inbound = ProxyListener(direction: .inbound, port: 0, store: store, metrics: metrics, logger: logger)
+        let loops = group ?? MultiThreadedEventLoopGroup.singleton
+        let outbound = ProxyListener(
+            direction: .outbound, port: 0, store: store, metrics: metrics, group: loops, logger: logger)
+        let inbound = ProxyListener(
+            direction: .inbound, port: 0, store: store, metrics: metrics, group: loops, logger: logger)
         let admin = AdminServer(port: 0, store: store, metrics: metrics, logger: logger)
         var services: [any Service] = [outbound, inbound, admin]
         if let path {
@@ -142,13 +147,14 @@ let testClient = HTTPClient(
     eventLoopGroupProvider: .singleton,
     configuration: HTTPClient.Configuration(redirectConfiguration: .disallow))
 
-/// Starts upstreams named `names`, runs `body`, stops them.
+/// Starts upstreams named `names` (those in `statuses` answer every request with that status), runs `body`,
+/// stops them.
 func withUpstreams<T: Sendable>(
-    _ names: [String], _ body: @Sendable ([TestUpstream]) async throws -> T
+    _ names: [String], statuses: [String: Int] = [:], _ body: @Sendable ([TestUpstream]) async throws -> T
 ) async throws -> T {
     var upstreams: [TestUpstream] = []
     for name in names {
-        upstreams.append(try await TestUpstream.start(name: name))
+        upstreams.append(try await TestUpstream.start(name: name, status: statuses[name]))
     }
     let started = upstreams
     do {

@@ -7,7 +7,8 @@ import Synchronization
 /// status 200, headers `x-echo-server` (its name), `x-echo-method`, `x-echo-path`, and `x-echo-h-<name>` for
 /// each request header, and the request body as the response body. Special paths: `/status/<code>` answers
 /// that status, `/sleep/<ms>` answers after that delay, `/reset` closes the connection without answering,
-/// `/close` answers `bye` with `connection: close` and closes.
+/// `/close` answers `bye` with `connection: close` and closes. Started with `status`, it answers every request
+/// with that status and an empty body instead.
 final class TestUpstream: Sendable {
     let name: String
     let channel: any Channel
@@ -23,14 +24,15 @@ final class TestUpstream: Sendable {
         self.counter = counter
     }
 
-    static func start(name: String) async throws -> TestUpstream {
+    static func start(name: String, status: Int? = nil) async throws -> TestUpstream {
         let counter = RequestCounter()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(EchoHandler(name: name, counter: counter))
+                    try channel.pipeline.syncOperations.addHandler(
+                        EchoHandler(name: name, counter: counter, status: status))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -61,12 +63,14 @@ private final class EchoHandler: ChannelInboundHandler {
 
     private let name: String
     private let counter: RequestCounter
+    private let fixedStatus: Int?
     private var head: HTTPRequestHead?
     private var streaming = false
 
-    init(name: String, counter: RequestCounter) {
+    init(name: String, counter: RequestCounter, status: Int?) {
         self.name = name
         self.counter = counter
+        self.fixedStatus = status
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -74,6 +78,10 @@ private final class EchoHandler: ChannelInboundHandler {
         case .head(let head):
             self.head = head
             self.counter.value.add(1, ordering: .relaxed)
+            if self.fixedStatus != nil {
+                self.streaming = false
+                return
+            }
             if head.uri.hasPrefix("/reset") {
                 context.close(promise: nil)
                 return
@@ -102,7 +110,9 @@ private final class EchoHandler: ChannelInboundHandler {
             guard let head = self.head else {
                 return
             }
-            if self.streaming {
+            if let fixedStatus = self.fixedStatus {
+                self.respondEmpty(context: context, head: head, status: HTTPResponseStatus(statusCode: fixedStatus))
+            } else if self.streaming {
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             } else if head.uri.hasPrefix("/status/") {
                 let code = Int(head.uri.dropFirst("/status/".count)) ?? 500
