@@ -47,6 +47,17 @@ let package = Package(
         ),
         // MARK: - I/O layer
         .target(
+            name: "WeftHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "KubeClient",
             dependencies: [
                 "KubeModel",
@@ -64,7 +75,7 @@ let package = Package(
         .target(
             name: "WeftController",
             dependencies: [
-                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient",
+                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient", "WeftHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -77,7 +88,7 @@ let package = Package(
         .target(
             name: "WeftProxy",
             dependencies: [
-                "ProxyConfig", "ProxyCore",
+                "ProxyConfig", "ProxyCore", "WeftHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -13,18 +13,11 @@ extension ProxyConfig {
         try JSONDecoder().decode(ProxyConfig.self, from: data)
     }
 
-    /// The content hash of everything but `version`: 16 hex digits of FNV-1a 64 over the canonical JSON.
+    /// The content hash of everything but `version`: `stableHash(of:)` of the config without it.
     public func contentHash() throws -> String {
         var copy = self
         copy.version = ""
-        let bytes = try copy.encoded()
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return stableHash(of: copy)
     }
 
     /// This config with `version` set to its content hash.
@@ -45,13 +38,36 @@ public func stableHash<T: Encodable>(of value: T) -> String {
 public func stableHash64<T: Encodable>(of value: T) -> UInt64 {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    let bytes = (try? encoder.encode(value)) ?? Data()
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in bytes {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x0000_0100_0000_01b3
+    var hash = FNV1a()
+    hash.combine(bytes: (try? encoder.encode(value)) ?? Data())
+    return hash.value
+}
+
+/// FNV-1a 64: a tiny, stable (across processes and machines) hash for content versions. Not for security.
+public struct FNV1a: Sendable {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    public mutating func combine(bytes: some Sequence<UInt8>) {
+        for byte in bytes {
+            self.combine(byte)
+        }
     }
-    return hash
+
+    public mutating func combine(_ byte: UInt8) {
+        self.value ^= UInt64(byte)
+        self.value = self.value &* 0x0000_0100_0000_01b3
+    }
+
+    /// The eight bytes of `number`, least significant first.
+    public mutating func combine(_ number: UInt64) {
+        var rest = number
+        for _ in 0..<8 {
+            self.combine(UInt8(truncatingIfNeeded: rest))
+            rest >>= 8
+        }
+    }
 }
 
 /// A hash as 16 lowercase hex digits.

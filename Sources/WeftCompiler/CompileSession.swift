@@ -162,28 +162,17 @@ struct HashMemo: Sendable {
 
 /// Mixes fragment hashes in order (FNV-1a 64 over their bytes).
 func combinedHash(_ parts: [UInt64]) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for part in parts {
-        var value = part
-        for _ in 0..<8 {
-            hash ^= value & 0xff
-            hash = hash &* 0x0000_0100_0000_01b3
-            value >>= 8
-        }
-    }
-    return hash
+    var hash = FNV1a()
+    for part in parts { hash.combine(part) }
+    return hash.value
 }
 
 /// FNV-1a 64 of strings, each followed by a separator.
 func stringHash(_ parts: [String]) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var hash = FNV1a()
     for part in parts {
-        for byte in part.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        hash ^= 0x1f
-        hash = hash &* 0x0000_0100_0000_01b3
+        hash.combine(bytes: part.utf8)
+        hash.combine(UInt8(0x1f))
     }
-    return hash
+    return hash.value
 }
