@@ -31,6 +31,13 @@ public struct ConnectionLimiter {
         self.limits = limits
     }
 
+    /// Takes over the counts of `other` (the same cluster under its previous limits, after a config change).
+    public mutating func adopt(counts other: ConnectionLimiter) {
+        self.activeConnections = other.activeConnections
+        self.pendingRequests = other.pendingRequests
+        self.overflows = other.overflows
+    }
+
     /// Reserves a new connection, or `.overflow` at `maxConnections`.
     public mutating func tryAcquireConnection() -> Admission {
         guard Self.below(self.limits.maxConnections, self.activeConnections) else { return self.overflow() }

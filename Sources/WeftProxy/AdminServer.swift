@@ -41,7 +41,7 @@ public final class AdminServer: Service {
                 guard let state = self.store.current else {
                     return EndpointServer.Response(.serviceUnavailable, "no config loaded\n")
                 }
-                let body = "{\"version\": \(jsonString(state.config.version)), \"config\": \(state.json)}\n"
+                let body = "{\"version\": \(jsonQuoted(state.config.version)), \"config\": \(state.json)}\n"
                 return EndpointServer.Response(.ok, contentType: "application/json", body)
             case "/stats":
                 let version = self.store.current?.config.version ?? "none"
@@ -55,26 +55,4 @@ public final class AdminServer: Service {
             }
         }
     }
-}
-
-/// `value` as a JSON string literal.
-private func jsonString(_ value: String) -> String {
-    var out = "\""
-    for scalar in value.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
 }

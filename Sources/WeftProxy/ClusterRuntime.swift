@@ -48,14 +48,33 @@ final class ClusterBalancer {
     let cluster: Cluster
     private var balancer: ClusterLoadBalancer
     private var detector: OutlierDetector?
-    private var random = SystemRandomSource()
+    var random = SystemRandomSource()
+    /// The cluster's retry budget on this event loop.
+    var budget: RetryBudgetTracker
+    private let connectTimeout: TimeAmount
 
     init(_ cluster: Cluster, localZone: String?) {
         self.cluster = cluster
+        self.budget = RetryBudgetTracker(cluster.retryBudget)
+        let connectTimeoutMs = cluster.limits.connectTimeoutMs
+        self.connectTimeout = .milliseconds(Int64(connectTimeoutMs > 0 ? connectTimeoutMs : 1000))
         self.balancer = ClusterLoadBalancer(cluster: cluster, localZone: localZone)
         self.detector = cluster.outlierDetection.map {
             OutlierDetector(config: $0, endpointCount: cluster.endpoints.count)
         }
+    }
+
+    /// Counts an original request (not a retry) in the retry budget.
+    func recordRequest() {
+        self.budget.recordRequest(now: NIODeadline.now().uptimeNanoseconds)
+    }
+
+    /// Where a try to `endpoint` goes, for a downstream request of `version`.
+    func target(_ endpoint: Endpoint, downstream version: HTTPVersion) -> UpstreamTarget {
+        UpstreamTarget(
+            host: endpoint.address, port: endpoint.port,
+            protocolKind: upstreamProtocol(self.cluster.protocol, downstream: version), cluster: self.cluster.name,
+            limits: self.cluster.limits, connectTimeout: self.connectTimeout)
     }
 
     /// Picks an endpoint for a request and counts it as started (`begin`); the caller ends the returned lease

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import ProxyConfig
+import ProxyCore
 
 /// What to do with a request, decided from its head and the current config alone.
 enum ProxyDecision {
@@ -12,17 +13,28 @@ enum ProxyDecision {
 
 /// Everything needed to forward one request.
 struct ForwardPlan {
-    var host: String
-    var port: Int
+    /// The request head to send upstream (path rewritten, headers applied, origin form).
     var head: HTTPRequestHead
     var responseHeaders: [HeaderOperations]
+    /// The whole request's deadline (the route's timeout, or a shorter `grpc-timeout`), across tries.
     var timeout: TimeAmount?
     var delay: TimeAmount?
-    var connectTimeout: TimeAmount
-    /// The endpoint's hold on its cluster balancer (outbound only): the handler records the outcome and ends it.
+    /// Where the first try goes.
+    var target: UpstreamTarget
+    /// The first try's hold on its endpoint (outbound only): the handler records the outcome and ends it.
     var lease: EndpointLease? = nil
+    /// The cluster's balancer, to pick an endpoint for each retry (outbound only).
+    var balancer: ClusterBalancer? = nil
+    var retry: CompiledRetryPolicy? = nil
+    /// A copy of the request to send to this cluster too (fire and forget).
+    var mirror: MirrorPlan? = nil
+}
 
-    var key: String { "\(self.host):\(self.port)" }
+/// A mirrored copy of a request: where it goes and its head (`Host` with `-shadow` appended, as Istio does).
+struct MirrorPlan {
+    var target: UpstreamTarget
+    var head: HTTPRequestHead
+    var lease: EndpointLease
 }
 
 /// The header carrying the inbound port to use until transparent capture exists (temporary; see README).
@@ -30,14 +42,32 @@ let inboundPortHeader = "x-weft-inbound-port"
 
 private let hopByHopHeaders = ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer"]
 
+private func isHopByHop(_ name: String) -> Bool {
+    hopByHopHeaders.contains(where: { name.utf8.count == $0.utf8.count && name.lowercased() == $0 })
+}
+
 extension HTTPHeaders {
-    /// A copy without hop-by-hop fields. Rebuilt from the fields so that it does not carry the keep-alive
-    /// state the parser recorded for the other connection (NIO keeps it inside `HTTPHeaders`).
-    func withoutHopByHop() -> HTTPHeaders {
+    /// A copy without hop-by-hop fields, keeping `te: trailers` (gRPC needs it end to end) and, with
+    /// `keepUpgrade`, `upgrade` and `connection: upgrade` (a WebSocket handshake). Rebuilt from the fields so
+    /// that it does not carry the keep-alive state the parser recorded for the other connection (NIO keeps it
+    /// inside `HTTPHeaders`).
+    func withoutHopByHop(keepUpgrade: Bool = false) -> HTTPHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(self.count)
-        for field in self where !hopByHopHeaders.contains(where: { field.name.lowercased() == $0 }) {
-            fields.append((field.name, field.value))
+        for field in self {
+            guard isHopByHop(field.name) else {
+                fields.append((field.name, field.value))
+                continue
+            }
+            let name = field.name.lowercased()
+            if name == "te", field.value.lowercased() == "trailers" {
+                fields.append(("te", "trailers"))
+            } else if keepUpgrade, name == "upgrade" {
+                fields.append((field.name, field.value))
+            }
+        }
+        if keepUpgrade {
+            fields.append(("connection", "upgrade"))
         }
         return HTTPHeaders(fields)
     }
@@ -97,13 +127,54 @@ func requestTarget(_ head: HTTPRequestHead) -> (authority: String, path: String)
 /// The forwarded request head: origin-form path, hop-by-hop headers removed, `x-forwarded-proto`, and a
 /// `traceparent` when the client sent none.
 private func upstreamHead(_ head: HTTPRequestHead, path: String, authority: String) -> HTTPRequestHead {
-    var headers = head.headers.withoutHopByHop()
+    var headers = head.headers.withoutHopByHop(keepUpgrade: head.isUpgrade)
     headers.replaceOrAdd(name: "host", value: authority)
     headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
     if !headers.contains(name: "traceparent") {
         headers.add(name: "traceparent", value: newTraceparent())
     }
     return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
+}
+
+extension HTTPRequestHead {
+    /// An HTTP/1.1 protocol upgrade request (WebSocket): `Upgrade` named in `Connection`.
+    var isUpgrade: Bool {
+        self.version.major == 1 && self.headers.contains(name: "upgrade")
+            && self.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
+    }
+
+    /// A gRPC request (`content-type: application/grpc...`).
+    var isGRPC: Bool {
+        self.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+    }
+}
+
+/// The upstream protocol for a cluster: HTTP/2 for `http2`/`grpc`, HTTP/1.1 for `http1`, and for `detect` or
+/// `tcp` the downstream request's own.
+func upstreamProtocol(_ declared: AppProtocol, downstream: HTTPVersion) -> UpstreamProtocol {
+    switch declared {
+    case .http2, .grpc: .http2
+    case .http1: .http1
+    case .tcp, .detect: downstream.major == 2 ? .http2 : .http1
+    }
+}
+
+/// A `grpc-timeout` header value (`1S`, `250m`, `100u`, `5n`, `2M`, `1H`) as a duration; nil when malformed.
+func parseGRPCTimeout(_ value: String) -> TimeAmount? {
+    guard let unit = value.last, value.utf8.count >= 2, value.utf8.count <= 9,
+        let amount = Int64(value.dropLast()), amount >= 0
+    else {
+        return nil
+    }
+    switch unit {
+    case "H": return .hours(amount)
+    case "M": return .minutes(amount)
+    case "S": return .seconds(amount)
+    case "m": return .milliseconds(amount)
+    case "u": return .microseconds(amount)
+    case "n": return .nanoseconds(amount)
+    default: return nil
+    }
 }
 
 private func percentHit(_ percentage: Double) -> Bool {
@@ -142,9 +213,12 @@ extension ProxyState {
         }
         let total = forward.totalWeight
         guard total > 0, let backend = forward.pickBackend(roll: Int.random(in: 0..<total)),
-            let balancer = runtime.balancer(for: backend.cluster),
-            let lease = balancer.pick(head, remoteAddress: remoteAddress)
+            let balancer = runtime.balancer(for: backend.cluster)
         else {
+            return .respond(status: 503, reason: .noHealthyUpstream, location: nil)
+        }
+        balancer.recordRequest()
+        guard let lease = balancer.pick(head, remoteAddress: remoteAddress) else {
             return .respond(status: 503, reason: .noHealthyUpstream, location: nil)
         }
         let newPath = forward.rewrite.map { rewrittenPath(path, matched: match.requestMatch, rewrite: $0) } ?? path
@@ -155,13 +229,24 @@ extension ProxyState {
         if let faultDelay = forward.fault?.delay, percentHit(faultDelay.percentage) {
             delay = .milliseconds(Int64(faultDelay.delayMs))
         }
-        let connectTimeoutMs = balancer.cluster.limits.connectTimeoutMs
+        var mirror: MirrorPlan?
+        if let mirrorAction = forward.mirror, percentHit(mirrorAction.percentage),
+            let mirrorBalancer = runtime.balancer(for: mirrorAction.cluster),
+            let mirrorLease = mirrorBalancer.pick(head, remoteAddress: remoteAddress)
+        {
+            var mirrorHead = upstream
+            let host = mirrorHead.headers.first(name: "host") ?? authority
+            mirrorHead.headers.replaceOrAdd(name: "host", value: shadowAuthority(host))
+            mirror = MirrorPlan(
+                target: mirrorBalancer.target(mirrorLease.endpoint, downstream: head.version), head: mirrorHead,
+                lease: mirrorLease)
+        }
         return .forward(
             ForwardPlan(
-                host: lease.endpoint.address, port: lease.endpoint.port, head: upstream,
-                responseHeaders: [forward.responseHeaders, backend.responseHeaders].compactMap { $0 },
-                timeout: forward.timeoutMs.map { .milliseconds(Int64($0)) }, delay: delay,
-                connectTimeout: .milliseconds(Int64(connectTimeoutMs > 0 ? connectTimeoutMs : 1000)), lease: lease))
+                head: upstream, responseHeaders: [forward.responseHeaders, backend.responseHeaders].compactMap { $0 },
+                timeout: requestTimeout(route: forward.timeoutMs, head), delay: delay,
+                target: balancer.target(lease.endpoint, downstream: head.version), lease: lease, balancer: balancer,
+                retry: forward.retry.map(CompiledRetryPolicy.init), mirror: mirror))
     }
 
     /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port`
@@ -181,11 +266,35 @@ extension ProxyState {
         let (authority, path) = requestTarget(head)
         var upstream = upstreamHead(head, path: path, authority: authority)
         upstream.headers.remove(name: inboundPortHeader)
+        let target = UpstreamTarget(
+            host: "127.0.0.1", port: inbound.appPort,
+            protocolKind: upstreamProtocol(inbound.protocol, downstream: head.version),
+            cluster: "inbound|\(inbound.port)", limits: inboundLimits, connectTimeout: .seconds(1))
         return .forward(
             ForwardPlan(
-                host: "127.0.0.1", port: inbound.appPort, head: upstream, responseHeaders: [], timeout: nil,
-                delay: nil, connectTimeout: .seconds(1)))
+                head: upstream, responseHeaders: [], timeout: requestTimeout(route: nil, head), delay: nil,
+                target: target))
     }
+}
+
+/// Inbound connections to the app: no circuit breaking (the caller's proxy does that), kept alive a minute.
+private let inboundLimits = ConnectionLimits(
+    maxConnections: 0, maxPendingRequests: 0, maxRequestsPerConnection: 0, connectTimeoutMs: 1000,
+    idleTimeoutMs: 60_000)
+
+/// The request's deadline: the route's timeout, or the client's `grpc-timeout` when shorter.
+private func requestTimeout(route timeoutMs: Int?, _ head: HTTPRequestHead) -> TimeAmount? {
+    let route = timeoutMs.flatMap { $0 > 0 ? TimeAmount.milliseconds(Int64($0)) : nil }
+    guard let value = head.headers.first(name: "grpc-timeout"), let grpc = parseGRPCTimeout(value) else {
+        return route
+    }
+    return route.map { min($0, grpc) } ?? grpc
+}
+
+/// `host-shadow` (before any port), the authority of mirrored requests.
+private func shadowAuthority(_ authority: String) -> String {
+    let host = ParsedHost(authority).host
+    return host + "-shadow" + authority.dropFirst(host.utf8.count)
 }
 
 /// The host of an authority, without port (and without brackets for IPv6).

@@ -5,7 +5,8 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// An HTTP/1.1 proxy listener (outbound or inbound). The request path runs entirely in channel handlers on the
+/// A proxy listener (outbound or inbound): each connection starts with a `DownstreamGuard` that detects
+/// HTTP/1.1, h2c or opaque TCP. The request path runs entirely in channel handlers on the
 /// connection's event loop; this `Service` only binds, and on graceful shutdown stops accepting, lets each
 /// connection finish its in-flight request (`ChannelShouldQuiesceEvent`), and closes what is left after
 /// `drainTimeout`.
@@ -22,12 +23,14 @@ public final class ProxyListener: Service {
     public init(
         direction: ProxyDirection, host: String = "127.0.0.1", port: Int, store: ProxyStateStore,
         metrics: ProxyMetrics, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        drainTimeout: Duration = .seconds(5), logger: Logger
+        limits: ProxyLimits = ProxyLimits(), accessLog: AccessLog? = nil, drainTimeout: Duration = .seconds(5),
+        logger: Logger
     ) {
         self.host = host
         self.port = port
         self.shared = ProxyListenerContext(
-            direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group))
+            direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group),
+            pools: UpstreamPools(group: group), limits: limits, accessLog: accessLog)
         self.group = group
         self.drainTimeout = drainTimeout
         self.logger = logger
@@ -45,8 +48,7 @@ public final class ProxyListener: Service {
             .childChannelInitializer { [self] channel in
                 self.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ProxyServerHandler(shared))
+                    try channel.pipeline.syncOperations.addHandler(DownstreamGuard(shared))
                 }
             }
             .bind(host: self.host, port: self.port).get()

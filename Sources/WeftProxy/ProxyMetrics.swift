@@ -1,5 +1,6 @@
 import Metrics
 import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Which listener a request came through.
@@ -9,6 +10,7 @@ public enum ProxyDirection: String, Sendable, CaseIterable {
 }
 
 /// Why the proxy answered a request itself (the `x-weft-reason` header), or `upstream` when the upstream did.
+/// The same word is the `reason` label of the request metrics and the access log's `reason`.
 public enum ProxyReason: String, Sendable, CaseIterable {
     case upstream
     case routeNotFound = "route_not_found"
@@ -18,60 +20,131 @@ public enum ProxyReason: String, Sendable, CaseIterable {
     case noHealthyUpstream = "no_healthy_upstream"
     case upstreamConnectFailure = "upstream_connect_failure"
     case upstreamReset = "upstream_reset"
+    /// A circuit-breaking limit (connections, pending requests) was reached.
+    case overflow
     case noConfig = "no_config"
     case inboundPortNotFound = "inbound_port_not_found"
-    /// CONNECT (and anything else this HTTP/1.1 slice cannot proxy).
+    /// CONNECT (and anything else the proxy cannot forward).
     case unsupportedMethod = "unsupported_method"
+    /// Request headers over the count or size limit (431).
+    case headerLimits = "header_limits"
+    /// The request head did not arrive within the header timeout (408).
+    case headerTimeout = "header_timeout"
+    /// HTTP that does not parse (400).
+    case malformedRequest = "malformed_request"
+    /// The client went away before the response (recorded as 499, never sent).
+    case downstreamReset = "downstream_reset"
 }
 
-/// Request metrics. Every swift-metrics handle is created once, at init, for every label set (the labels are
-/// closed enums), and kept in immutable arrays: recording a request takes no lock and creates nothing.
-/// The `/stats` counters are atomics.
+/// The proxy's metrics.
+///
+/// - `weft_proxy_requests_total{direction, destination_service, response_class, reason}`
+/// - `weft_proxy_request_duration_seconds{direction, destination_service}` (histogram)
+/// - `weft_proxy_request_bytes_total` / `weft_proxy_response_bytes_total{direction, destination_service}`
+/// - `weft_proxy_retries_total{direction, result}` (`granted`, `budget_exhausted`)
+/// - `weft_proxy_tcp_connections_total{direction}`, `weft_proxy_tcp_bytes_total{direction, flow}`
+///   (`sent` to the upstream, `received` from the client), `weft_proxy_tcp_rejected_total{direction}`
+///
+/// The swift-metrics handles of each label set are created once per thread and cached there (an event loop
+/// is a thread), so recording a request takes no lock. `/stats` reads plain atomics.
 public final class ProxyMetrics: Sendable {
     private static let classes = ["1xx", "2xx", "3xx", "4xx", "5xx"]
-    private let counters: [Counter]
-    private let durations: [Metrics.Timer]
     private let stats: [StatCell]
+    private let retries: [StatCell]
+    private let tcp: [StatCell]
+    private let handles = ThreadSpecificVariable<HandleCache>()
 
     public init() {
-        var counters: [Counter] = []
-        for direction in ProxyDirection.allCases {
-            for responseClass in Self.classes {
-                for reason in ProxyReason.allCases {
-                    counters.append(
-                        Counter(
-                            label: "weft_proxy_requests_total",
-                            dimensions: [
-                                ("direction", direction.rawValue), ("response_class", responseClass),
-                                ("reason", reason.rawValue),
-                            ]))
-                }
-            }
-        }
-        self.counters = counters
-        self.durations = ProxyDirection.allCases.map {
-            Metrics.Timer(label: "weft_proxy_request_duration_seconds", dimensions: [("direction", $0.rawValue)])
-        }
-        self.stats = (0..<counters.count).map { _ in StatCell() }
+        let count = ProxyDirection.allCases.count * Self.classes.count * ProxyReason.allCases.count
+        self.stats = (0..<count).map { _ in StatCell() }
+        self.retries = (0..<4).map { _ in StatCell() }
+        self.tcp = (0..<8).map { _ in StatCell() }
     }
 
     private static func index(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
         let directionIndex = direction == .outbound ? 0 : 1
-        let classIndex = min(max(status / 100, 1), 5) - 1
+        let classIndex = Self.classIndex(status)
         let reasonIndex = ProxyReason.allCases.firstIndex(of: reason) ?? 0
         return (directionIndex * Self.classes.count + classIndex) * ProxyReason.allCases.count + reasonIndex
     }
 
-    /// Records one finished request.
-    func record(_ direction: ProxyDirection, status: Int, reason: ProxyReason, started: NIODeadline) {
-        let index = Self.index(direction, status: status, reason: reason)
-        self.counters[index].increment()
-        self.stats[index].value.add(1, ordering: .relaxed)
-        let elapsed = NIODeadline.now() - started
-        self.durations[direction == .outbound ? 0 : 1].recordNanoseconds(elapsed.nanoseconds)
+    private static func classIndex(_ status: Int) -> Int {
+        min(max(status / 100, 1), 5) - 1
     }
 
-    /// Plain counters, one line per non-zero label set: `outbound.2xx.upstream: 12`.
+    private var cache: HandleCache {
+        if let cache = self.handles.currentValue {
+            return cache
+        }
+        let cache = HandleCache()
+        self.handles.currentValue = cache
+        return cache
+    }
+
+    /// Records one finished request (or one tunnel's `101`).
+    func record(
+        _ direction: ProxyDirection, service: String = "unknown", status: Int, reason: ProxyReason,
+        started: NIODeadline, requestBytes: Int, responseBytes: Int
+    ) {
+        self.stats[Self.index(direction, status: status, reason: reason)].value.add(1, ordering: .relaxed)
+        let handles = self.cache.handles(direction, service: service)
+        handles.requests(classIndex: Self.classIndex(status), reason: reason).increment()
+        handles.duration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        if requestBytes > 0 {
+            handles.requestBytes.increment(by: Int64(requestBytes))
+        }
+        if responseBytes > 0 {
+            handles.responseBytes.increment(by: Int64(responseBytes))
+        }
+    }
+
+    /// A retry was granted, or refused by the retry budget.
+    func recordRetry(_ direction: ProxyDirection, granted: Bool) {
+        let index = (direction == .outbound ? 0 : 2) + (granted ? 0 : 1)
+        self.retries[index].value.add(1, ordering: .relaxed)
+        self.cache.counter(
+            "weft_proxy_retries_total",
+            [("direction", direction.rawValue), ("result", granted ? "granted" : "budget_exhausted")]
+        ).increment()
+    }
+
+    /// A circuit-breaking limit answered 503 (also counted as a request with reason `overflow`).
+    func recordOverflow(_ direction: ProxyDirection) {
+        self.cache.counter("weft_proxy_overflows_total", [("direction", direction.rawValue)]).increment()
+    }
+
+    /// A TCP connection was proxied as opaque bytes.
+    func recordTCPConnection(_ direction: ProxyDirection) {
+        self.tcp[direction == .outbound ? 0 : 1].value.add(1, ordering: .relaxed)
+        self.cache.counter("weft_proxy_tcp_connections_total", [("direction", direction.rawValue)]).increment()
+    }
+
+    /// A connection was refused before any byte was proxied (TLS on the outbound port).
+    func recordTCPRejected(_ direction: ProxyDirection) {
+        self.tcp[direction == .outbound ? 6 : 7].value.add(1, ordering: .relaxed)
+        self.cache.counter("weft_proxy_tcp_rejected_total", [("direction", direction.rawValue)]).increment()
+    }
+
+    /// Bytes through a tunnel (TCP, CONNECT, WebSocket): `received` from the client, `sent` from the upstream
+    /// side towards the client.
+    func recordTunnelBytes(_ direction: ProxyDirection, received: Int = 0, sent: Int = 0) {
+        let base = direction == .outbound ? 2 : 4
+        if received > 0 {
+            self.tcp[base].value.add(received, ordering: .relaxed)
+            self.cache.counter(
+                "weft_proxy_tcp_bytes_total", [("direction", direction.rawValue), ("flow", "received")]
+            ).increment(by: Int64(received))
+        }
+        if sent > 0 {
+            self.tcp[base + 1].value.add(sent, ordering: .relaxed)
+            self.cache.counter(
+                "weft_proxy_tcp_bytes_total", [("direction", direction.rawValue), ("flow", "sent")]
+            ).increment(by: Int64(sent))
+        }
+    }
+
+    /// Plain counters, one line per non-zero value: `outbound.2xx.upstream: 12`, `outbound.retries.granted: 3`,
+    /// `inbound.tcp.connections: 1`.
     public func renderStats() -> String {
         var lines: [String] = []
         for direction in ProxyDirection.allCases {
@@ -85,12 +158,104 @@ public final class ProxyMetrics: Sendable {
                     }
                 }
             }
+            let offset = direction == .outbound ? 0 : 1
+            let named: [(String, StatCell)] = [
+                ("retries.granted", self.retries[offset * 2]),
+                ("retries.budget_exhausted", self.retries[offset * 2 + 1]),
+                ("tcp.connections", self.tcp[offset]),
+                ("tcp.bytes_received", self.tcp[2 + offset * 2]),
+                ("tcp.bytes_sent", self.tcp[3 + offset * 2]),
+                ("tcp.rejected", self.tcp[6 + offset]),
+            ]
+            for (name, cell) in named {
+                let value = cell.value.load(ordering: .relaxed)
+                if value > 0 {
+                    lines.append("\(direction.rawValue).\(name): \(value)")
+                }
+            }
         }
         return lines.joined(separator: "\n") + (lines.isEmpty ? "" : "\n")
+    }
+
+    /// The value of a `/stats` request counter (tests).
+    public func requests(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
+        self.stats[Self.index(direction, status: status, reason: reason)].value.load(ordering: .relaxed)
     }
 }
 
 /// One `/stats` counter (an atomic needs a stable address, so each lives in its own object).
 private final class StatCell: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// The swift-metrics handles one thread has used, by label set. `@unchecked Sendable` only because
+/// `ThreadSpecificVariable` wants a Sendable value: each instance is reached from its own thread only.
+private final class HandleCache: @unchecked Sendable {
+    private struct ServiceKey: Hashable {
+        var direction: ProxyDirection
+        var service: String
+    }
+
+    private struct CounterKey: Hashable {
+        var label: String
+        var dimensions: [String]
+    }
+
+    private var services: [ServiceKey: ServiceHandles] = [:]
+    private var counters: [CounterKey: Counter] = [:]
+
+    func handles(_ direction: ProxyDirection, service: String) -> ServiceHandles {
+        let key = ServiceKey(direction: direction, service: service)
+        if let handles = self.services[key] {
+            return handles
+        }
+        let handles = ServiceHandles(direction: direction, service: service)
+        self.services[key] = handles
+        return handles
+    }
+
+    func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = CounterKey(label: label, dimensions: dimensions.flatMap { [$0.0, $0.1] })
+        if let counter = self.counters[key] {
+            return counter
+        }
+        let counter = Counter(label: label, dimensions: dimensions)
+        self.counters[key] = counter
+        return counter
+    }
+}
+
+/// The handles of one direction and destination service.
+private final class ServiceHandles {
+    let direction: ProxyDirection
+    let service: String
+    let duration: Metrics.Timer
+    let requestBytes: Counter
+    let responseBytes: Counter
+    private var requestCounters: [Int: Counter] = [:]
+
+    init(direction: ProxyDirection, service: String) {
+        self.direction = direction
+        self.service = service
+        let dimensions = [("direction", direction.rawValue), ("destination_service", service)]
+        self.duration = Metrics.Timer(label: "weft_proxy_request_duration_seconds", dimensions: dimensions)
+        self.requestBytes = Counter(label: "weft_proxy_request_bytes_total", dimensions: dimensions)
+        self.responseBytes = Counter(label: "weft_proxy_response_bytes_total", dimensions: dimensions)
+    }
+
+    func requests(classIndex: Int, reason: ProxyReason) -> Counter {
+        let reasonIndex = ProxyReason.allCases.firstIndex(of: reason) ?? 0
+        let key = classIndex * 64 + reasonIndex
+        if let counter = self.requestCounters[key] {
+            return counter
+        }
+        let counter = Counter(
+            label: "weft_proxy_requests_total",
+            dimensions: [
+                ("direction", self.direction.rawValue), ("destination_service", self.service),
+                ("response_class", "\(classIndex + 1)xx"), ("reason", reason.rawValue),
+            ])
+        self.requestCounters[key] = counter
+        return counter
+    }
 }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ProxyConfig
+import ProxyCore
 
 /// What every connection of a listener shares.
 struct ProxyListenerContext: Sendable {
@@ -10,56 +11,120 @@ struct ProxyListenerContext: Sendable {
     let metrics: ProxyMetrics
     /// Per event loop balancer and outlier detection state.
     let runtimes: ClusterRuntimes
+    /// Per event loop upstream connections.
+    let pools: UpstreamPools
+    let limits: ProxyLimits
+    let accessLog: AccessLog?
 }
 
-/// Proxies HTTP/1.1 requests of one downstream connection, one at a time (`HTTPServerPipelineHandler` holds
-/// pipelined requests back): routes on the head, opens (or reuses) an upstream connection on the same event
-/// loop, and forwards body parts both ways as they arrive, reading from a side only while the other can write.
+/// Bounds on what a downstream may send, and the proxy's own buffers.
+public struct ProxyLimits: Sendable, Hashable {
+    /// Request header fields at most (more: 431 `header_limits`).
+    public var maxHeaderCount: Int
+    /// Bytes of request header names and values at most (more: 431 `header_limits`).
+    public var maxHeaderBytes: Int
+    /// Time a client has from its first byte to the end of a request head (HTTP/1.1): 408 `header_timeout`.
+    public var headerTimeout: TimeAmount
+    /// How long a new connection on a `detect` port may stay silent before it is treated as opaque TCP
+    /// (server-first protocols such as MySQL), and how long the outbound port waits for a first byte.
+    public var detectTimeout: TimeAmount
+    /// Request bytes kept for retries; a larger body is streamed and not retried.
+    public var retryBufferBytes: Int
+    /// Request bytes buffered for a mirror that is not connected yet; past this the mirror is dropped.
+    public var mirrorBufferBytes: Int
+
+    public init(
+        maxHeaderCount: Int = 100, maxHeaderBytes: Int = 64 << 10, headerTimeout: TimeAmount = .seconds(10),
+        detectTimeout: TimeAmount = .milliseconds(200), retryBufferBytes: Int = 64 << 10,
+        mirrorBufferBytes: Int = 64 << 10
+    ) {
+        self.maxHeaderCount = maxHeaderCount
+        self.maxHeaderBytes = maxHeaderBytes
+        self.headerTimeout = headerTimeout
+        self.detectTimeout = detectTimeout
+        self.retryBufferBytes = retryBufferBytes
+        self.mirrorBufferBytes = mirrorBufferBytes
+    }
+}
+
+/// Proxies the requests of one downstream HTTP/1.1 connection (one at a time: `HTTPServerPipelineHandler`
+/// holds pipelined requests back) or of one HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`):
+/// routes on the head, takes an upstream stream from the event loop's `UpstreamPool`, and forwards body parts
+/// both ways as they arrive, reading from a side only while the other can write.
 ///
-/// Upstream connections: one per downstream connection, kept alive and reused while the next request goes to
-/// the same endpoint; a request to another endpoint closes it and opens a new one.
-final class ProxyServerHandler: ChannelDuplexHandler {
+/// Retries: while a route's retry policy may still retry, the request's parts are kept (up to
+/// `ProxyLimits.retryBufferBytes`; a larger body turns retries off for that request). A try that fails before
+/// its response head reaches the client (connect failure, reset, per-try timeout, a status `retryOn` names)
+/// is retried on a newly picked endpoint after a jittered backoff, if the `RetryStateMachine` and the
+/// cluster's retry budget allow.
+final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamRequester, UpstreamDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum Phase {
         case idle
-        /// Forwarding the request upstream (or waiting for its delay or connection).
+        /// Forwarding the request upstream (or waiting for its delay, backoff or connection).
         case forwarding
         /// The response is done (local or upstream); discarding the rest of the request body.
         case draining
+        /// The connection became a byte tunnel (WebSocket, CONNECT): this handler is on its way out.
+        case tunnel
     }
 
     private let shared: ProxyListenerContext
+    private let isHTTP2: Bool
     private var context: ChannelHandlerContext?
     private var phase = Phase.idle
-    /// Incremented per request; callbacks of an older request (timers, connects) are ignored.
-    private var generation = 0
+    /// Incremented per request and per try: callbacks of an older one (timers, connects) are ignored.
+    private var ticket = 0
     private var keepAlive = true
     private var version = HTTPVersion.http1_1
+    private var requestHead: HTTPRequestHead?
     private var requestEnded = false
     private var responseHeadSent = false
+    private var isGRPC = false
+    private var isUpgrade = false
     private var started = NIODeadline.now()
     private var status = 0
     private var reason = ProxyReason.upstream
+    private var requestBytes = 0
+    private var responseBytes = 0
+    private var tries = 0
+    /// The destination service (metrics label): the cluster's service outbound, `inbound` inbound.
+    private var service = "unknown"
     private var plan: ForwardPlan?
-    /// The current request's hold on its endpoint (outbound), ended when the request is over.
+    private var target: UpstreamTarget?
+    /// The current try's hold on its endpoint (outbound), ended when the try is over.
     private var lease: EndpointLease?
+    private var retry: RetryStateMachine?
+    /// The request's body parts, kept for retries (nil: no retry possible any more).
+    private var retained: [HTTPClientRequestPart]?
+    private var retainedBytes = 0
     /// Balancer state for an event loop outside the listener's group (not expected; per connection then).
     private var connectionRuntime: ClusterRuntime?
+    private var connectionPool: UpstreamPool?
     private var pending: [HTTPClientRequestPart] = []
-    private var timer: Scheduled<Void>?
+    private var requestTimer: Scheduled<Void>?
+    private var tryTimer: Scheduled<Void>?
     private var delayTimer: Scheduled<Void>?
+    private var waiter: Int?
     private var upstream: UpstreamHandler?
-    /// The current upstream has sent the request head (what `pending` waits for).
+    /// The current upstream has the request head (what `pending` waits for).
     private var upstreamReady = false
     /// The current upstream may take another request after this one.
     private var upstreamReusable = false
     private var readPending = false
+    private var mirror: MirrorRequest?
+    /// The upstream's `101` to an upgrade request, until its end arrives.
+    private var upgradeResponse: HTTPResponseHead?
+    /// Raw-byte guard in front of the HTTP/1.1 decoder (header timeout), when there is one.
+    private weak var guardHandler: DownstreamGuard?
 
-    init(_ shared: ProxyListenerContext) {
+    init(_ shared: ProxyListenerContext, isHTTP2: Bool = false, guardHandler: DownstreamGuard? = nil) {
         self.shared = shared
+        self.isHTTP2 = isHTTP2
+        self.guardHandler = guardHandler
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -79,6 +144,7 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .head(let head):
             self.requestHead(head, context: context)
         case .body(let buffer):
+            self.requestBytes += buffer.readableBytes
             self.requestPart(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             self.requestEnded = true
@@ -87,7 +153,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
                 self.requestPart(.end(trailers))
             case .draining:
                 self.phase = .idle
-            case .idle:
+                self.guardHandler?.requestDone()
+            case .idle, .tunnel:
                 break
             }
         }
@@ -97,14 +164,25 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         if self.upstreamReady {
             self.upstream?.flush()
         }
+        self.mirror?.flush()
         context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if self.phase == .forwarding, !self.responseHeadSent, self.plan != nil {
+            // The client left before any answer: record it (Envoy's and nginx's 499).
+            self.status = 499
+            self.reason = .downstreamReset
+            self.record()
+        }
         self.cancelTimers()
+        self.cancelWait()
         self.endLease()
-        self.generation += 1
+        self.ticket += 1
+        self.phase = .idle
         self.closeUpstream()
+        self.mirror?.abandon()
+        self.mirror = nil
         context.fireChannelInactive()
     }
 
@@ -138,17 +216,34 @@ final class ProxyServerHandler: ChannelDuplexHandler {
     // MARK: Request
 
     private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        self.generation += 1
+        self.ticket += 1
         self.endLease()
-        self.keepAlive = head.isKeepAlive
+        self.guardHandler?.headReceived()
+        self.isHTTP2 ? (self.keepAlive = true) : (self.keepAlive = head.isKeepAlive)
         self.version = head.version
+        self.requestHead = head
         self.requestEnded = false
         self.responseHeadSent = false
+        self.isGRPC = head.isGRPC
+        self.isUpgrade = !self.isHTTP2 && head.isUpgrade
         self.started = .now()
         self.status = 0
         self.reason = .upstream
+        self.requestBytes = 0
+        self.responseBytes = 0
+        self.tries = 0
+        self.upgradeResponse = nil
+        self.service = self.shared.direction == .inbound ? "inbound" : "unknown"
+        self.retry = nil
+        self.retained = nil
+        self.retainedBytes = 0
+        self.target = nil
         self.pending.removeAll(keepingCapacity: true)
         self.phase = .forwarding
+        if !self.headersWithinLimits(head.headers) {
+            self.respond(status: 431, reason: .headerLimits)
+            return
+        }
         if head.method == .CONNECT {
             self.respond(status: 405, reason: .unsupportedMethod)
             return
@@ -168,26 +263,53 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         case .respond(let status, let reason, let location):
             self.respond(status: status, reason: reason, location: location)
         case .forward(let plan):
-            self.plan = plan
-            self.lease = plan.lease
-            self.pending.append(.head(plan.head))
-            let generation = self.generation
-            let loop = context.eventLoop.assumeIsolated()
-            if let timeout = plan.timeout {
-                self.timer = loop.scheduleTask(in: timeout) { [self] in
-                    self.timedOut(generation: generation)
-                }
+            self.forward(plan, context: context)
+        }
+    }
+
+    private func headersWithinLimits(_ headers: HTTPHeaders) -> Bool {
+        guard headers.count <= self.shared.limits.maxHeaderCount else {
+            return false
+        }
+        var bytes = 0
+        for field in headers {
+            bytes += field.name.utf8.count + field.value.utf8.count
+        }
+        return bytes <= self.shared.limits.maxHeaderBytes
+    }
+
+    private func forward(_ plan: ForwardPlan, context: ChannelHandlerContext) {
+        self.plan = plan
+        self.lease = plan.lease
+        self.target = plan.target
+        if let service = plan.balancer?.cluster.service {
+            self.service = service
+        }
+        if let policy = plan.retry, !self.isUpgrade {
+            self.retry = RetryStateMachine(policy: policy, method: plan.head.method.rawValue)
+            self.retained = []
+        }
+        if let mirror = plan.mirror, let pool = self.pool(on: context.eventLoop) {
+            self.mirror = MirrorRequest.start(
+                mirror, pool: pool, bufferLimit: self.shared.limits.mirrorBufferBytes)
+        }
+        self.pending.append(.head(plan.head))
+        let ticket = self.ticket
+        let loop = context.eventLoop.assumeIsolated()
+        if let timeout = plan.timeout {
+            self.requestTimer = loop.scheduleTask(in: timeout) { [self] in
+                self.timedOut(ticket: ticket)
             }
-            if let delay = plan.delay {
-                self.delayTimer = loop.scheduleTask(in: delay) { [self] in
-                    guard self.generation == generation, self.phase == .forwarding else {
-                        return
-                    }
-                    self.connect(plan, context: context)
+        }
+        if let delay = plan.delay {
+            self.delayTimer = loop.scheduleTask(in: delay) { [self] in
+                guard self.ticket == ticket, self.phase == .forwarding else {
+                    return
                 }
-            } else {
-                self.connect(plan, context: context)
+                self.startTry()
             }
+        } else {
+            self.startTry()
         }
     }
 
@@ -203,7 +325,17 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         return runtime
     }
 
-    /// Releases the current request's endpoint (least request counts it as finished).
+    private func pool(on loop: any EventLoop) -> UpstreamPool? {
+        if let pool = self.shared.pools.pool(on: loop) {
+            return pool
+        }
+        if self.connectionPool == nil {
+            self.connectionPool = UpstreamPool(eventLoop: loop)
+        }
+        return self.connectionPool
+    }
+
+    /// Releases the current try's endpoint (least request counts it as finished).
     private func endLease() {
         guard let lease = self.lease else {
             return
@@ -216,6 +348,17 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         guard self.phase == .forwarding else {
             return
         }
+        if self.retained != nil {
+            if case .body(.byteBuffer(let buffer)) = part {
+                self.retainedBytes += buffer.readableBytes
+            }
+            if self.retainedBytes > self.shared.limits.retryBufferBytes {
+                self.retained = nil
+            } else {
+                self.retained?.append(part)
+            }
+        }
+        self.mirror?.send(part)
         if self.upstreamReady, let upstream = self.upstream {
             upstream.send(part)
         } else {
@@ -223,62 +366,124 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
     }
 
-    // MARK: Upstream
+    // MARK: Tries
 
-    private func connect(_ plan: ForwardPlan, context: ChannelHandlerContext) {
-        if let upstream = self.upstream {
-            if upstream.key == plan.key, self.upstreamReusable, upstream.channel?.isActive ?? false {
-                self.upstreamConnected(upstream)
-                return
-            }
-            self.closeUpstream()
+    /// Asks the pool for a stream to the current target, with the per-try timeout armed.
+    private func startTry() {
+        guard let target = self.target, let context = self.context, let pool = self.pool(on: context.eventLoop)
+        else {
+            return
         }
-        let generation = self.generation
-        let key = plan.key
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(plan.connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(
-                        UpstreamHandler(downstream: bound.value, key: key))
-                }
+        self.ticket += 1
+        self.tries += 1
+        self.upstreamReady = false
+        let ticket = self.ticket
+        if let perTry = self.retry?.perTryTimeoutNanos {
+            self.tryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(perTry))) {
+                [self] in
+                self.tryTimedOut(ticket: ticket)
             }
-            .connect(host: plan.host, port: plan.port)
-            .whenComplete { result in
-                let handler = bound.value
-                switch result {
-                case .success(let channel):
-                    guard handler.generation == generation, handler.phase == .forwarding,
-                        let upstream = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                    else {
-                        channel.close(promise: nil)
-                        return
-                    }
-                    handler.upstreamConnected(upstream)
-                case .failure:
-                    guard handler.generation == generation, handler.phase == .forwarding else {
-                        return
-                    }
-                    handler.lease?.record(.connectFailure)
-                    handler.respond(status: 503, reason: .upstreamConnectFailure)
-                }
-            }
+        }
+        self.waiter = pool.acquire(target, for: self, ticket: ticket)
     }
 
-    private func upstreamConnected(_ upstream: UpstreamHandler) {
-        self.upstream = upstream
+    func upstreamAcquired(_ stream: UpstreamHandler, ticket: Int) {
+        guard ticket == self.ticket, self.phase == .forwarding else {
+            // Nobody wants it any more: an untouched connection goes back to the pool.
+            if let context = self.context, let pool = self.pool(on: context.eventLoop) {
+                pool.release(stream, reusable: true)
+            } else {
+                stream.close()
+            }
+            return
+        }
+        self.waiter = nil
+        self.upstream = stream
+        stream.attach(self)
         self.upstreamReady = true
         self.upstreamReusable = false
         for part in self.pending {
-            upstream.send(part)
+            stream.send(part)
         }
         self.pending.removeAll(keepingCapacity: true)
-        upstream.flush()
+        stream.flush()
         self.resumeReads()
     }
+
+    func upstreamUnavailable(_ reason: ProxyReason, ticket: Int) {
+        guard ticket == self.ticket, self.phase == .forwarding else {
+            return
+        }
+        self.waiter = nil
+        if reason == .overflow {
+            self.shared.metrics.recordOverflow(self.shared.direction)
+            self.respond(status: 503, reason: .overflow)
+            return
+        }
+        self.lease?.record(.connectFailure)
+        self.tryFailed(.connectFailure, status: 503, reason: reason)
+    }
+
+    /// A try failed before its response head went downstream: retry if allowed, otherwise answer.
+    private func tryFailed(_ outcome: TryOutcome, status: Int, reason: ProxyReason) {
+        self.tryTimer?.cancel()
+        self.tryTimer = nil
+        self.cancelWait()
+        self.closeUpstream()
+        if self.scheduleRetry(after: outcome) {
+            return
+        }
+        self.respond(status: status, reason: reason)
+    }
+
+    /// Asks the retry state machine about `outcome`; when it grants a retry, ends this try and schedules the
+    /// next one (on a newly picked endpoint) after the backoff. True when a retry is scheduled.
+    private func scheduleRetry(after outcome: TryOutcome) -> Bool {
+        guard var machine = self.retry, let retained = self.retained, let plan = self.plan,
+            let balancer = plan.balancer, let context = self.context
+        else {
+            return false
+        }
+        let action = machine.tryFinished(
+            outcome, now: NIODeadline.now().uptimeNanoseconds, budget: &balancer.budget, random: &balancer.random)
+        self.retry = machine
+        guard case .retry(let backoff) = action else {
+            if case .done(.budgetExhausted) = action {
+                self.shared.metrics.recordRetry(self.shared.direction, granted: false)
+            }
+            return false
+        }
+        self.shared.metrics.recordRetry(self.shared.direction, granted: true)
+        self.closeUpstream()
+        self.endLease()
+        self.ticket += 1
+        let ticket = self.ticket
+        self.pending = [.head(plan.head)] + retained
+        self.delayTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff))) {
+            [self] in
+            guard self.ticket == ticket, self.phase == .forwarding, let head = self.requestHead else {
+                return
+            }
+            guard let lease = balancer.pick(head, remoteAddress: self.context?.channel.remoteAddress) else {
+                self.respond(status: 503, reason: .noHealthyUpstream)
+                return
+            }
+            self.lease = lease
+            self.target = balancer.target(lease.endpoint, downstream: head.version)
+            self.startTry()
+        }
+        return true
+    }
+
+    private func tryTimedOut(ticket: Int) {
+        guard ticket == self.ticket, self.phase == .forwarding, !self.responseHeadSent else {
+            return
+        }
+        self.lease?.record(.status(504))
+        self.tryFailed(.perTryTimeout, status: 504, reason: .timeout)
+    }
+
+    // MARK: Upstream
 
     func upstreamRead(_ part: HTTPClientResponsePart, from upstream: UpstreamHandler) {
         guard upstream === self.upstream, self.phase == .forwarding, let context = self.context else {
@@ -286,34 +491,64 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
         switch part {
         case .head(let response):
-            var headers = response.headers.withoutHopByHop()
-            let upstreamKeepAlive = response.isKeepAlive
-            for operations in self.plan?.responseHeaders ?? [] {
-                headers.apply(operations)
+            self.upstreamHead(response, context: context)
+        case .body(let buffer):
+            self.responseBytes += buffer.readableBytes
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers):
+            if let upgrade = self.upgradeResponse {
+                self.upgradeResponse = nil
+                self.switchToTunnel(upgrade, context: context)
+                return
             }
+            if !self.requestEnded {
+                // The upstream answered before the whole request was sent: it cannot take another one.
+                self.upstreamReusable = false
+            }
+            self.finish(.end(trailers), context: context)
+        }
+    }
+
+    private func upstreamHead(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
+        let status = Int(response.status.code)
+        if status == 100 {
+            // `Expect: 100-continue` interim answers are the proxy's own business.
+            return
+        }
+        self.tryTimer?.cancel()
+        self.tryTimer = nil
+        self.lease?.record(.status(status))
+        if self.retry != nil, status >= 300 || response.headers.contains(name: "grpc-status") {
+            let grpcStatus = response.headers.first(name: "grpc-status").flatMap { Int($0) }
+            if self.scheduleRetry(after: .response(status: status, grpcStatus: grpcStatus)) {
+                return
+            }
+        }
+        self.retained = nil
+        if self.isUpgrade, status == 101 {
+            // The decoder ends the 101 response right after its head; the tunnel starts after that end.
+            self.upgradeResponse = response
+            return
+        }
+        var headers = response.headers.withoutHopByHop()
+        let upstreamKeepAlive = response.isKeepAlive
+        for operations in self.plan?.responseHeaders ?? [] {
+            headers.apply(operations)
+        }
+        if !self.isHTTP2 {
             if !self.keepAlive {
                 headers.add(name: "connection", value: "close")
             } else if self.version == .http1_0 {
                 headers.add(name: "connection", value: "keep-alive")
             }
-            self.status = Int(response.status.code)
-            self.lease?.record(.status(self.status))
-            self.responseHeadSent = true
-            self.upstreamReusable = upstreamKeepAlive
-            context.write(
-                self.wrapOutboundOut(
-                    .head(HTTPResponseHead(version: self.version, status: response.status, headers: headers))),
-                promise: nil)
-        case .body(let buffer):
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        case .end(let trailers):
-            if !self.requestEnded {
-                // The upstream answered before the whole request was sent: it cannot take another one.
-                self.upstreamReusable = false
-                self.closeUpstream()
-            }
-            self.finish(.end(trailers), context: context)
         }
+        self.status = status
+        self.responseHeadSent = true
+        self.upstreamReusable = upstreamKeepAlive
+        context.write(
+            self.wrapOutboundOut(
+                .head(HTTPResponseHead(version: self.version, status: response.status, headers: headers))),
+            promise: nil)
     }
 
     func upstreamClosed(_ upstream: UpstreamHandler) {
@@ -329,7 +564,8 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         if self.responseHeadSent {
             self.abortDownstream(reason: .upstreamReset)
         } else {
-            self.respond(status: 502, reason: .upstreamReset)
+            self.lease?.record(.status(502))
+            self.tryFailed(.reset, status: 502, reason: .upstreamReset)
         }
     }
 
@@ -344,21 +580,54 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.upstream = nil
         self.upstreamReady = false
         self.upstreamReusable = false
+        upstream.detach()
         upstream.close()
     }
 
+    /// Hands the current upstream back to the pool (kept alive if it can take another request).
+    private func releaseUpstream() {
+        guard let upstream = self.upstream else {
+            return
+        }
+        let reusable = self.upstreamReusable && self.requestEnded
+        self.upstream = nil
+        self.upstreamReady = false
+        self.upstreamReusable = false
+        if let context = self.context, let pool = self.pool(on: context.eventLoop) {
+            pool.release(upstream, reusable: reusable)
+        } else {
+            upstream.detach()
+            upstream.close()
+        }
+    }
+
+    private func cancelWait() {
+        guard let waiter = self.waiter else {
+            return
+        }
+        self.waiter = nil
+        if let context = self.context {
+            self.pool(on: context.eventLoop)?.cancel(waiter: waiter)
+        }
+    }
+
     private func cancelTimers() {
-        self.timer?.cancel()
-        self.timer = nil
+        self.requestTimer?.cancel()
+        self.requestTimer = nil
+        self.tryTimer?.cancel()
+        self.tryTimer = nil
         self.delayTimer?.cancel()
         self.delayTimer = nil
     }
 
-    private func timedOut(generation: Int) {
-        guard generation == self.generation, self.phase == .forwarding else {
+    private func timedOut(ticket: Int) {
+        // The request timer belongs to the request, whose ticket moved on with each try: compare loosely.
+        guard ticket <= self.ticket, self.phase == .forwarding, self.plan != nil else {
             return
         }
+        self.cancelWait()
         self.closeUpstream()
+        self.lease?.record(.status(504))
         if self.responseHeadSent {
             self.abortDownstream(reason: .timeout)
         } else {
@@ -366,50 +635,130 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         }
     }
 
+    // MARK: Tunnels (WebSocket)
+
+    /// The upstream accepted a protocol upgrade: sends the `101` downstream, then turns both connections
+    /// into a byte tunnel (the HTTP codecs leave both pipelines).
+    private func switchToTunnel(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
+        guard let upstream = self.upstream, let upstreamChannel = upstream.channel else {
+            self.abortDownstream(reason: .upstreamReset)
+            return
+        }
+        var headers = response.headers.withoutHopByHop(keepUpgrade: true)
+        for operations in self.plan?.responseHeaders ?? [] {
+            headers.apply(operations)
+        }
+        self.status = 101
+        self.responseHeadSent = true
+        self.phase = .tunnel
+        self.cancelTimers()
+        self.endLease()
+        self.upstream = nil
+        upstream.detach()
+        context.writeAndFlush(
+            self.wrapOutboundOut(
+                .head(HTTPResponseHead(version: self.version, status: .switchingProtocols, headers: headers))),
+            promise: nil)
+        self.record()
+        let metrics = self.shared.metrics
+        let direction = self.shared.direction
+        let downstreamSide = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
+        let upstreamSide = TunnelHandler { metrics.recordTunnelBytes(direction, sent: $0) }
+        self.guardHandler?.tunnelStarted()
+        do {
+            try installTunnel(downstreamSide, on: context.channel)
+            try installTunnel(upstreamSide, on: upstreamChannel)
+            TunnelHandler.join(downstreamSide, upstreamSide)
+        } catch {
+            upstreamChannel.close(promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
     // MARK: Responses
 
-    /// Answers the current request from the proxy itself, with `x-weft-reason`.
+    /// Answers the current request from the proxy itself, with `x-weft-reason`. A gRPC request gets a gRPC
+    /// answer: status 200 with `grpc-status` and `grpc-message` trailers.
     private func respond(status: Int, reason: ProxyReason, location: String? = nil) {
         guard let context = self.context else {
             return
         }
-        // `finish` closes an upstream this request was using (it is not reusable until its response head says so).
-        self.status = status
+        self.cancelWait()
+        // The upstream of a failed try is not reusable: `finish` closes it.
+        self.upstreamReusable = false
         self.reason = reason
         var headers = HTTPHeaders()
         headers.add(name: "x-weft-reason", value: reason.rawValue)
+        if self.isGRPC {
+            self.status = 200
+            headers.add(name: "content-type", value: "application/grpc")
+            self.responseHeadSent = true
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: self.version, status: .ok, headers: headers))),
+                promise: nil)
+            var trailers = HTTPHeaders()
+            trailers.add(name: "grpc-status", value: String(grpcStatus(forHTTP: status, reason: reason)))
+            trailers.add(name: "grpc-message", value: "weft: \(reason.rawValue)")
+            trailers.add(name: "x-weft-reason", value: reason.rawValue)
+            self.finish(.end(trailers), context: context)
+            return
+        }
+        self.status = status
         if let location {
             headers.add(name: "location", value: location)
         }
         let body = "\(reason.rawValue)\n"
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
         headers.add(name: "content-length", value: String(body.utf8.count))
-        if !self.keepAlive {
+        if !self.keepAlive && !self.isHTTP2 {
             headers.add(name: "connection", value: "close")
         }
         self.responseHeadSent = true
         let head = HTTPResponseHead(
             version: self.version, status: HTTPResponseStatus(statusCode: status), headers: headers)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        self.responseBytes += body.utf8.count
         context.write(
             self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         self.finish(.end(nil), context: context)
-        context.flush()
+    }
+
+    private func record() {
+        self.shared.metrics.record(
+            self.shared.direction, service: self.service, status: self.status, reason: self.reason,
+            started: self.started,
+            requestBytes: self.requestBytes, responseBytes: self.responseBytes)
+        if let log = self.shared.accessLog, let head = self.requestHead {
+            log.log(
+                AccessLogEntry(
+                    direction: self.shared.direction, method: head.method.rawValue,
+                    authority: requestTarget(head).authority,
+                    path: head.uri,
+                    protocolVersion: self.isHTTP2 ? "HTTP/2" : "HTTP/\(head.version.major).\(head.version.minor)",
+                    status: self.status, reason: self.reason.rawValue,
+                    upstream: self.target.map { "\($0.host):\($0.port)" }, cluster: self.target?.cluster,
+                    tries: self.tries, requestBytes: self.requestBytes, responseBytes: self.responseBytes,
+                    durationMicros: (NIODeadline.now() - self.started).nanoseconds / 1000,
+                    traceparent: head.headers.first(name: "traceparent")
+                        ?? self.plan?.head.headers.first(name: "traceparent")))
+        }
     }
 
     /// Writes the response end, records the request, and returns to idle (or drains the request body).
     private func finish(_ end: HTTPServerResponsePart, context: ChannelHandlerContext) {
         self.cancelTimers()
         self.endLease()
-        self.shared.metrics.record(
-            self.shared.direction, status: self.status, reason: self.reason, started: self.started)
+        self.record()
         self.plan = nil
+        self.retained = nil
+        self.mirror = nil
         self.phase = self.requestEnded ? .idle : .draining
-        if !self.upstreamReusable {
-            self.closeUpstream()
+        if self.phase == .idle {
+            self.guardHandler?.requestDone()
         }
+        self.releaseUpstream()
         if self.keepAlive {
-            // Flush now: closing the upstream above means its read-complete (which flushes) may never come.
+            // Flush now: the upstream's read-complete (which flushes) may never come after its release.
             context.writeAndFlush(self.wrapOutboundOut(end), promise: nil)
         } else {
             context.writeAndFlush(self.wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
@@ -419,14 +768,16 @@ final class ProxyServerHandler: ChannelDuplexHandler {
         self.resumeReads()
     }
 
-    /// The response head already went out: the only way to signal failure is to close the connection.
+    /// The response head already went out: the only way to signal failure is to close the connection (or
+    /// reset the HTTP/2 stream).
     private func abortDownstream(reason: ProxyReason) {
         self.cancelTimers()
+        self.cancelWait()
         self.endLease()
         self.reason = reason
-        self.shared.metrics.record(
-            self.shared.direction, status: self.status, reason: reason, started: self.started)
+        self.record()
         self.plan = nil
+        self.retained = nil
         self.phase = .draining
         self.closeUpstream()
         self.context?.close(promise: nil)
@@ -439,3 +790,47 @@ final class ProxyServerHandler: ChannelDuplexHandler {
 
 @available(*, unavailable)
 extension ProxyServerHandler: Sendable {}
+
+/// Turns an HTTP/1.1 channel (server or client side) into a byte tunnel ending in `tunnel`: the encoder
+/// leaves first (nothing may encode the tunnel's bytes), the tunnel goes in right after the decoder (which hands
+/// it the bytes it still holds as it leaves), then every other HTTP handler leaves.
+func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws {
+    let pipeline = channel.pipeline.syncOperations
+    func remove<Handler: ChannelHandler>(_ type: Handler.Type) {
+        if let context = try? pipeline.context(handlerType: type) {
+            pipeline.removeHandler(context: context, promise: nil)
+        }
+    }
+    remove(HTTPResponseEncoder.self)
+    remove(HTTPRequestEncoder.self)
+    remove(NIOHTTPRequestHeadersValidator.self)
+    if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+        try pipeline.addHandler(tunnel, position: .after(decoder))
+        pipeline.removeHandler(decoder, promise: nil)
+    } else if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) {
+        try pipeline.addHandler(tunnel, position: .after(decoder))
+        pipeline.removeHandler(decoder, promise: nil)
+    } else {
+        try pipeline.addHandler(tunnel, position: .first)
+    }
+    remove(HTTPServerPipelineHandler.self)
+    remove(ProxyErrorHandler.self)
+    remove(ProxyServerHandler.self)
+    remove(UpstreamHandler.self)
+}
+
+/// The gRPC status for a response the proxy makes itself (the HTTP-to-gRPC mapping of the gRPC spec, with
+/// timeouts as DEADLINE_EXCEEDED).
+func grpcStatus(forHTTP status: Int, reason: ProxyReason) -> Int {
+    if reason == .timeout {
+        return 4
+    }
+    switch status {
+    case 400: return 13
+    case 401: return 16
+    case 403: return 7
+    case 404: return 12
+    case 429, 502, 503, 504: return 14
+    default: return 2
+    }
+}

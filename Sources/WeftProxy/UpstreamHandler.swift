@@ -1,26 +1,50 @@
 import NIOCore
 import NIOHTTP1
 
-/// The last handler of an upstream (proxy to app or service) connection: hands every response part to the
-/// downstream `ProxyServerHandler` that opened it, on the same event loop, and reads from the upstream only
-/// while the downstream can take more (backpressure).
-final class UpstreamHandler: ChannelDuplexHandler {
+/// What an upstream stream delivers to the request that holds it.
+protocol UpstreamDelegate: AnyObject {
+    var isWritable: Bool { get }
+    func upstreamRead(_ part: HTTPClientResponsePart, from upstream: UpstreamHandler)
+    func upstreamClosed(_ upstream: UpstreamHandler)
+    func flushDownstream()
+    func resumeReads()
+}
+
+/// The last handler of an upstream stream: an HTTP/1.1 connection, or one HTTP/2 stream (behind
+/// `HTTP2FramePayloadToHTTP1ClientCodec`, so both look the same). Hands every response part to the request
+/// that holds it (its delegate), on the same event loop, and reads from the upstream only while the
+/// downstream can take more (backpressure). Between requests an HTTP/1.1 connection sits idle in its pool.
+final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    private weak var downstream: ProxyServerHandler?
+    private weak var delegate: (any UpstreamDelegate)?
+    private weak var pool: UpstreamPool?
     private var context: ChannelHandlerContext?
     private var readPending = false
-    /// `host:port`, to decide whether a kept-alive connection can take the next request.
+    private var idleTimer: Scheduled<Void>?
+    /// The pool key (endpoint and protocol).
     let key: String
+    let cluster: String
+    let kind: UpstreamProtocol
+    /// Requests this connection has served.
+    var requestsServed = 0
+    /// Whether this connection holds one of its cluster's `maxConnections` slots (HTTP/1.1).
+    var countsTowardLimit: Bool
+    /// Called when an HTTP/2 stream closes (its connection counts open streams).
+    var onClose: (() -> Void)?
 
-    init(downstream: ProxyServerHandler, key: String) {
-        self.downstream = downstream
+    init(pool: UpstreamPool, key: String, cluster: String, kind: UpstreamProtocol) {
+        self.pool = pool
         self.key = key
+        self.cluster = cluster
+        self.kind = kind
+        self.countsTowardLimit = kind == .http1
     }
 
     var channel: (any Channel)? { self.context?.channel }
+    var isActive: Bool { self.context?.channel.isActive ?? false }
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -29,6 +53,44 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        if context.channel.isActive {
+            // Leaving a live connection (it became a tunnel): it is no pooled connection any more.
+            self.pool?.connectionClosed(self)
+            self.onClose?()
+            self.onClose = nil
+        }
+    }
+
+    /// Hands this stream to `delegate` for one request.
+    func attach(_ delegate: any UpstreamDelegate) {
+        self.delegate = delegate
+        if self.readPending, delegate.isWritable {
+            self.resumeReads()
+        }
+    }
+
+    /// The request is done with this stream: late events go nowhere.
+    func detach() {
+        self.delegate = nil
+    }
+
+    func enterIdle(timeout: TimeAmount) {
+        self.idleTimer?.cancel()
+        guard let context = self.context else {
+            return
+        }
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            self.close()
+        }
+        // Read while idle, so that the peer closing the connection is noticed at once.
+        self.resumeReads()
+    }
+
+    func leaveIdle() {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
     }
 
     func send(_ part: HTTPClientRequestPart) {
@@ -44,15 +106,26 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.downstream?.upstreamRead(self.unwrapInboundIn(data), from: self)
+        guard let delegate = self.delegate else {
+            // A response nobody asked for (idle connection): this connection cannot be trusted any more.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamRead(self.unwrapInboundIn(data), from: self)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.downstream?.flushDownstream()
+        self.delegate?.flushDownstream()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.downstream?.upstreamClosed(self)
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+        self.pool?.connectionClosed(self)
+        self.onClose?()
+        self.onClose = nil
+        self.delegate?.upstreamClosed(self)
+        self.delegate = nil
         context.fireChannelInactive()
     }
 
@@ -61,12 +134,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.downstream?.resumeReads()
+        self.delegate?.resumeReads()
         context.fireChannelWritabilityChanged()
     }
 
     func read(context: ChannelHandlerContext) {
-        if let downstream = self.downstream, !downstream.isWritable {
+        if let delegate = self.delegate, !delegate.isWritable {
             self.readPending = true
         } else {
             context.read()

@@ -12,7 +12,8 @@ import WeftProxy
 struct WeftProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft-proxy",
-        abstract: "The Weft sidecar proxy (HTTP/1.1 slice): outbound and inbound listeners and an admin port.",
+        abstract:
+            "The Weft sidecar proxy: outbound and inbound listeners (HTTP/1.1, h2c, gRPC, TCP) and an admin port.",
         discussion: """
             Loads a ProxyConfig JSON file (as `weftctl compile` prints it) and reloads it when it changes; a \
             file that does not decode or compile is rejected and the previous config keeps serving.
@@ -40,6 +41,18 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core).")
     var concurrency: Int?
 
+    @Option(help: "JSON access log, one line per request: a file path, or - for standard output (default: off).")
+    var accessLog: String?
+
+    @Option(help: "Seconds a client has to send a request head (HTTP/1.1) before a 408.")
+    var headerTimeout: Double = 10
+
+    @Option(help: "Milliseconds a connection to an inbound `detect` port may stay silent before it is proxied as TCP.")
+    var detectTimeoutMs: Int = 200
+
+    @Option(help: "Seconds in-flight requests get to finish on SIGTERM before their connections are closed.")
+    var drainTimeout: Double = 5
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -59,16 +72,26 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let store = ProxyStateStore()
         let metrics = ProxyMetrics()
         let watcher = ConfigFileWatcher(path: self.config, store: store, logger: Logger(label: "weft.proxy.config"))
+        let limits = ProxyLimits(
+            headerTimeout: .milliseconds(Int64(self.headerTimeout * 1000)),
+            detectTimeout: .milliseconds(Int64(self.detectTimeoutMs)))
+        let accessLog = self.accessLog.map { AccessLog(path: $0, logger: Logger(label: "weft.proxy.access")) }
+        let drain = Duration.milliseconds(Int64(self.drainTimeout * 1000))
         let outbound = ProxyListener(
             direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
-            group: group, logger: Logger(label: "weft.proxy.outbound"))
+            group: group, limits: limits, accessLog: accessLog, drainTimeout: drain,
+            logger: Logger(label: "weft.proxy.outbound"))
         let inbound = ProxyListener(
             direction: .inbound, host: self.listen, port: self.inboundPort, store: store, metrics: metrics,
-            group: group, logger: Logger(label: "weft.proxy.inbound"))
+            group: group, limits: limits, accessLog: accessLog, drainTimeout: drain,
+            logger: Logger(label: "weft.proxy.inbound"))
         let admin = AdminServer(
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
-        let services: [any Service] = [watcher, outbound, inbound, admin]
+        var services: [any Service] = [watcher, outbound, inbound, admin]
+        if let accessLog {
+            services.append(accessLog)
+        }
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) },

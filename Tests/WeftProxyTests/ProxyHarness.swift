@@ -15,9 +15,9 @@ enum TestConfig {
         spiffeID: "spiffe://cluster.local/ns/shop/sa/default", trustDomain: "cluster.local",
         addresses: ["127.0.0.1"])
 
-    static func cluster(_ name: String, ports: [Int]) -> Cluster {
+    static func cluster(_ name: String, protocol: AppProtocol = .http1, ports: [Int]) -> Cluster {
         Cluster(
-            name: name, service: "\(name).shop.svc.cluster.local", port: 80, protocol: .http1,
+            name: name, service: "\(name).shop.svc.cluster.local", port: 80, protocol: `protocol`,
             loadBalancer: LoadBalancer(policy: .roundRobin),
             limits: ConnectionLimits(
                 maxConnections: 100, maxPendingRequests: 100, maxRequestsPerConnection: 0,
@@ -26,10 +26,10 @@ enum TestConfig {
             endpoints: ports.map { Endpoint(address: "127.0.0.1", port: $0) })
     }
 
-    static func service(_ name: String, routes: [Route]) -> OutboundService {
+    static func service(_ name: String, protocol: AppProtocol = .http1, routes: [Route]) -> OutboundService {
         OutboundService(
             host: "\(name).shop.svc.cluster.local", aliases: [name, "\(name).shop", "\(name).shop.svc"], port: 80,
-            protocol: .http1, routes: routes)
+            protocol: `protocol`, routes: routes)
     }
 
     static func forward(_ name: String = "default", to cluster: String, matches: [RequestMatch] = []) -> Route {
@@ -58,6 +58,8 @@ struct ProxyHarness {
         config: ProxyConfig?,
         watching path: String? = nil,
         group: (any EventLoopGroup)? = nil,
+        limits: ProxyLimits = ProxyLimits(),
+        accessLog: AccessLog? = nil,
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let logger = Logger(label: "weft.proxy.test")
@@ -69,11 +71,16 @@ struct ProxyHarness {
         let metrics = ProxyMetrics()
         let loops = group ?? MultiThreadedEventLoopGroup.singleton
         let outbound = ProxyListener(
-            direction: .outbound, port: 0, store: store, metrics: metrics, group: loops, logger: logger)
+            direction: .outbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
+            accessLog: accessLog, logger: logger)
         let inbound = ProxyListener(
-            direction: .inbound, port: 0, store: store, metrics: metrics, group: loops, logger: logger)
+            direction: .inbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
+            accessLog: accessLog, logger: logger)
         let admin = AdminServer(port: 0, store: store, metrics: metrics, logger: logger)
         var services: [any Service] = [outbound, inbound, admin]
+        if let accessLog {
+            services.append(accessLog)
+        }
         if let path {
             services.append(
                 ConfigFileWatcher(path: path, store: store, interval: .milliseconds(50), logger: logger))
@@ -150,11 +157,12 @@ let testClient = HTTPClient(
 /// Starts upstreams named `names` (those in `statuses` answer every request with that status), runs `body`,
 /// stops them.
 func withUpstreams<T: Sendable>(
-    _ names: [String], statuses: [String: Int] = [:], _ body: @Sendable ([TestUpstream]) async throws -> T
+    _ names: [String], statuses: [String: Int] = [:], delays: [String: Int] = [:],
+    _ body: @Sendable ([TestUpstream]) async throws -> T
 ) async throws -> T {
     var upstreams: [TestUpstream] = []
     for name in names {
-        upstreams.append(try await TestUpstream.start(name: name, status: statuses[name]))
+        upstreams.append(try await TestUpstream.start(name: name, status: statuses[name], delayMs: delays[name]))
     }
     let started = upstreams
     do {

@@ -17,6 +17,10 @@ final class TestUpstream: Sendable {
     var port: Int { self.channel.localAddress?.port ?? 0 }
     /// Request heads received so far.
     var requestsReceived: Int { self.counter.value.load(ordering: .relaxed) }
+    /// Connections accepted so far.
+    var connectionsAccepted: Int { self.counter.connections.load(ordering: .relaxed) }
+    /// The `Host` of the last request.
+    var lastHost: String? { self.counter.lastHost.withLock { $0 } }
 
     private init(name: String, channel: any Channel, counter: RequestCounter) {
         self.name = name
@@ -24,7 +28,7 @@ final class TestUpstream: Sendable {
         self.counter = counter
     }
 
-    static func start(name: String, status: Int? = nil) async throws -> TestUpstream {
+    static func start(name: String, status: Int? = nil, delayMs: Int? = nil) async throws -> TestUpstream {
         let counter = RequestCounter()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -32,7 +36,7 @@ final class TestUpstream: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(
-                        EchoHandler(name: name, counter: counter, status: status))
+                        EchoHandler(name: name, counter: counter, status: status, delayMs: delayMs))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -55,6 +59,8 @@ final class TestUpstream: Sendable {
 
 private final class RequestCounter: Sendable {
     let value = Atomic<Int>(0)
+    let connections = Atomic<Int>(0)
+    let lastHost = Mutex<String?>(nil)
 }
 
 private final class EchoHandler: ChannelInboundHandler {
@@ -64,21 +70,29 @@ private final class EchoHandler: ChannelInboundHandler {
     private let name: String
     private let counter: RequestCounter
     private let fixedStatus: Int?
+    private let delayMs: Int?
     private var head: HTTPRequestHead?
     private var streaming = false
 
-    init(name: String, counter: RequestCounter, status: Int?) {
+    init(name: String, counter: RequestCounter, status: Int?, delayMs: Int?) {
         self.name = name
         self.counter = counter
         self.fixedStatus = status
+        self.delayMs = delayMs
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.counter.connections.add(1, ordering: .relaxed)
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            self.counter.lastHost.withLock { $0 = head.headers.first(name: "host") }
             self.counter.value.add(1, ordering: .relaxed)
-            if self.fixedStatus != nil {
+            if self.fixedStatus != nil || self.delayMs != nil {
                 self.streaming = false
                 return
             }
@@ -110,7 +124,15 @@ private final class EchoHandler: ChannelInboundHandler {
             guard let head = self.head else {
                 return
             }
-            if let fixedStatus = self.fixedStatus {
+            if let delayMs = self.delayMs {
+                let status = HTTPResponseStatus(statusCode: self.fixedStatus ?? 200)
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(delayMs))) {
+                    guard context.channel.isActive else {
+                        return
+                    }
+                    self.respondEmpty(context: context, head: head, status: status)
+                }
+            } else if let fixedStatus = self.fixedStatus {
                 self.respondEmpty(context: context, head: head, status: HTTPResponseStatus(statusCode: fixedStatus))
             } else if self.streaming {
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
@@ -163,7 +185,8 @@ func rawExchange(port: Int, _ request: String) async throws -> String {
     return try await withThrowingTaskGroup(of: String.self) { group in
         group.addTask {
             try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(ByteBuffer(string: request))
+                // The proxy may answer (and close) before all of a bad request is written: read what came.
+                try? await outbound.write(ByteBuffer(string: request))
                 var received = ""
                 for try await buffer in inbound {
                     received += String(buffer: buffer)

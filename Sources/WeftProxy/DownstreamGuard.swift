@@ -1,0 +1,368 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOPosix
+import ProxyConfig
+
+/// The first handler of every downstream connection. It detects the protocol from the first bytes, builds
+/// the rest of the pipeline, and for HTTP/1.1 stays in front of the decoder to enforce the header-read
+/// timeout:
+///
+/// - an HTTP/2 connection preface → h2c (one `ProxyServerHandler` per stream);
+/// - a TLS ClientHello (`0x16`) → inbound: opaque TCP to the app; outbound: closed (no SNI routing yet);
+/// - anything else → HTTP/1.1;
+/// - an inbound `tcp` port → opaque TCP at once, and a `detect` port that stays silent for
+///   `ProxyLimits.detectTimeout` → opaque TCP (server-first protocols such as MySQL wait for the server; they
+///   stall for that long, not Linkerd's 10 s).
+final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case detecting
+        case http1
+        case done
+    }
+
+    private static let http2Preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private let shared: ProxyListenerContext
+    private var state = State.detecting
+    private var buffered: ByteBuffer?
+    private var timer: Scheduled<Void>?
+    private var requestInProgress = false
+
+    init(_ shared: ProxyListenerContext) {
+        self.shared = shared
+    }
+
+    /// The inbound port this connection serves (until transparent capture gives the original destination:
+    /// the first one of the config).
+    private var inboundPort: InboundPort? {
+        self.shared.direction == .inbound ? self.shared.store.current?.config.inbound.first : nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        let inbound = self.inboundPort
+        if inbound?.protocol == .tcp, let inbound {
+            self.becomeTCP(context: context, appPort: inbound.appPort)
+            return
+        }
+        let silentToTCP = inbound?.protocol == .detect
+        let timeout = silentToTCP ? self.shared.limits.detectTimeout : self.shared.limits.headerTimeout
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            guard self.state == .detecting, self.buffered == nil else {
+                return
+            }
+            if silentToTCP, let inbound {
+                self.becomeTCP(context: context, appPort: inbound.appPort)
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.state {
+        case .detecting:
+            var bytes = self.unwrapInboundIn(data)
+            if var buffered = self.buffered {
+                buffered.writeBuffer(&bytes)
+                self.buffered = buffered
+            } else {
+                self.buffered = bytes
+            }
+            self.detect(context: context)
+        case .http1:
+            if !self.requestInProgress, self.timer == nil {
+                self.armHeaderTimer(context: context)
+            }
+            context.fireChannelRead(data)
+        case .done:
+            context.fireChannelRead(data)
+        }
+    }
+
+    private func detect(context: ChannelHandlerContext) {
+        guard let buffered = self.buffered, let first = buffered.readableBytesView.first else {
+            return
+        }
+        if first == 0x16 {
+            if let inbound = self.inboundPort {
+                self.becomeTCP(context: context, appPort: inbound.appPort)
+            } else {
+                self.shared.metrics.recordTCPRejected(self.shared.direction)
+                context.close(promise: nil)
+            }
+            return
+        }
+        let view = buffered.readableBytesView
+        let compared = min(view.count, Self.http2Preface.count)
+        if view.prefix(compared).elementsEqual(Self.http2Preface.prefix(compared)) {
+            if compared == Self.http2Preface.count {
+                self.becomeHTTP2(context: context)
+            }
+            return
+        }
+        if self.inboundPort?.protocol == .tcp {
+            self.becomeTCP(context: context, appPort: self.inboundPort?.appPort ?? 0)
+            return
+        }
+        self.becomeHTTP1(context: context)
+    }
+
+    private func takeBuffered() -> ByteBuffer? {
+        self.timer?.cancel()
+        self.timer = nil
+        let buffered = self.buffered
+        self.buffered = nil
+        return buffered
+    }
+
+    private func becomeHTTP1(context: ChannelHandlerContext) {
+        self.state = .http1
+        let buffered = self.takeBuffered()
+        do {
+            let pipeline = context.pipeline.syncOperations
+            try pipeline.addHandlers(
+                [
+                    HTTPResponseEncoder(),
+                    ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                    HTTPServerPipelineHandler(),
+                    ProxyErrorHandler(self.shared),
+                    ProxyServerHandler(self.shared, guardHandler: self),
+                ], position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        self.armHeaderTimer(context: context)
+        if let buffered {
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+    }
+
+    private func becomeHTTP2(context: ChannelHandlerContext) {
+        self.state = .done
+        let buffered = self.takeBuffered()
+        let shared = self.shared
+        do {
+            var connection = NIOHTTP2Handler.ConnectionConfiguration()
+            connection.initialSettings = [
+                HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
+                HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+                HTTP2Setting(parameter: .maxHeaderListSize, value: shared.limits.maxHeaderBytes),
+            ]
+            connection.targetWindowSize = 1 << 24
+            var stream = NIOHTTP2Handler.StreamConfiguration()
+            stream.targetWindowSize = 1 << 20
+            _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
+                mode: .server, connectionConfiguration: connection, streamConfiguration: stream, position: .last
+            ) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try stream.pipeline.syncOperations.addHandler(ProxyServerHandler(shared, isHTTP2: true))
+                }
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if let buffered {
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// Opaque TCP to the app on `127.0.0.1:appPort` (inbound).
+    private func becomeTCP(context: ChannelHandlerContext, appPort: Int) {
+        self.state = .done
+        let buffered = self.takeBuffered()
+        let metrics = self.shared.metrics
+        let direction = self.shared.direction
+        metrics.recordTCPConnection(direction)
+        let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
+        do {
+            try context.pipeline.syncOperations.addHandler(downstream, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if let buffered {
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        connectTunnel(from: downstream, on: context.eventLoop, host: "127.0.0.1", port: appPort) {
+            metrics.recordTunnelBytes(direction, sent: $0)
+        }
+    }
+
+    private func armHeaderTimer(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.limits.headerTimeout) {
+            [self] in
+            self.timer = nil
+            guard self.state == .http1, !self.requestInProgress else {
+                return
+            }
+            self.shared.metrics.record(
+                self.shared.direction, status: 408, reason: .headerTimeout, started: .now(), requestBytes: 0,
+                responseBytes: 0)
+            let body = "header_timeout\n"
+            let response =
+                "HTTP/1.1 408 Request Timeout\r\nx-weft-reason: header_timeout\r\ncontent-type: text/plain; "
+                + "charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: response)))
+                .assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+        }
+    }
+
+    /// A request head arrived (HTTP/1.1): the header timer stops until the next request's first byte.
+    func headReceived() {
+        self.requestInProgress = true
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    /// The request and its response are complete.
+    func requestDone() {
+        self.requestInProgress = false
+    }
+
+    /// The connection became a tunnel (WebSocket): no more HTTP timers.
+    func tunnelStarted() {
+        self.state = .done
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.timer = nil
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            // Draining: a connection that never said what it speaks, or an HTTP/1.1 one between requests, closes.
+            if self.state == .detecting || (self.state == .http1 && !self.requestInProgress && self.buffered == nil) {
+                if self.state == .detecting {
+                    context.close(promise: nil)
+                    return
+                }
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@available(*, unavailable)
+extension DownstreamGuard: Sendable {}
+
+/// Connects to `host:port` on `loop` and joins the connection to `downstream` as a byte tunnel; closes the
+/// downstream when the connection fails.
+func connectTunnel(
+    from downstream: TunnelHandler, on loop: any EventLoop, host: String, port: Int,
+    onBytes: @escaping (Int) -> Void
+) {
+    let bound = NIOLoopBound(downstream, eventLoop: loop)
+    let onBytesBound = NIOLoopBound(onBytes, eventLoop: loop)
+    ClientBootstrap(group: loop)
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .connectTimeout(.seconds(1))
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(TunnelHandler(onBytes: onBytesBound.value))
+            }
+        }
+        .connect(host: host, port: port)
+        .whenComplete { result in
+            switch result {
+            case .success(let channel):
+                if let upstream = try? channel.pipeline.syncOperations.handler(type: TunnelHandler.self) {
+                    TunnelHandler.join(bound.value, upstream)
+                } else {
+                    channel.close(promise: nil)
+                    bound.value.close()
+                }
+            case .failure:
+                bound.value.close()
+            }
+        }
+}
+
+/// Answers HTTP/1.1 that cannot be parsed with `400` (`431` for oversized headers) and `x-weft-reason`,
+/// then closes the connection; NIO's decoder reports such input as an error.
+final class ProxyErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let shared: ProxyListenerContext
+    private var responseInProgress = false
+    private var answered = false
+
+    init(_ shared: ProxyListenerContext) {
+        self.shared = shared
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !self.answered, context.channel.isActive else {
+            // Answered already (the decoder may report the same input twice), or the connection is gone (a
+            // head cut short by the header timeout's close).
+            return
+        }
+        self.answered = true
+        if !self.responseInProgress {
+            let tooLarge = parserError == .headerOverflow
+            let reason: ProxyReason = tooLarge ? .headerLimits : .malformedRequest
+            let status: HTTPResponseStatus = tooLarge ? .requestHeaderFieldsTooLarge : .badRequest
+            let body = "\(reason.rawValue)\n"
+            var headers = HTTPHeaders()
+            headers.add(name: "x-weft-reason", value: reason.rawValue)
+            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
+            headers.add(name: "content-length", value: String(body.utf8.count))
+            headers.add(name: "connection", value: "close")
+            self.shared.metrics.record(
+                self.shared.direction, status: Int(status.code), reason: reason, started: .now(), requestBytes: 0,
+                responseBytes: body.utf8.count)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
+            context.write(
+                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch self.unwrapOutboundIn(data) {
+        case .head(let head) where head.status.code >= 200:
+            self.responseInProgress = true
+        case .end:
+            self.responseInProgress = false
+        default:
+            break
+        }
+        context.write(data, promise: promise)
+    }
+}
+
+@available(*, unavailable)
+extension ProxyErrorHandler: Sendable {}

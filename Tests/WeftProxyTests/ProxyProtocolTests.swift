@@ -1,0 +1,170 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ProxyConfig
+import Testing
+import WeftProxy
+
+@Suite("weft-proxy protocols: h2c, gRPC, WebSocket, TCP")
+struct ProxyProtocolTests {
+    @Test func h2cPriorKnowledgeFromCurl() async throws {
+        try await withUpstreams(["a"]) { upstreams in
+            let config = TestConfig.config(
+                outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
+                clusters: [TestConfig.cluster("a", ports: [upstreams[0].port])])
+            try await ProxyHarness.withProxy(config: config) { proxy in
+                let url = "http://127.0.0.1:\(proxy.outboundPort)/items?x=1"
+                // (One request per curl: curl 7.88 fails reusing prior-knowledge h2c connections, against nginx too.)
+                let get = try await runProcess([
+                    "curl", "-sS", "--http2-prior-knowledge", "-H", "host: catalog", "-D", "-", "-o", "/dev/null", url,
+                ])
+                #expect(get.status == 0, "\(get.stderr)")
+                #expect(get.stdout.hasPrefix("HTTP/2 200"), "\(get.stdout)")
+                #expect(get.stdout.contains("x-echo-server: a"))
+                #expect(get.stdout.contains("x-echo-path: /items?x=1"))
+                let post = try await runProcess([
+                    "curl", "-sS", "--http2-prior-knowledge", "-H", "host: catalog", "-d", "hello-h2", url,
+                ])
+                #expect(post.stdout == "hello-h2", "\(post.stderr)")
+                // Many concurrent streams on one connection (h2load: 1 client, 10 streams at a time).
+                let load = try await runProcess([
+                    "h2load", "-n", "200", "-c", "1", "-m", "10", "-H", "host: catalog", url,
+                ])
+                #expect(load.stdout.contains("200 succeeded, 0 failed"), "\(load.stdout)")
+                let missing = try await runProcess([
+                    "curl", "-sS", "--http2-prior-knowledge", "-H", "host: nowhere", "-D", "-",
+                    "http://127.0.0.1:\(proxy.outboundPort)/",
+                ])
+                #expect(missing.stdout.hasPrefix("HTTP/2 404"))
+                #expect(missing.stdout.contains("x-weft-reason: route_not_found"))
+                #expect(proxy.metrics.requests(.outbound, status: 200, reason: .upstream) == 202)
+            }
+        }
+    }
+
+    @Test func grpcThroughTheProxyEndToEnd() async throws {
+        let (server, port) = try await GRPCPeer.server(name: "alpha")
+        defer { server.stop() }
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("echo", protocol: .grpc, routes: [TestConfig.forward(to: "echo")])],
+            clusters: [TestConfig.cluster("echo", protocol: .grpc, ports: [port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let p = proxy.outboundPort
+            let unary = try await GRPCPeer.call(
+                port: p, authority: "echo.shop", method: "unary", messages: ["hi"], metadata: ["x-weft-test": "abc"])
+            #expect(unary.code == "OK")
+            #expect(unary.responses == ["alpha:hi"])
+            #expect(unary.trailing["x-served-by"] == "alpha")
+            #expect(unary.trailing["x-echo-weft-test"] == "abc")
+            #expect(unary.initial["x-peer-name"] == "alpha")
+
+            let stream = try await GRPCPeer.call(
+                port: p, authority: "echo.shop", method: "server-stream", messages: ["3"])
+            #expect(stream.code == "OK")
+            #expect(stream.responses == ["alpha:0", "alpha:1", "alpha:2"])
+
+            let client = try await GRPCPeer.call(
+                port: p, authority: "echo.shop", method: "client-stream", messages: ["a", "b", "c"])
+            #expect(client.responses == ["alpha:a,b,c"])
+
+            let bidi = try await GRPCPeer.call(
+                port: p, authority: "echo.shop", method: "bidi", messages: ["x", "y", "z"])
+            #expect(bidi.code == "OK")
+            #expect(bidi.responses == ["alpha:x", "alpha:y", "alpha:z"])
+
+            // The upstream's status and trailers pass through unchanged.
+            let failed = try await GRPCPeer.call(
+                port: p, authority: "echo.shop", method: "unary", messages: ["hi"], metadata: ["x-status": "9"])
+            #expect(failed.code == "FAILED_PRECONDITION")
+            #expect(failed.details == "requested")
+
+            // grpc-timeout (from the client's deadline) bounds the request in the proxy too.
+            let late = try await GRPCPeer.call(
+                port: p, authority: "echo.shop", method: "unary", messages: ["hi"], timeout: 0.3,
+                metadata: ["x-sleep-ms": "3000"])
+            #expect(late.code == "DEADLINE_EXCEEDED")
+
+            // The proxy's own answers to gRPC clients are gRPC statuses.
+            let unknown = try await GRPCPeer.call(port: p, authority: "nowhere.shop", method: "unary", messages: ["hi"])
+            #expect(unknown.code == "UNIMPLEMENTED")
+            #expect(unknown.details == "weft: route_not_found")
+            #expect(unknown.trailing["x-weft-reason"] == "route_not_found")
+        }
+    }
+
+    @Test func grpcUpstreamDownMeansUnavailable() async throws {
+        let deadPort = try await TestUpstream.unusedPort()
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("echo", protocol: .grpc, routes: [TestConfig.forward(to: "echo")])],
+            clusters: [TestConfig.cluster("echo", protocol: .grpc, ports: [deadPort])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let down = try await GRPCPeer.call(
+                port: proxy.outboundPort, authority: "echo.shop", method: "unary", messages: ["hi"])
+            #expect(down.code == "UNAVAILABLE")
+            #expect(down.trailing["x-weft-reason"] == "upstream_connect_failure")
+        }
+    }
+
+    @Test func webSocketUpgradeBecomesATunnel() async throws {
+        let server = try await RawServer.start(.upgrade)
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("chat", routes: [TestConfig.forward(to: "chat")])],
+            clusters: [TestConfig.cluster("chat", ports: [server.port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let answers = try await rawConversation(
+                port: proxy.outboundPort,
+                steps: [
+                    (
+                        "GET /socket HTTP/1.1\r\nHost: chat\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+                        "\r\n\r\n"
+                    ),
+                    ("ping-1", "ping-1"),
+                    (String(repeating: "z", count: 100_000) + "END", "END"),
+                ])
+            #expect(answers.count == 3)
+            #expect(answers[0].hasPrefix("HTTP/1.1 101 Switching Protocols\r\n"), "\(answers.first ?? "")")
+            #expect(answers[0].lowercased().contains("upgrade: echo\r\n"))
+            #expect(answers[0].contains("x-upgraded-by: raw\r\n"))
+            #expect(answers[1] == "ping-1")
+            #expect(answers[2] == String(repeating: "z", count: 100_000) + "END")
+            #expect(proxy.metrics.requests(.outbound, status: 101, reason: .upstream) == 1)
+        }
+        await server.stop()
+    }
+
+    @Test func inboundTCPPortsAreOpaqueAndServerFirstWorks() async throws {
+        let banner = try await RawServer.start(.banner)
+        let echo = try await RawServer.start(.echo)
+        // A declared TCP port: bytes go through untouched, the server speaks first.
+        let tcp = TestConfig.config(
+            outbound: [], clusters: [],
+            inbound: [InboundPort(port: 3306, protocol: .tcp, tls: .disable, appPort: banner.port)])
+        try await ProxyHarness.withProxy(config: tcp) { proxy in
+            let answers = try await rawConversation(
+                port: proxy.inboundPort, steps: [("", "hello from server\n"), ("GET / HTTP/1.1\r\n\r\n", "\r\n\r\n")])
+            #expect(answers == ["hello from server\n", "GET / HTTP/1.1\r\n\r\n"])
+            #expect(proxy.metrics.renderStats().contains("inbound.tcp.connections: 1"))
+        }
+        // An undeclared (`detect`) port: a silent client is handed to TCP after the detect timeout, so a
+        // server-first protocol still works; a client that speaks first and is not HTTP goes through as TCP.
+        let detect = TestConfig.config(
+            outbound: [], clusters: [],
+            inbound: [InboundPort(port: 3306, protocol: .detect, tls: .disable, appPort: banner.port)])
+        try await ProxyHarness.withProxy(config: detect, limits: ProxyLimits(detectTimeout: .milliseconds(100))) {
+            proxy in
+            let answers = try await rawConversation(port: proxy.inboundPort, steps: [("", "hello from server\n")])
+            #expect(answers == ["hello from server\n"])
+        }
+        let detectEcho = TestConfig.config(
+            outbound: [], clusters: [],
+            inbound: [InboundPort(port: 5000, protocol: .detect, tls: .disable, appPort: echo.port)])
+        try await ProxyHarness.withProxy(config: detectEcho) { proxy in
+            // A TLS ClientHello's first bytes: not HTTP, so opaque TCP to the app.
+            let hello = "\u{16}\u{03}\u{01}hello"
+            let answers = try await rawConversation(port: proxy.inboundPort, steps: [(hello, "hello")])
+            #expect(answers == [hello])
+        }
+        await banner.stop()
+        await echo.stop()
+    }
+}

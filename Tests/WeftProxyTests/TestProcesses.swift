@@ -1,0 +1,267 @@
+import Dispatch
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The package's root directory (tests run from anywhere).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// What a finished process printed.
+struct ProcessResult: Sendable {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `arguments` (looked up in PATH) to completion, killing it after `timeout`.
+func runProcess(_ arguments: [String], timeout: Duration = .seconds(20)) async throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let stdout = Pipe()
+    let stderr = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stderr
+    try process.run()
+    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) {
+        [process] in
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+    return await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            let out = stdout.fileHandleForReading.readDataToEndOfFile()
+            let err = stderr.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            continuation.resume(
+                returning: ProcessResult(
+                    status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                    stderr: String(decoding: err, as: UTF8.self)))
+        }
+    }
+}
+
+/// A long-running helper process (a gRPC server, the proxy binary) that prints a first line when ready.
+final class BackgroundProcess: Sendable {
+    let process: Process
+    /// The first line it printed on standard output.
+    let firstLine: String
+
+    private init(process: Process, firstLine: String) {
+        self.process = process
+        self.firstLine = firstLine
+    }
+
+    /// Starts `executable` with `arguments` and waits (up to `timeout`) for its first stdout line.
+    static func start(
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(20)
+    ) async throws -> BackgroundProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        try process.run()
+        let ready = Atomic<Bool>(false)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) {
+            [process] in
+            if !ready.load(ordering: .relaxed), process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        let line = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+            DispatchQueue.global().async {
+                var bytes: [UInt8] = []
+                let handle = stdout.fileHandleForReading
+                while true {
+                    let chunk = handle.readData(ofLength: 1)
+                    if chunk.isEmpty || chunk.first == UInt8(ascii: "\n") {
+                        break
+                    }
+                    bytes.append(contentsOf: chunk)
+                }
+                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        ready.store(true, ordering: .relaxed)
+        return BackgroundProcess(process: process, firstLine: line)
+    }
+
+    /// Kills it (SIGKILL: children of Foundation's `Process` may not see SIGTERM) without blocking.
+    func stop() {
+        if self.process.isRunning {
+            kill(self.process.processIdentifier, SIGKILL)
+        }
+    }
+
+    /// Sends `signal` (e.g. SIGTERM to test a drain).
+    func signal(_ signal: Int32) {
+        kill(self.process.processIdentifier, signal)
+    }
+}
+
+/// The gRPC test peer (`grpc_peer.py`, grpcio): a server on an ephemeral port, and one-call clients.
+enum GRPCPeer {
+    static let script = packageRoot.appendingPathComponent("Tests/WeftProxyTests/grpc_peer.py").path
+
+    /// Starts a server named `name`; returns it and its port.
+    static func server(name: String) async throws -> (BackgroundProcess, Int) {
+        let server = try await BackgroundProcess.start(
+            "/usr/bin/env", ["python3", Self.script, "server", "--port", "0", "--name", name])
+        guard server.firstLine.hasPrefix("READY "), let port = Int(server.firstLine.dropFirst(6)) else {
+            server.stop()
+            throw HarnessError(message: "grpc peer did not start: \(server.firstLine)")
+        }
+        return (server, port)
+    }
+
+    struct CallResult: Decodable, Sendable {
+        var code: String
+        var details: String
+        var responses: [String]
+        var initial: [String: String]
+        var trailing: [String: String]
+    }
+
+    /// One call through `port` with `:authority` `authority`.
+    static func call(
+        port: Int, authority: String, method: String, messages: [String] = [], timeout: Double? = nil,
+        metadata: [String: String] = [:]
+    ) async throws -> CallResult {
+        var arguments = [
+            "python3", Self.script, "client", "--target", "127.0.0.1:\(port)", "--authority", authority, "--method",
+            method,
+        ]
+        for message in messages {
+            arguments += ["--message", message]
+        }
+        if let timeout {
+            arguments += ["--timeout", String(timeout)]
+        }
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            arguments += ["--metadata", "\(key)=\(value)"]
+        }
+        let result = try await runProcess(arguments)
+        guard result.status == 0, let line = result.stdout.split(separator: "\n").last else {
+            throw HarnessError(message: "grpc client failed: \(result.status) \(result.stderr)")
+        }
+        return try JSONDecoder().decode(CallResult.self, from: Data(line.utf8))
+    }
+}
+
+/// A raw TCP server for tunnel tests. `mode` decides what it does with a connection:
+/// - `echo`: echoes every byte;
+/// - `banner`: writes `hello from server\n` at once (a server-first protocol), then echoes;
+/// - `upgrade`: reads an HTTP/1.1 request head, answers `101 Switching Protocols`, then echoes.
+final class RawServer: Sendable {
+    enum Mode: Sendable {
+        case echo
+        case banner
+        case upgrade
+    }
+
+    let channel: any Channel
+    var port: Int { self.channel.localAddress?.port ?? 0 }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    static func start(_ mode: Mode) async throws -> RawServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RawServerHandler(mode))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return RawServer(channel: channel)
+    }
+
+    func stop() async {
+        try? await self.channel.close()
+    }
+}
+
+private final class RawServerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let mode: RawServer.Mode
+    private var upgraded = false
+    private var head = ""
+
+    init(_ mode: RawServer.Mode) {
+        self.mode = mode
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if self.mode == .banner {
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: "hello from server\n")), promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = self.unwrapInboundIn(data)
+        if self.mode == .upgrade && !self.upgraded {
+            self.head += buffer.readString(length: buffer.readableBytes) ?? ""
+            guard let end = self.head.range(of: "\r\n\r\n") else {
+                return
+            }
+            self.upgraded = true
+            let rest = String(self.head[end.upperBound...])
+            let response =
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nx-upgraded-by: raw\r\n\r\n"
+            context.write(self.wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
+            if !rest.isEmpty {
+                context.write(self.wrapOutboundOut(ByteBuffer(string: rest)), promise: nil)
+            }
+            context.flush()
+            return
+        }
+        context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension RawServerHandler: Sendable {}
+
+/// A raw TCP client: connects, optionally sends `send`, and collects what arrives until `until` is contained
+/// in it (or 5 s pass). Returns what was read.
+func rawConversation(port: Int, steps: [(send: String, until: String)]) async throws -> [String] {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .connect(host: "127.0.0.1", port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+    return try await withThrowingTaskGroup(of: [String].self) { group in
+        group.addTask {
+            try await channel.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                var answers: [String] = []
+                for step in steps {
+                    if !step.send.isEmpty {
+                        try await outbound.write(ByteBuffer(string: step.send))
+                    }
+                    var received = ""
+                    while !received.contains(step.until) {
+                        guard let buffer = try await iterator.next() else {
+                            break
+                        }
+                        received += String(buffer: buffer)
+                    }
+                    answers.append(received)
+                }
+                return answers
+            }
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(5))
+            throw CancellationError()
+        }
+        defer { group.cancelAll() }
+        return try await group.next() ?? []
+    }
+}
