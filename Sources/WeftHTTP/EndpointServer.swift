@@ -58,7 +58,8 @@ public final class EndpointServer: Service {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        group.addTask { await self.serve(connection) }
+                        // Kept-alive connections (a Prometheus scraper's) must not hold a shutdown up.
+                        group.addTask { try? await cancelWhenGracefulShutdown { await self.serve(connection) } }
                     }
                 }
             }

@@ -11,6 +11,13 @@ enum ProxyDecision {
     case forward(ForwardPlan)
 }
 
+/// What to do with a CONNECT request.
+enum ConnectDecision {
+    case respond(status: Int, reason: ProxyReason)
+    /// Open a TCP connection to the target and join it to the client's.
+    case tunnel(target: UpstreamTarget, lease: EndpointLease, service: String)
+}
+
 /// Everything needed to forward one request.
 struct ForwardPlan {
     /// The request head to send upstream (path rewritten, headers applied, origin form).
@@ -247,6 +254,41 @@ extension ProxyState {
                 timeout: requestTimeout(route: forward.timeoutMs, head), delay: delay,
                 target: balancer.target(lease.endpoint, downstream: head.version), lease: lease, balancer: balancer,
                 retry: forward.retry.map(CompiledRetryPolicy.init), mirror: mirror))
+    }
+
+    /// Resolves a CONNECT tunnel (outbound): the service named by `authority` (`host:port`), its TCP route's
+    /// backends (or, for an HTTP service, its catch-all route's), a weighted backend and an endpoint.
+    func decideConnect(
+        _ head: HTTPRequestHead, runtime: ClusterRuntime, remoteAddress: SocketAddress?
+    ) -> ConnectDecision {
+        let request = RequestInfo(authority: head.uri, method: "CONNECT", path: "/", headers: [])
+        guard let service = self.routeTable.service(for: request) else {
+            return .respond(status: 404, reason: .routeNotFound)
+        }
+        let backends =
+            service.tcp?.backends
+            ?? service.routes.first(where: { $0.matches.isEmpty })?.forward?.backends ?? []
+        let total = backends.reduce(0) { $0 + max(0, $1.weight) }
+        guard total > 0 else {
+            return .respond(status: 404, reason: .routeNotFound)
+        }
+        var roll = Int.random(in: 0..<total)
+        var chosen = backends[0]
+        for backend in backends where backend.weight > 0 {
+            if roll < backend.weight {
+                chosen = backend
+                break
+            }
+            roll -= backend.weight
+        }
+        guard let balancer = runtime.balancer(for: chosen.cluster),
+            let lease = balancer.pick(head, remoteAddress: remoteAddress)
+        else {
+            return .respond(status: 503, reason: .noHealthyUpstream)
+        }
+        return .tunnel(
+            target: balancer.target(lease.endpoint, downstream: head.version), lease: lease,
+            service: balancer.cluster.service)
     }
 
     /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port`

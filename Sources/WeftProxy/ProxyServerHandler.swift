@@ -244,12 +244,22 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.respond(status: 431, reason: .headerLimits)
             return
         }
-        if head.method == .CONNECT {
-            self.respond(status: 405, reason: .unsupportedMethod)
-            return
-        }
         guard let state = self.shared.store.current else {
             self.respond(status: 503, reason: .noConfig)
+            return
+        }
+        if head.method == .CONNECT {
+            guard self.shared.direction == .outbound, !self.isHTTP2 else {
+                self.respond(status: 405, reason: .unsupportedMethod)
+                return
+            }
+            let runtime = self.runtime(for: state, on: context.eventLoop)
+            switch state.decideConnect(head, runtime: runtime, remoteAddress: context.channel.remoteAddress) {
+            case .respond(let status, let reason):
+                self.respond(status: status, reason: reason)
+            case .tunnel(let target, let lease, let service):
+                self.openConnectTunnel(target, lease: lease, service: service, context: context)
+            }
             return
         }
         let decision: ProxyDecision
@@ -669,8 +679,78 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             try installTunnel(downstreamSide, on: context.channel)
             try installTunnel(upstreamSide, on: upstreamChannel)
             TunnelHandler.join(downstreamSide, upstreamSide)
+            context.channel.read()
+            upstreamChannel.read()
         } catch {
             upstreamChannel.close(promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    /// CONNECT: opens a TCP connection to `target`; once it is up, answers `200 Connection Established` and
+    /// joins both connections as a byte tunnel (opaque TCP through the outbound port, without iptables).
+    private func openConnectTunnel(
+        _ target: UpstreamTarget, lease: EndpointLease, service: String, context: ChannelHandlerContext
+    ) {
+        self.lease = lease
+        self.target = target
+        self.service = service
+        let ticket = self.ticket
+        let metrics = self.shared.metrics
+        let direction = self.shared.direction
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        ClientBootstrap(group: context.eventLoop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(target.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        TunnelHandler { metrics.recordTunnelBytes(direction, sent: $0) })
+                }
+            }
+            .connect(host: target.host, port: target.port)
+            .whenComplete { result in
+                let handler = bound.value
+                switch result {
+                case .success(let channel):
+                    guard handler.ticket == ticket, handler.phase == .forwarding, let context = handler.context,
+                        let upstream = try? channel.pipeline.syncOperations.handler(type: TunnelHandler.self)
+                    else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    handler.connectTunnelUp(upstream, context: context)
+                case .failure:
+                    guard handler.ticket == ticket, handler.phase == .forwarding else {
+                        return
+                    }
+                    handler.lease?.record(.connectFailure)
+                    handler.respond(status: 503, reason: .upstreamConnectFailure)
+                }
+            }
+    }
+
+    private func connectTunnelUp(_ upstream: TunnelHandler, context: ChannelHandlerContext) {
+        self.status = 200
+        self.responseHeadSent = true
+        self.phase = .tunnel
+        self.cancelTimers()
+        self.endLease()
+        self.record()
+        self.guardHandler?.tunnelStarted()
+        let metrics = self.shared.metrics
+        let direction = self.shared.direction
+        metrics.recordTCPConnection(direction)
+        let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
+        do {
+            try installTunnel(downstream, on: context.channel)
+            downstream.writeRaw(
+                context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"))
+            TunnelHandler.join(downstream, upstream)
+            // This handler may have held a read back (the CONNECT had no end): read again, into the tunnel.
+            context.channel.read()
+        } catch {
+            upstream.close()
             context.close(promise: nil)
         }
     }

@@ -70,6 +70,11 @@ final class TunnelHandler: ChannelDuplexHandler {
         partner.context?.flush()
     }
 
+    /// Writes and flushes bytes of the proxy's own (the `200` that opens a CONNECT tunnel).
+    func writeRaw(_ buffer: ByteBuffer) {
+        self.context?.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
     private func write(_ buffer: ByteBuffer) {
         self.context?.write(self.wrapOutboundOut(buffer), promise: nil)
     }

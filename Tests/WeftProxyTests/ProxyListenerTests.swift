@@ -62,8 +62,8 @@ struct ProxyListenerTests {
             let connect = try await rawExchange(
                 port: proxy.outboundPort,
                 "CONNECT catalog.shop:80 HTTP/1.1\r\nHost: catalog.shop:80\r\nConnection: close\r\n\r\n")
-            #expect(connect.hasPrefix("HTTP/1.1 405 Method Not Allowed\r\n"))
-            #expect(connect.contains("x-weft-reason: unsupported_method\r\n"))
+            #expect(connect.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+            #expect(connect.contains("x-weft-reason: route_not_found\r\n"))
         }
     }
 

@@ -132,6 +132,32 @@ struct ProxyProtocolTests {
         await server.stop()
     }
 
+    @Test func connectOpensATCPTunnelToTheService() async throws {
+        let echo = try await RawServer.start(.echo)
+        var database = TestConfig.service("db", routes: [])
+        database.protocol = .tcp
+        database.tcp = TCPRoute(name: "db", backends: [WeightedCluster(cluster: "db", weight: 100)])
+        let config = TestConfig.config(
+            outbound: [database], clusters: [TestConfig.cluster("db", protocol: .tcp, ports: [echo.port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let answers = try await rawConversation(
+                port: proxy.outboundPort,
+                steps: [
+                    ("CONNECT db.shop:80 HTTP/1.1\r\nHost: db.shop:80\r\n\r\n", "\r\n\r\n"),
+                    ("select 1;", "select 1;"),
+                ])
+            #expect(answers == ["HTTP/1.1 200 Connection Established\r\n\r\n", "select 1;"])
+            let stats = proxy.metrics.renderStats()
+            #expect(stats.contains("outbound.tcp.connections: 1"))
+            #expect(stats.contains("outbound.tcp.bytes_received: 9"))
+            let unknown = try await rawExchange(
+                port: proxy.outboundPort,
+                "CONNECT nowhere.shop:80 HTTP/1.1\r\nHost: nowhere.shop:80\r\nConnection: close\r\n\r\n")
+            #expect(unknown.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
+        }
+        await echo.stop()
+    }
+
     @Test func inboundTCPPortsAreOpaqueAndServerFirstWorks() async throws {
         let banner = try await RawServer.start(.banner)
         let echo = try await RawServer.start(.echo)

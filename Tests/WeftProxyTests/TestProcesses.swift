@@ -55,14 +55,24 @@ final class BackgroundProcess: Sendable {
 
     /// Starts `executable` with `arguments` and waits (up to `timeout`) for its first stdout line.
     static func start(
-        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(20)
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(20), waitForLine: Bool = true
     ) async throws -> BackgroundProcess {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        // Children of the test process inherit its blocked signal mask (SIGTERM would never arrive): start them
+        // through a one-line exec that clears the mask.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments =
+            [
+                "python3", "-c",
+                "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execvp(sys.argv[1], sys.argv[1:])",
+                executable,
+            ] + arguments
         let stdout = Pipe()
         process.standardOutput = stdout
         try process.run()
+        guard waitForLine else {
+            return BackgroundProcess(process: process, firstLine: "")
+        }
         let ready = Atomic<Bool>(false)
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) {
             [process] in
@@ -106,7 +116,7 @@ enum GRPCPeer {
     /// Starts a server named `name`; returns it and its port.
     static func server(name: String) async throws -> (BackgroundProcess, Int) {
         let server = try await BackgroundProcess.start(
-            "/usr/bin/env", ["python3", Self.script, "server", "--port", "0", "--name", name])
+            "python3", [Self.script, "server", "--port", "0", "--name", name])
         guard server.firstLine.hasPrefix("READY "), let port = Int(server.firstLine.dropFirst(6)) else {
             server.stop()
             throw HarnessError(message: "grpc peer did not start: \(server.firstLine)")
