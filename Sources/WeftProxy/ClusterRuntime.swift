@@ -12,6 +12,8 @@ final class ClusterRuntime {
     /// The state this runtime balances for (kept so that the same content under the same version is reused).
     private let state: ProxyState
     private var balancers: [String: ClusterBalancer] = [:]
+    /// Splits, fault and mirror percentages, trace IDs: a fast generator, seeded from the system's once.
+    var random = SeededRandomSource(seed: UInt64.random(in: 0...UInt64.max))
 
     init(_ state: ProxyState) {
         self.state = state
@@ -48,7 +50,7 @@ final class ClusterBalancer {
     let cluster: Cluster
     private var balancer: ClusterLoadBalancer
     private var detector: OutlierDetector?
-    var random = SystemRandomSource()
+    var random = SeededRandomSource(seed: UInt64.random(in: 0...UInt64.max))
     /// The cluster's retry budget on this event loop.
     var budget: RetryBudgetTracker
     private let connectTimeout: TimeAmount

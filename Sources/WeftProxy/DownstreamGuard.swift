@@ -32,6 +32,9 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.detecting
     private var buffered: ByteBuffer?
     private var timer: Scheduled<Void>?
+    /// When the current request head must be complete (HTTP/1.1). The header timer is lazy: it is scheduled
+    /// once and, when it fires early (the deadline moved), rescheduled, so a request costs no timer work.
+    private var headerDeadline: NIODeadline?
     private var requestInProgress = false
 
     init(_ shared: ProxyListenerContext) {
@@ -77,7 +80,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
             self.detect(context: context)
         case .http1:
-            if !self.requestInProgress, self.timer == nil {
+            if !self.requestInProgress, self.headerDeadline == nil {
                 self.armHeaderTimer(context: context)
             }
             context.fireChannelRead(data)
@@ -132,7 +135,6 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                     HTTPResponseEncoder(),
                     ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
                     HTTPServerPipelineHandler(),
-                    ProxyErrorHandler(self.shared),
                     ProxyServerHandler(self.shared, guardHandler: self),
                 ], position: .after(self))
         } catch {
@@ -203,37 +205,57 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func armHeaderTimer(context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.limits.headerTimeout) {
-            [self] in
+        let deadline = NIODeadline.now() + self.shared.limits.headerTimeout
+        self.headerDeadline = deadline
+        if self.timer == nil {
+            self.scheduleHeaderTimer(at: deadline, context: context)
+        }
+    }
+
+    private func scheduleHeaderTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             self.timer = nil
-            guard self.state == .http1, !self.requestInProgress else {
+            guard self.state == .http1, !self.requestInProgress, let deadline = self.headerDeadline else {
                 return
             }
-            self.shared.metrics.record(
-                self.shared.direction, status: 408, reason: .headerTimeout, started: .now(), requestBytes: 0,
-                responseBytes: 0)
-            let body = "header_timeout\n"
-            let response =
-                "HTTP/1.1 408 Request Timeout\r\nx-weft-reason: header_timeout\r\ncontent-type: text/plain; "
-                + "charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: response)))
-                .assumeIsolated().whenComplete { _ in
-                    context.close(promise: nil)
-                }
+            if deadline > .now() {
+                self.scheduleHeaderTimer(at: deadline, context: context)
+                return
+            }
+            self.headerTimedOut(context: context)
         }
+    }
+
+    private func headerTimedOut(context: ChannelHandlerContext) {
+        self.shared.metrics.record(
+            self.shared.direction, status: 408, reason: .headerTimeout, started: .now(), requestBytes: 0,
+            responseBytes: 0)
+        let body = "header_timeout\n"
+        let response =
+            "HTTP/1.1 408 Request Timeout\r\nx-weft-reason: header_timeout\r\ncontent-type: text/plain; "
+            + "charset=utf-8\r\ncontent-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n\(body)"
+        context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(string: response)))
+            .assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
     }
 
     /// A request head arrived (HTTP/1.1): the header timer stops until the next request's first byte.
     func headReceived() {
         self.requestInProgress = true
-        self.timer?.cancel()
-        self.timer = nil
+        self.headerDeadline = nil
     }
 
     /// The request and its response are complete.
     func requestDone() {
         self.requestInProgress = false
+    }
+
+    /// The response ended before the request was complete, or the head was malformed: no timer either way.
+    func stopTimer() {
+        self.headerDeadline = nil
+        self.timer?.cancel()
+        self.timer = nil
     }
 
     /// The connection became a tunnel (WebSocket): no more HTTP timers.
@@ -297,72 +319,3 @@ func connectTunnel(
             }
         }
 }
-
-/// Answers HTTP/1.1 that cannot be parsed with `400` (`431` for oversized headers) and `x-weft-reason`,
-/// then closes the connection; NIO's decoder reports such input as an error.
-final class ProxyErrorHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let shared: ProxyListenerContext
-    private var responseInProgress = false
-    private var answered = false
-
-    init(_ shared: ProxyListenerContext) {
-        self.shared = shared
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.fireErrorCaught(error)
-            return
-        }
-        guard !self.answered, context.channel.isActive else {
-            // Answered already (the decoder may report the same input twice), or the connection is gone (a
-            // head cut short by the header timeout's close).
-            return
-        }
-        self.answered = true
-        if !self.responseInProgress {
-            let tooLarge = parserError == .headerOverflow
-            let reason: ProxyReason = tooLarge ? .headerLimits : .malformedRequest
-            let status: HTTPResponseStatus = tooLarge ? .requestHeaderFieldsTooLarge : .badRequest
-            let body = "\(reason.rawValue)\n"
-            var headers = HTTPHeaders()
-            headers.add(name: "x-weft-reason", value: reason.rawValue)
-            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-            headers.add(name: "content-length", value: String(body.utf8.count))
-            headers.add(name: "connection", value: "close")
-            self.shared.metrics.record(
-                self.shared.direction, status: Int(status.code), reason: reason, started: .now(), requestBytes: 0,
-                responseBytes: body.utf8.count)
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
-                promise: nil)
-            context.write(
-                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-        } else {
-            context.close(promise: nil)
-        }
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch self.unwrapOutboundIn(data) {
-        case .head(let head) where head.status.code >= 200:
-            self.responseInProgress = true
-        case .end:
-            self.responseInProgress = false
-        default:
-            break
-        }
-        context.write(data, promise: promise)
-    }
-}
-
-@available(*, unavailable)
-extension ProxyErrorHandler: Sendable {}

@@ -100,12 +100,13 @@ private func hex16(_ value: UInt64) -> String {
     return String(repeating: "0", count: 16 - hex.utf8.count) + hex
 }
 
-/// A new W3C `traceparent` (version 00, sampled), with random trace and span IDs.
-func newTraceparent() -> String {
-    var generator = SystemRandomNumberGenerator()
-    var traceHigh: UInt64 = generator.next()
-    let traceLow: UInt64 = generator.next()
-    let span: UInt64 = generator.next() | 1
+/// A new W3C `traceparent` (version 00, sampled), with random trace and span IDs from `random` (a fast
+/// generator seeded from the system's once per event loop: a system call per request would cost more than
+/// the rest of the ID).
+func newTraceparent<Random: RandomSource>(using random: inout Random) -> String {
+    var traceHigh = random.next()
+    let traceLow = random.next()
+    let span = random.next() | 1
     if traceHigh == 0 && traceLow == 0 {
         traceHigh = 1
     }
@@ -116,7 +117,7 @@ func newTraceparent() -> String {
 /// has one, otherwise from the `Host` header and the target.
 func requestTarget(_ head: HTTPRequestHead) -> (authority: String, path: String) {
     let uri = head.uri
-    if let schemeEnd = uri.range(of: "://"), !uri.hasPrefix("/") {
+    if !uri.hasPrefix("/"), let schemeEnd = uri.range(of: "://") {
         let rest = uri[schemeEnd.upperBound...]
         let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         let authority = String(rest[..<pathStart])
@@ -133,12 +134,14 @@ func requestTarget(_ head: HTTPRequestHead) -> (authority: String, path: String)
 
 /// The forwarded request head: origin-form path, hop-by-hop headers removed, `x-forwarded-proto`, and a
 /// `traceparent` when the client sent none.
-private func upstreamHead(_ head: HTTPRequestHead, path: String, authority: String) -> HTTPRequestHead {
+private func upstreamHead<Random: RandomSource>(
+    _ head: HTTPRequestHead, path: String, authority: String, random: inout Random
+) -> HTTPRequestHead {
     var headers = head.headers.withoutHopByHop(keepUpgrade: head.isUpgrade)
     headers.replaceOrAdd(name: "host", value: authority)
     headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
     if !headers.contains(name: "traceparent") {
-        headers.add(name: "traceparent", value: newTraceparent())
+        headers.add(name: "traceparent", value: newTraceparent(using: &random))
     }
     return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
 }
@@ -184,8 +187,8 @@ func parseGRPCTimeout(_ value: String) -> TimeAmount? {
     }
 }
 
-private func percentHit(_ percentage: Double) -> Bool {
-    percentage > 0 && Double.random(in: 0..<100) < percentage
+private func percentHit<Random: RandomSource>(_ percentage: Double, _ random: inout Random) -> Bool {
+    percentage > 0 && Double(random.next() >> 11) * 0x1p-53 * 100 < percentage
 }
 
 extension ProxyState {
@@ -215,11 +218,11 @@ extension ProxyState {
         guard let forward = match.route.forward else {
             return .respond(status: 404, reason: .routeNotFound, location: nil)
         }
-        if let abort = forward.fault?.abort, percentHit(abort.percentage) {
+        if let abort = forward.fault?.abort, percentHit(abort.percentage, &runtime.random) {
             return .respond(status: abort.httpStatus, reason: .fault, location: nil)
         }
         let total = forward.totalWeight
-        guard total > 0, let backend = forward.pickBackend(roll: Int.random(in: 0..<total)),
+        guard total > 0, let backend = forward.pickBackend(roll: runtime.random.nextIndex(below: total)),
             let balancer = runtime.balancer(for: backend.cluster)
         else {
             return .respond(status: 503, reason: .noHealthyUpstream, location: nil)
@@ -229,15 +232,16 @@ extension ProxyState {
             return .respond(status: 503, reason: .noHealthyUpstream, location: nil)
         }
         let newPath = forward.rewrite.map { rewrittenPath(path, matched: match.requestMatch, rewrite: $0) } ?? path
-        var upstream = upstreamHead(head, path: newPath, authority: forward.rewrite?.authority ?? authority)
+        var upstream = upstreamHead(
+            head, path: newPath, authority: forward.rewrite?.authority ?? authority, random: &runtime.random)
         upstream.headers.apply(forward.requestHeaders)
         upstream.headers.apply(backend.requestHeaders)
         var delay: TimeAmount?
-        if let faultDelay = forward.fault?.delay, percentHit(faultDelay.percentage) {
+        if let faultDelay = forward.fault?.delay, percentHit(faultDelay.percentage, &runtime.random) {
             delay = .milliseconds(Int64(faultDelay.delayMs))
         }
         var mirror: MirrorPlan?
-        if let mirrorAction = forward.mirror, percentHit(mirrorAction.percentage),
+        if let mirrorAction = forward.mirror, percentHit(mirrorAction.percentage, &runtime.random),
             let mirrorBalancer = runtime.balancer(for: mirrorAction.cluster),
             let mirrorLease = mirrorBalancer.pick(head, remoteAddress: remoteAddress)
         {
@@ -272,7 +276,7 @@ extension ProxyState {
         guard total > 0 else {
             return .respond(status: 404, reason: .routeNotFound)
         }
-        var roll = Int.random(in: 0..<total)
+        var roll = runtime.random.nextIndex(below: total)
         var chosen = backends[0]
         for backend in backends where backend.weight > 0 {
             if roll < backend.weight {
@@ -294,7 +298,7 @@ extension ProxyState {
     /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port`
     /// when present, otherwise the first one. Temporary until the inbound listener knows the original
     /// destination port (transparent capture).
-    func decideInbound(_ head: HTTPRequestHead) -> ProxyDecision {
+    func decideInbound(_ head: HTTPRequestHead, runtime: ClusterRuntime) -> ProxyDecision {
         let inbound: InboundPort?
         if let requested = head.headers.first(name: inboundPortHeader) {
             let port = Int(requested)
@@ -306,7 +310,7 @@ extension ProxyState {
             return .respond(status: 404, reason: .inboundPortNotFound, location: nil)
         }
         let (authority, path) = requestTarget(head)
-        var upstream = upstreamHead(head, path: path, authority: authority)
+        var upstream = upstreamHead(head, path: path, authority: authority, random: &runtime.random)
         upstream.headers.remove(name: inboundPortHeader)
         let target = UpstreamTarget(
             host: "127.0.0.1", port: inbound.appPort,

@@ -116,6 +116,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var upstreamReusable = false
     private var readPending = false
     private var mirror: MirrorRequest?
+    /// A parse error was answered (the decoder may report the same input twice).
+    private var parseErrorAnswered = false
     /// The upstream's `101` to an upgrade request, until its end arrives.
     private var upgradeResponse: HTTPResponseHead?
     /// Raw-byte guard in front of the HTTP/1.1 decoder (header timeout), when there is one.
@@ -263,11 +265,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return
         }
         let decision: ProxyDecision
+        let runtime = self.runtime(for: state, on: context.eventLoop)
         if self.shared.direction == .outbound {
-            let runtime = self.runtime(for: state, on: context.eventLoop)
             decision = state.decideOutbound(head, runtime: runtime, remoteAddress: context.channel.remoteAddress)
         } else {
-            decision = state.decideInbound(head)
+            decision = state.decideInbound(head, runtime: runtime)
         }
         switch decision {
         case .respond(let status, let reason, let location):
@@ -863,8 +865,33 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.context?.close(promise: nil)
     }
 
+    /// HTTP/1.1 that cannot be parsed (NIO's decoder reports it here): `400` (`431` for an oversized head)
+    /// with `x-weft-reason`, then the connection closes. Mid-response, or for any other error, it just closes.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
+        guard let parserError = error as? HTTPParserError, !self.parseErrorAnswered, context.channel.isActive,
+            self.phase != .tunnel, !(self.phase == .forwarding && self.responseHeadSent)
+        else {
+            context.close(promise: nil)
+            return
+        }
+        self.parseErrorAnswered = true
+        self.guardHandler?.stopTimer()
+        self.cancelTimers()
+        self.cancelWait()
+        self.endLease()
+        self.ticket += 1
+        self.closeUpstream()
+        self.plan = nil
+        self.mirror?.abandon()
+        self.mirror = nil
+        self.keepAlive = false
+        self.requestEnded = true
+        self.phase = .forwarding
+        if parserError == .headerOverflow {
+            self.respond(status: 431, reason: .headerLimits)
+        } else {
+            self.respond(status: 400, reason: .malformedRequest)
+        }
     }
 }
 
@@ -894,7 +921,6 @@ func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws {
         try pipeline.addHandler(tunnel, position: .first)
     }
     remove(HTTPServerPipelineHandler.self)
-    remove(ProxyErrorHandler.self)
     remove(ProxyServerHandler.self)
     remove(UpstreamHandler.self)
 }

@@ -24,6 +24,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var idleTimer: Scheduled<Void>?
+    private var idleDeadline: NIODeadline?
     /// The pool key (endpoint and protocol).
     let key: String
     let cluster: String
@@ -76,21 +77,37 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.delegate = nil
     }
 
+    /// Idle in the pool: closes after `timeout` unless taken again. The timer is lazy (scheduled once,
+    /// rescheduled when it finds the deadline moved), so reuse costs no timer work.
     func enterIdle(timeout: TimeAmount) {
-        self.idleTimer?.cancel()
-        guard let context = self.context else {
-            return
-        }
-        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            self.close()
+        let deadline = NIODeadline.now() + timeout
+        self.idleDeadline = deadline
+        if self.idleTimer == nil {
+            self.scheduleIdleTimer(at: deadline)
         }
         // Read while idle, so that the peer closing the connection is noticed at once.
         self.resumeReads()
     }
 
+    private func scheduleIdleTimer(at deadline: NIODeadline) {
+        guard let context = self.context else {
+            return
+        }
+        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            self.idleTimer = nil
+            guard let deadline = self.idleDeadline else {
+                return
+            }
+            if deadline > .now() {
+                self.scheduleIdleTimer(at: deadline)
+            } else {
+                self.close()
+            }
+        }
+    }
+
     func leaveIdle() {
-        self.idleTimer?.cancel()
-        self.idleTimer = nil
+        self.idleDeadline = nil
     }
 
     func send(_ part: HTTPClientRequestPart) {

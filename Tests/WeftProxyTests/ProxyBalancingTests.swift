@@ -68,4 +68,43 @@ struct ProxyBalancingTests {
         }
         try await loops.shutdownGracefully()
     }
+
+    @Test func ejectedEndpointReturnsAfterItsEjectionTime() async throws {
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            try await withUpstreams(["healthy", "flaky"], statuses: ["flaky": 503]) { upstreams in
+                var cluster = TestConfig.cluster("pool", ports: upstreams.map(\.port))
+                cluster.outlierDetection = OutlierDetection(
+                    consecutive5xxErrors: 1, consecutiveGatewayErrors: 0, intervalMs: 50,
+                    baseEjectionTimeMs: 300, maxEjectionPercent: 50)
+                let config = TestConfig.config(
+                    outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "pool")])],
+                    clusters: [cluster])
+                try await ProxyHarness.withProxy(config: config, group: loops) { proxy in
+                    var firstFailure = false
+                    for _ in 0..<4 where !firstFailure {
+                        firstFailure = try await proxy.get("/", host: "catalog").status == 503
+                    }
+                    #expect(firstFailure)
+                    // Ejected: only the healthy endpoint answers for a while.
+                    for _ in 0..<6 {
+                        #expect(try await proxy.get("/", host: "catalog").server == "healthy")
+                    }
+                    // After the ejection time it is tried again (and, still failing, ejected for longer).
+                    try await Task.sleep(for: .milliseconds(450))
+                    var servers: Set<String> = []
+                    for _ in 0..<4 {
+                        if let server = try await proxy.get("/", host: "catalog").server {
+                            servers.insert(server)
+                        }
+                    }
+                    #expect(servers.contains("flaky"))
+                }
+            }
+        } catch {
+            try? await loops.shutdownGracefully()
+            throw error
+        }
+        try await loops.shutdownGracefully()
+    }
 }
