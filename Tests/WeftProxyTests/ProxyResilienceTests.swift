@@ -99,7 +99,7 @@ struct ProxyResilienceTests {
     }
 
     @Test func connectionLimitsOverflowWith503() async throws {
-        try await withUpstreams(["a"], delays: ["a": 400]) { upstreams in
+        try await withUpstreams(["a"], delays: ["a": 1500]) { upstreams in
             var cluster = TestConfig.cluster("a", ports: [upstreams[0].port])
             cluster.limits.maxConnections = 1
             cluster.limits.maxPendingRequests = 1
