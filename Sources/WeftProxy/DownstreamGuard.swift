@@ -162,6 +162,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             connection.targetWindowSize = 1 << 24
             var stream = NIOHTTP2Handler.StreamConfiguration()
             stream.targetWindowSize = 1 << 20
+            try context.pipeline.syncOperations.addHandler(FlushCoalescingHandler(), position: .first)
             _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
                 mode: .server, connectionConfiguration: connection, streamConfiguration: stream, position: .last
             ) { stream in

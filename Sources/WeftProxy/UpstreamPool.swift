@@ -376,6 +376,7 @@ final class HTTP2Connection {
                     connection.targetWindowSize = 1 << 24
                     var stream = NIOHTTP2Handler.StreamConfiguration()
                     stream.targetWindowSize = 1 << 20
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
                         mode: .client, connectionConfiguration: connection, streamConfiguration: stream
                     ) { stream in
