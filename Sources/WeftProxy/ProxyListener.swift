@@ -23,14 +23,15 @@ public final class ProxyListener: Service {
     public init(
         direction: ProxyDirection, host: String = "127.0.0.1", port: Int, store: ProxyStateStore,
         metrics: ProxyMetrics, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        limits: ProxyLimits = ProxyLimits(), accessLog: AccessLog? = nil, drainTimeout: Duration = .seconds(5),
-        logger: Logger
+        limits: ProxyLimits = ProxyLimits(), accessLog: AccessLog? = nil, tracer: ProxyTracer? = nil,
+        drainTimeout: Duration = .seconds(5), logger: Logger
     ) {
         self.host = host
         self.port = port
         self.shared = ProxyListenerContext(
             direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group),
-            pools: UpstreamPools(group: group), limits: limits, accessLog: accessLog)
+            pools: UpstreamPools(group: group), limits: limits, accessLog: accessLog,
+            tracer: tracer)
         self.group = group
         self.drainTimeout = drainTimeout
         self.logger = logger

@@ -15,6 +15,7 @@ struct ProxyListenerContext: Sendable {
     let pools: UpstreamPools
     let limits: ProxyLimits
     let accessLog: AccessLog?
+    let tracer: ProxyTracer?
 }
 
 /// Bounds on what a downstream may send, and the proxy's own buffers.
@@ -116,6 +117,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var upstreamReusable = false
     private var readPending = false
     private var mirror: MirrorRequest?
+    private var span: ProxySpan?
     /// A parse error was answered (the decoder may report the same input twice).
     private var parseErrorAnswered = false
     /// The upstream's `101` to an upgrade request, until its end arrives.
@@ -291,6 +293,15 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private func forward(_ plan: ForwardPlan, context: ChannelHandlerContext) {
+        var plan = plan
+        if let tracer = self.shared.tracer {
+            let outbound = self.shared.direction == .outbound
+            let span = tracer.startSpan(
+                "\(self.shared.direction.rawValue) \(plan.balancer?.cluster.service ?? plan.target.cluster)",
+                headers: plan.head.headers, kind: outbound ? .client : .server)
+            span.inject(into: &plan.head.headers)
+            self.span = span
+        }
         self.plan = plan
         self.lease = plan.lease
         self.target = plan.target
@@ -806,6 +817,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private func record() {
+        if let span = self.span, let head = self.requestHead {
+            self.span = nil
+            span.end(
+                method: head.method.rawValue, path: head.uri, status: self.status, reason: self.reason,
+                upstream: self.target.map { "\($0.host):\($0.port)" }, cluster: self.target?.cluster, tries: self.tries)
+        }
         self.shared.metrics.record(
             self.shared.direction, service: self.service, status: self.status, reason: self.reason,
             started: self.started,

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import OTel
 import Prometheus
 import ServiceLifecycle
 import WeftProxy
@@ -53,6 +54,14 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "Seconds in-flight requests get to finish on SIGTERM before their connections are closed.")
     var drainTimeout: Double = 5
 
+    @Option(
+        help: """
+            Export a span per request over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318). Also on when \
+            OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set; the other OTEL_* variables \
+            (protocol, headers, sampler, batch delay) apply.
+            """)
+    var otlpEndpoint: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -75,15 +84,34 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let limits = ProxyLimits(
             headerTimeout: .milliseconds(Int64(self.headerTimeout * 1000)),
             detectTimeout: .milliseconds(Int64(self.detectTimeoutMs)))
+        var tracing: (tracer: ProxyTracer, service: any Service)?
+        let environment = ProcessInfo.processInfo.environment
+        if self.otlpEndpoint != nil || environment["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil
+            || environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] != nil
+        {
+            var configuration = OTel.Configuration.default
+            configuration.serviceName = "weft-proxy"
+            configuration.logs.enabled = false
+            configuration.metrics.enabled = false
+            configuration.traces.otlpExporter.protocol = .httpProtobuf
+            if let endpoint = self.otlpEndpoint {
+                // A base URL, like OTEL_EXPORTER_OTLP_ENDPOINT: the traces path is appended.
+                let base = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+                configuration.traces.otlpExporter.endpoint =
+                    base.hasSuffix("/v1/traces") ? base : base + "/v1/traces"
+            }
+            let backend = try OTel.makeTracingBackend(configuration: configuration)
+            tracing = (ProxyTracer(backend.factory), backend.service)
+        }
         let accessLog = self.accessLog.map { AccessLog(path: $0, logger: Logger(label: "weft.proxy.access")) }
         let drain = Duration.milliseconds(Int64(self.drainTimeout * 1000))
         let outbound = ProxyListener(
             direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
-            group: group, limits: limits, accessLog: accessLog, drainTimeout: drain,
+            group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
             logger: Logger(label: "weft.proxy.outbound"))
         let inbound = ProxyListener(
             direction: .inbound, host: self.listen, port: self.inboundPort, store: store, metrics: metrics,
-            group: group, limits: limits, accessLog: accessLog, drainTimeout: drain,
+            group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
             logger: Logger(label: "weft.proxy.inbound"))
         let admin = AdminServer(
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
@@ -91,6 +119,9 @@ struct WeftProxyCommand: AsyncParsableCommand {
         var services: [any Service] = [watcher, outbound, inbound, admin]
         if let accessLog {
             services.append(accessLog)
+        }
+        if let tracing {
+            services.append(tracing.service)
         }
         let serviceGroup = ServiceGroup(
             configuration: .init(

@@ -2,7 +2,9 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ProxyConfig
+import Synchronization
 import Testing
 
 /// The `weft-proxy` executable as users run it: flags, config file, Prometheus `/metrics`, SIGTERM drain.
@@ -64,4 +66,133 @@ struct ProxyBinaryTests {
             #expect(proxy.process.terminationStatus == 0)
         }
     }
+
+    @Test func exportsASpanPerRequestOverOTLP() async throws {
+        let collector = try await Collector.start()
+        try await withUpstreams(["a"]) { upstreams in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "weft-otlp-\(UInt64.random(in: 0...UInt64.max))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let configPath = directory.appendingPathComponent("config.json").path
+            let config = TestConfig.config(
+                outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
+                clusters: [TestConfig.cluster("a", ports: [upstreams[0].port])])
+            try config.encoded().write(to: URL(fileURLWithPath: configPath))
+            let outbound = try await TestUpstream.unusedPort()
+            let inbound = try await TestUpstream.unusedPort()
+            let admin = try await TestUpstream.unusedPort()
+            let proxy = try await BackgroundProcess.start(
+                Self.binary,
+                [
+                    "--config", configPath, "--outbound-port", "\(outbound)", "--inbound-port", "\(inbound)",
+                    "--admin-port", "\(admin)", "--concurrency", "1",
+                    "--otlp-endpoint", "http://127.0.0.1:\(collector.port)",
+                ], waitForLine: false,
+                environment: ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json", "OTEL_BSP_SCHEDULE_DELAY": "100"])
+            defer { proxy.stop() }
+            try await eventually {
+                let ready = try? await rawExchange(
+                    port: admin, "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                return ready?.hasPrefix("HTTP/1.1 200") ?? false
+            }
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/items")
+            request.headers.add(name: "host", value: "catalog")
+            request.headers.add(name: "traceparent", value: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            let response = try await TestResponse.execute(request, client: testClient)
+            #expect(response.status == 200)
+            // The upstream sees the same trace, with the proxy's span as its parent.
+            let forwarded = response.headers.first(name: "x-echo-h-traceparent") ?? ""
+            #expect(forwarded.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-"))
+            #expect(!forwarded.contains("b7ad6b7169203331"))
+            try await eventually { collector.bodies.contains { $0.contains("outbound a.shop.svc.cluster.local") } }
+            let export = collector.bodies.first { $0.contains("outbound a.shop.svc.cluster.local") } ?? ""
+            // The span belongs to the client's trace (OTLP/JSON spells IDs in hex, swift-protobuf in base64).
+            #expect(
+                export.lowercased().contains("0af7651916cd43dd8448eb211c80319c")
+                    || export.contains("CvdlGRbNQ92ESOshHIAxnA=="), "\(export)")
+            #expect(export.contains("http.response.status_code"))
+            #expect(collector.paths.contains("/v1/traces"))
+        }
+        await collector.stop()
+    }
 }
+
+/// A stand-in OTLP/HTTP collector: records each POST's path and body, answers `{}`.
+final class Collector: Sendable {
+    private let channel: any Channel
+    private let received = Mutex<[(path: String, body: String)]>([])
+
+    var port: Int { self.channel.localAddress?.port ?? 0 }
+    var bodies: [String] { self.received.withLock { $0.map(\.body) } }
+    var paths: [String] { self.received.withLock { $0.map(\.path) } }
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    static func start() async throws -> Collector {
+        let box = CollectorBox()
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(CollectorHandler(box))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let collector = Collector(channel: channel)
+        box.collector.withLock { $0 = collector }
+        return collector
+    }
+
+    fileprivate func record(path: String, body: String) {
+        self.received.withLock { $0.append((path, body)) }
+    }
+
+    func stop() async {
+        try? await self.channel.close()
+    }
+}
+
+private final class CollectorBox: Sendable {
+    let collector = Mutex<Collector?>(nil)
+}
+
+private final class CollectorHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let box: CollectorBox
+    private var path = ""
+    private var body = ByteBuffer()
+
+    init(_ box: CollectorBox) {
+        self.box = box
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.path = head.uri
+            self.body.clear()
+        case .body(var buffer):
+            self.body.writeBuffer(&buffer)
+        case .end:
+            let text = String(buffer: self.body)
+            self.box.collector.withLock { $0?.record(path: self.path, body: text) }
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: "2")
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "{}")))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension CollectorHandler: Sendable {}

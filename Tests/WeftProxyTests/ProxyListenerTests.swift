@@ -146,7 +146,7 @@ struct ProxyListenerTests {
     }
 
     @Test func upstreamFailuresAreExplained() async throws {
-        let deadPort = try await TestUpstream.unusedPort()
+        let deadPort = TestUpstream.refusingPort
         try await withUpstreams(["a"]) { upstreams in
             let config = TestConfig.config(
                 outbound: [

@@ -93,7 +93,7 @@ struct ProxyProtocolTests {
     }
 
     @Test func grpcUpstreamDownMeansUnavailable() async throws {
-        let deadPort = try await TestUpstream.unusedPort()
+        let deadPort = TestUpstream.refusingPort
         let config = TestConfig.config(
             outbound: [TestConfig.service("echo", protocol: .grpc, routes: [TestConfig.forward(to: "echo")])],
             clusters: [TestConfig.cluster("echo", protocol: .grpc, ports: [deadPort])])

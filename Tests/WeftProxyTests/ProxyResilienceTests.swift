@@ -22,7 +22,7 @@ private func retrying(
 @Suite("weft-proxy resilience: retries, budgets, limits, mirroring, reload, hostile input")
 struct ProxyResilienceTests {
     @Test func retriesMoveFailedRequestsToAHealthyEndpoint() async throws {
-        let deadPort = try await TestUpstream.unusedPort()
+        let deadPort = TestUpstream.refusingPort
         try await withUpstreams(["bad", "good"], statuses: ["bad": 503]) { upstreams in
             let config = TestConfig.config(
                 outbound: [
@@ -163,7 +163,7 @@ struct ProxyResilienceTests {
     }
 
     @Test func mirroringCopiesRequestsWithoutAffectingResponses() async throws {
-        let deadPort = try await TestUpstream.unusedPort()
+        let deadPort = TestUpstream.refusingPort
         try await withUpstreams(["primary", "shadow"]) { upstreams in
             var mirrored = TestConfig.forward(to: "primary")
             mirrored.forward?.mirror = Mirror(cluster: "shadow", percentage: 100)

@@ -55,9 +55,13 @@ final class BackgroundProcess: Sendable {
 
     /// Starts `executable` with `arguments` and waits (up to `timeout`) for its first stdout line.
     static func start(
-        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(20), waitForLine: Bool = true
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(20), waitForLine: Bool = true,
+        environment: [String: String] = [:]
     ) async throws -> BackgroundProcess {
         let process = Process()
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         // Children of the test process inherit its blocked signal mask (SIGTERM would never arrive): start them
         // through a one-line exec that clears the mask.
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

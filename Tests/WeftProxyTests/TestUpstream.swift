@@ -47,7 +47,11 @@ final class TestUpstream: Sendable {
         try? await self.channel.close()
     }
 
-    /// A port on 127.0.0.1 that nothing listens on (bound, then released).
+    /// A port where connections are refused: 1 (tcpmux), which nothing serves. (A port bound and released
+    /// is no good for this: a listener of a test running in parallel may get it next.)
+    static let refusingPort = 1
+
+    /// A port on 127.0.0.1 that nothing listens on (bound, then released) for a process to bind.
     static func unusedPort() async throws -> Int {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: "127.0.0.1", port: 0).get()
