@@ -219,9 +219,10 @@ final class UpstreamPool {
             }
         }
         if !state.waiters.isEmpty {
-            // Someone waits for another endpoint: give them this connection's slot.
+            // Someone waits for another endpoint: this connection's slot goes to them.
             connection.countsTowardLimit = false
             connection.close()
+            state.limiter.releaseConnection()
             self.serveWaiter(state)
             return
         }

@@ -135,6 +135,34 @@ struct ProxyResilienceTests {
         }
     }
 
+    @Test func aWaitingRequestGetsTheSlotOfAConnectionToAnotherEndpoint() async throws {
+        try await withUpstreams(["a", "b"], delays: ["a": 300, "b": 300]) { upstreams in
+            var cluster = TestConfig.cluster("ab", ports: [upstreams[0].port, upstreams[1].port])
+            cluster.limits.maxConnections = 1
+            cluster.limits.maxPendingRequests = 4
+            let config = TestConfig.config(
+                outbound: [TestConfig.service("ab", routes: [TestConfig.forward(to: "ab")])], clusters: [cluster])
+            let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { loop.shutdownGracefully { _ in } }
+            try await ProxyHarness.withProxy(config: config, group: loop) { proxy in
+                // Round robin sends the second request to the other endpoint: it waits for the one
+                // connection slot, which the first request's connection hands over when it is done.
+                let servers = try await withThrowingTaskGroup(of: String?.self) { group in
+                    for _ in 0..<2 {
+                        group.addTask { try await proxy.get("/", host: "ab").server }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    var all: [String?] = []
+                    for try await server in group {
+                        all.append(server)
+                    }
+                    return all
+                }
+                #expect(Set(servers.compactMap { $0 }) == ["a", "b"], "\(servers)")
+            }
+        }
+    }
+
     @Test func keepAliveConnectionsAreReusedAcrossClients() async throws {
         try await withUpstreams(["a"]) { upstreams in
             var cluster = TestConfig.cluster("a", ports: [upstreams[0].port])
