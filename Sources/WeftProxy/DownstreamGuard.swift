@@ -273,14 +273,11 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent {
-            // Draining: a connection that never said what it speaks, or an HTTP/1.1 one between requests, closes.
-            if self.state == .detecting || (self.state == .http1 && !self.requestInProgress && self.buffered == nil) {
-                if self.state == .detecting {
-                    context.close(promise: nil)
-                    return
-                }
-            }
+        if event is ChannelShouldQuiesceEvent, self.state == .detecting {
+            // Draining: a connection that never said what it speaks closes (HTTP/1.1 and HTTP/2 handle it
+            // themselves further down the pipeline).
+            context.close(promise: nil)
+            return
         }
         context.fireUserInboundEventTriggered(event)
     }

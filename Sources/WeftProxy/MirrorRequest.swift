@@ -13,7 +13,6 @@ final class MirrorRequest: UpstreamRequester, UpstreamDelegate {
     private var pendingBytes = 0
     private var upstream: UpstreamHandler?
     private var requestEnded = false
-    private var responseEnded = false
     private var dropped = false
     /// Keeps the mirror alive until its exchange ends (the pool and the upstream hold it weakly).
     private var keepAlive: MirrorRequest?
@@ -121,7 +120,6 @@ final class MirrorRequest: UpstreamRequester, UpstreamDelegate {
         case .body:
             break
         case .end:
-            self.responseEnded = true
             self.upstream = nil
             self.pool.release(upstream, reusable: self.requestEnded)
             self.done()

@@ -269,21 +269,16 @@ extension ProxyState {
         guard let service = self.routeTable.service(for: request) else {
             return .respond(status: 404, reason: .routeNotFound)
         }
-        let backends =
-            service.tcp?.backends
-            ?? service.routes.first(where: { $0.matches.isEmpty })?.forward?.backends ?? []
-        let total = backends.reduce(0) { $0 + max(0, $1.weight) }
-        guard total > 0 else {
-            return .respond(status: 404, reason: .routeNotFound)
+        var chosen: WeightedCluster?
+        if let tcp = service.tcp {
+            let total = tcp.totalWeight
+            chosen = total > 0 ? tcp.pickBackend(roll: runtime.random.nextIndex(below: total)) : nil
+        } else if let forward = service.routes.first(where: { $0.matches.isEmpty })?.forward {
+            let total = forward.totalWeight
+            chosen = total > 0 ? forward.pickBackend(roll: runtime.random.nextIndex(below: total)) : nil
         }
-        var roll = runtime.random.nextIndex(below: total)
-        var chosen = backends[0]
-        for backend in backends where backend.weight > 0 {
-            if roll < backend.weight {
-                chosen = backend
-                break
-            }
-            roll -= backend.weight
+        guard let chosen else {
+            return .respond(status: 404, reason: .routeNotFound)
         }
         guard let balancer = runtime.balancer(for: chosen.cluster),
             let lease = balancer.pick(head, remoteAddress: remoteAddress)

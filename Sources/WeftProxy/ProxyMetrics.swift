@@ -36,6 +36,13 @@ public enum ProxyReason: String, Sendable, CaseIterable {
     case downstreamReset = "downstream_reset"
 }
 
+extension ProxyReason {
+    private static let ordered = ProxyReason.allCases
+
+    /// The position in `allCases` (metric tables are indexed by it), without building `allCases` per request.
+    fileprivate var index: Int { Self.ordered.firstIndex(of: self) ?? 0 }
+}
+
 /// The proxy's metrics.
 ///
 /// - `weft_proxy_requests_total{direction, destination_service, response_class, reason}`
@@ -64,7 +71,7 @@ public final class ProxyMetrics: Sendable {
     private static func index(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
         let directionIndex = direction == .outbound ? 0 : 1
         let classIndex = Self.classIndex(status)
-        let reasonIndex = ProxyReason.allCases.firstIndex(of: reason) ?? 0
+        let reasonIndex = reason.index
         return (directionIndex * Self.classes.count + classIndex) * ProxyReason.allCases.count + reasonIndex
     }
 
@@ -244,7 +251,7 @@ private final class ServiceHandles {
     }
 
     func requests(classIndex: Int, reason: ProxyReason) -> Counter {
-        let reasonIndex = ProxyReason.allCases.firstIndex(of: reason) ?? 0
+        let reasonIndex = reason.index
         let key = classIndex * 64 + reasonIndex
         if let counter = self.requestCounters[key] {
             return counter

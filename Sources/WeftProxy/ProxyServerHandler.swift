@@ -223,7 +223,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.ticket += 1
         self.endLease()
         self.guardHandler?.headReceived()
-        self.isHTTP2 ? (self.keepAlive = true) : (self.keepAlive = head.isKeepAlive)
+        self.keepAlive = self.isHTTP2 || head.isKeepAlive
         self.version = head.version
         self.requestHead = head
         self.requestEnded = false

@@ -396,12 +396,12 @@ final class HTTP2Connection {
                             .syncMultiplexer()
                     else {
                         channel.close(promise: nil)
-                        connection.failed()
+                        connection.closedNow()
                         return
                     }
                     connection.connected(channel: channel, multiplexer: multiplexer)
                 case .failure:
-                    connection.failed()
+                    connection.closedNow()
                 }
             }
     }
@@ -421,10 +421,6 @@ final class HTTP2Connection {
                 self.openStream(for: requester, ticket: waiter.ticket)
             }
         }
-    }
-
-    private func failed() {
-        self.closedNow()
     }
 
     private func closedNow() {

@@ -14,108 +14,107 @@ struct ProxyBinaryTests {
 
     @Test func servesExportsMetricsAndDrainsOnSIGTERM() async throws {
         try await withUpstreams(["a"]) { upstreams in
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "weft-binary-\(UInt64.random(in: 0...UInt64.max))")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let configPath = directory.appendingPathComponent("config.json").path
-            let config = TestConfig.config(
-                outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
-                clusters: [TestConfig.cluster("a", ports: [upstreams[0].port])])
-            try config.encoded().write(to: URL(fileURLWithPath: configPath))
-            let outbound = try await TestUpstream.unusedPort()
-            let inbound = try await TestUpstream.unusedPort()
-            let admin = try await TestUpstream.unusedPort()
-            let proxy = try await BackgroundProcess.start(
-                Self.binary,
-                [
-                    "--config", configPath, "--outbound-port", "\(outbound)", "--inbound-port", "\(inbound)",
-                    "--admin-port", "\(admin)", "--concurrency", "1", "--drain-timeout", "5",
-                ], waitForLine: false)
-            defer { proxy.stop() }
+            try await withProxyBinary(upstreamPort: upstreams[0].port, arguments: ["--drain-timeout", "5"]) { proxy in
+                let outbound = proxy.outboundPort
+                let admin = proxy.adminPort
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/items")
+                request.headers.add(name: "host", value: "catalog")
+                let response = try await TestResponse.execute(request, client: testClient)
+                #expect(response.status == 200)
+                #expect(response.server == "a")
 
-            try await eventually {
-                let ready = try? await rawExchange(
-                    port: admin, "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                return ready?.hasPrefix("HTTP/1.1 200") ?? false
+                let metrics = try await TestResponse.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(admin)/metrics"), client: testClient)
+                let text = String(buffer: metrics.body)
+                #expect(text.contains("weft_proxy_requests_total{"), "\(text.prefix(2000))")
+                #expect(text.contains("destination_service=\"a.shop.svc.cluster.local\""))
+                #expect(text.contains("weft_proxy_request_duration_seconds_bucket{"))
+                #expect(text.contains("weft_proxy_response_bytes_total{"))
+
+                // A slow request is in flight when SIGTERM arrives: it completes, then the proxy exits cleanly.
+                var slow = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/sleep/800")
+                slow.headers.add(name: "host", value: "catalog")
+                let slowRequest = slow
+                async let slowResponse = TestResponse.execute(slowRequest, client: testClient)
+                try await Task.sleep(for: .milliseconds(200))
+                proxy.process.signal(SIGTERM)
+                let finished = try await slowResponse
+                #expect(finished.status == 200)
+                try await eventually { !proxy.process.process.isRunning }
+                #expect(proxy.process.process.terminationStatus == 0)
             }
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/items")
-            request.headers.add(name: "host", value: "catalog")
-            let response = try await TestResponse.execute(request, client: testClient)
-            #expect(response.status == 200)
-            #expect(response.server == "a")
-
-            let metrics = try await TestResponse.execute(
-                HTTPClientRequest(url: "http://127.0.0.1:\(admin)/metrics"), client: testClient)
-            let text = String(buffer: metrics.body)
-            #expect(text.contains("weft_proxy_requests_total{"), "\(text.prefix(2000))")
-            #expect(text.contains("destination_service=\"a.shop.svc.cluster.local\""))
-            #expect(text.contains("weft_proxy_request_duration_seconds_bucket{"))
-            #expect(text.contains("weft_proxy_response_bytes_total{"))
-
-            // A slow request is in flight when SIGTERM arrives: it completes, then the proxy exits cleanly.
-            var slow = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/sleep/800")
-            slow.headers.add(name: "host", value: "catalog")
-            let slowRequest = slow
-            async let slowResponse = TestResponse.execute(slowRequest, client: testClient)
-            try await Task.sleep(for: .milliseconds(200))
-            proxy.signal(SIGTERM)
-            let finished = try await slowResponse
-            #expect(finished.status == 200)
-            try await eventually { !proxy.process.isRunning }
-            #expect(proxy.process.terminationStatus == 0)
         }
     }
 
     @Test func exportsASpanPerRequestOverOTLP() async throws {
         let collector = try await Collector.start()
         try await withUpstreams(["a"]) { upstreams in
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "weft-otlp-\(UInt64.random(in: 0...UInt64.max))")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let configPath = directory.appendingPathComponent("config.json").path
-            let config = TestConfig.config(
-                outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
-                clusters: [TestConfig.cluster("a", ports: [upstreams[0].port])])
-            try config.encoded().write(to: URL(fileURLWithPath: configPath))
-            let outbound = try await TestUpstream.unusedPort()
-            let inbound = try await TestUpstream.unusedPort()
-            let admin = try await TestUpstream.unusedPort()
-            let proxy = try await BackgroundProcess.start(
-                Self.binary,
-                [
-                    "--config", configPath, "--outbound-port", "\(outbound)", "--inbound-port", "\(inbound)",
-                    "--admin-port", "\(admin)", "--concurrency", "1",
-                    "--otlp-endpoint", "http://127.0.0.1:\(collector.port)",
-                ], waitForLine: false,
-                environment: ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json", "OTEL_BSP_SCHEDULE_DELAY": "100"])
-            defer { proxy.stop() }
-            try await eventually {
-                let ready = try? await rawExchange(
-                    port: admin, "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                return ready?.hasPrefix("HTTP/1.1 200") ?? false
+            try await withProxyBinary(
+                upstreamPort: upstreams[0].port, arguments: ["--otlp-endpoint", "http://127.0.0.1:\(collector.port)"],
+                environment: ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json", "OTEL_BSP_SCHEDULE_DELAY": "100"]
+            ) { proxy in
+                let outbound = proxy.outboundPort
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/items")
+                request.headers.add(name: "host", value: "catalog")
+                request.headers.add(
+                    name: "traceparent", value: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+                let response = try await TestResponse.execute(request, client: testClient)
+                #expect(response.status == 200)
+                // The upstream sees the same trace, with the proxy's span as its parent.
+                let forwarded = response.headers.first(name: "x-echo-h-traceparent") ?? ""
+                #expect(forwarded.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-"))
+                #expect(!forwarded.contains("b7ad6b7169203331"))
+                try await eventually { collector.bodies.contains { $0.contains("outbound a.shop.svc.cluster.local") } }
+                let export = collector.bodies.first { $0.contains("outbound a.shop.svc.cluster.local") } ?? ""
+                // The span belongs to the client's trace (OTLP/JSON spells IDs in hex, swift-protobuf in base64).
+                #expect(
+                    export.lowercased().contains("0af7651916cd43dd8448eb211c80319c")
+                        || export.contains("CvdlGRbNQ92ESOshHIAxnA=="), "\(export)")
+                #expect(export.contains("http.response.status_code"))
+                #expect(collector.paths.contains("/v1/traces"))
             }
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/items")
-            request.headers.add(name: "host", value: "catalog")
-            request.headers.add(name: "traceparent", value: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
-            let response = try await TestResponse.execute(request, client: testClient)
-            #expect(response.status == 200)
-            // The upstream sees the same trace, with the proxy's span as its parent.
-            let forwarded = response.headers.first(name: "x-echo-h-traceparent") ?? ""
-            #expect(forwarded.hasPrefix("00-0af7651916cd43dd8448eb211c80319c-"))
-            #expect(!forwarded.contains("b7ad6b7169203331"))
-            try await eventually { collector.bodies.contains { $0.contains("outbound a.shop.svc.cluster.local") } }
-            let export = collector.bodies.first { $0.contains("outbound a.shop.svc.cluster.local") } ?? ""
-            // The span belongs to the client's trace (OTLP/JSON spells IDs in hex, swift-protobuf in base64).
-            #expect(
-                export.lowercased().contains("0af7651916cd43dd8448eb211c80319c")
-                    || export.contains("CvdlGRbNQ92ESOshHIAxnA=="), "\(export)")
-            #expect(export.contains("http.response.status_code"))
-            #expect(collector.paths.contains("/v1/traces"))
         }
         await collector.stop()
     }
+}
+
+/// The `weft-proxy` executable on free ports, routing `catalog` to `127.0.0.1:upstreamPort`, ready (its admin
+/// `/ready` answers 200) for the duration of `body`.
+struct ProxyBinary: Sendable {
+    let process: BackgroundProcess
+    let outboundPort: Int
+    let adminPort: Int
+}
+
+func withProxyBinary(
+    upstreamPort: Int, arguments: [String] = [], environment: [String: String] = [:],
+    _ body: @Sendable (ProxyBinary) async throws -> Void
+) async throws {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "weft-binary-\(UInt64.random(in: 0...UInt64.max))")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let configPath = directory.appendingPathComponent("config.json").path
+    let config = TestConfig.config(
+        outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
+        clusters: [TestConfig.cluster("a", ports: [upstreamPort])])
+    try config.encoded().write(to: URL(fileURLWithPath: configPath))
+    let outbound = try await TestUpstream.unusedPort()
+    let inbound = try await TestUpstream.unusedPort()
+    let admin = try await TestUpstream.unusedPort()
+    let process = try await BackgroundProcess.start(
+        ProxyBinaryTests.binary,
+        [
+            "--config", configPath, "--outbound-port", "\(outbound)", "--inbound-port", "\(inbound)",
+            "--admin-port", "\(admin)", "--concurrency", "1",
+        ] + arguments, waitForLine: false, environment: environment)
+    defer { process.stop() }
+    try await eventually {
+        let ready = try? await rawExchange(
+            port: admin, "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        return ready?.hasPrefix("HTTP/1.1 200") ?? false
+    }
+    try await body(ProxyBinary(process: process, outboundPort: outbound, adminPort: admin))
 }
 
 /// A stand-in OTLP/HTTP collector: records each POST's path and body, answers `{}`.

@@ -54,6 +54,26 @@ struct ProxyHarness {
     let inboundPort: Int
     let adminPort: Int
 
+    /// With `singleEventLoop`, the listeners run on one event loop of their own: pools, limits and balancer
+    /// state are per loop, so every request then shares them.
+    static func withProxy<T: Sendable>(
+        config: ProxyConfig?,
+        watching path: String? = nil,
+        singleEventLoop: Bool,
+        limits: ProxyLimits = ProxyLimits(),
+        _ body: @Sendable (ProxyHarness) async throws -> T
+    ) async throws -> T {
+        let loop = singleEventLoop ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        do {
+            let result = try await Self.withProxy(config: config, watching: path, group: loop, limits: limits, body)
+            try? await loop?.shutdownGracefully()
+            return result
+        } catch {
+            try? await loop?.shutdownGracefully()
+            throw error
+        }
+    }
+
     static func withProxy<T: Sendable>(
         config: ProxyConfig?,
         watching path: String? = nil,

@@ -105,10 +105,7 @@ struct ProxyResilienceTests {
             cluster.limits.maxPendingRequests = 1
             let config = TestConfig.config(
                 outbound: [TestConfig.service("tight", routes: [TestConfig.forward(to: "a")])], clusters: [cluster])
-            // One event loop: limits count per loop.
-            let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { loop.shutdownGracefully { _ in } }
-            try await ProxyHarness.withProxy(config: config, group: loop) { proxy in
+            try await ProxyHarness.withProxy(config: config, singleEventLoop: true) { proxy in
                 let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
                     for _ in 0..<6 {
                         group.addTask {
@@ -142,9 +139,7 @@ struct ProxyResilienceTests {
             cluster.limits.maxPendingRequests = 4
             let config = TestConfig.config(
                 outbound: [TestConfig.service("ab", routes: [TestConfig.forward(to: "ab")])], clusters: [cluster])
-            let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { loop.shutdownGracefully { _ in } }
-            try await ProxyHarness.withProxy(config: config, group: loop) { proxy in
+            try await ProxyHarness.withProxy(config: config, singleEventLoop: true) { proxy in
                 // Round robin sends the second request to the other endpoint: it waits for the one
                 // connection slot, which the first request's connection hands over when it is done.
                 let servers = try await withThrowingTaskGroup(of: String?.self) { group in
@@ -169,10 +164,7 @@ struct ProxyResilienceTests {
             cluster.limits.maxRequestsPerConnection = 3
             let config = TestConfig.config(
                 outbound: [TestConfig.service("pool", routes: [TestConfig.forward(to: "a")])], clusters: [cluster])
-            // One event loop: pools are per loop.
-            let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            defer { loop.shutdownGracefully { _ in } }
-            try await ProxyHarness.withProxy(config: config, group: loop) { proxy in
+            try await ProxyHarness.withProxy(config: config, singleEventLoop: true) { proxy in
                 var peers: Set<String> = []
                 for _ in 0..<9 {
                     // A new client connection each time: the upstream connection comes from the pool.
