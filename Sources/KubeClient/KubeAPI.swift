@@ -28,6 +28,10 @@ public protocol KubeAPI: Sendable {
         options: PatchOptions
     ) async throws -> R
     func delete<R: KubeResource>(_ type: R.Type, namespace: String?, name: String) async throws
+    /// The same API with requests that run to their end even when the calling task is cancelled, each within
+    /// `timeout`: for the last writes of a stopping component (client-go releases its Lease "with a fresh
+    /// context"). Watches are not shielded.
+    func ignoringCancellation(timeout: Duration) -> any KubeAPI
 }
 
 /// Query options of a list.

@@ -1,5 +1,6 @@
 import Foundation
 import KubeModel
+import NIOHTTP1
 
 extension KubeClient {
     /// One request to the API server, before it becomes HTTP, built by pure functions so that tests check
@@ -11,6 +12,16 @@ extension KubeClient {
             case put = "PUT"
             case patch = "PATCH"
             case delete = "DELETE"
+
+            var http: HTTPMethod {
+                switch self {
+                case .get: .GET
+                case .post: .POST
+                case .put: .PUT
+                case .patch: .PATCH
+                case .delete: .DELETE
+                }
+            }
         }
 
         struct QueryItem: Sendable, Hashable {

@@ -4,6 +4,7 @@ import KubeModel
 import Logging
 import Metrics
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 
 /// The Kubernetes API over HTTP(S), on AsyncHTTPClient.
@@ -25,6 +26,9 @@ public final class KubeClient: KubeAPI {
     let tokenSource: BearerTokenSource
     let requestTimeout: Duration
     let maxResponseBytes: Int
+    /// Set on the view from ``ignoringCancellation(timeout:)``: requests run on the event loop to the end,
+    /// bounded by this, whatever happens to the calling task.
+    let cancellationShield: Duration?
 
     static let userAgent = "weft-controller/0.1"
 
@@ -56,6 +60,27 @@ public final class KubeClient: KubeAPI {
         self.tokenSource = BearerTokenSource(configuration.auth)
         self.requestTimeout = requestTimeout
         self.maxResponseBytes = maxResponseBytes
+        self.cancellationShield = nil
+    }
+
+    /// The same client (connections, credentials) with its requests shielded from cancellation.
+    private init(sharing client: KubeClient, cancellationShield: Duration) {
+        self.configuration = client.configuration
+        self.httpClient = client.httpClient
+        self.logger = client.logger
+        self.baseURL = client.baseURL
+        self.tokenSource = client.tokenSource
+        self.requestTimeout = client.requestTimeout
+        self.maxResponseBytes = client.maxResponseBytes
+        self.cancellationShield = cancellationShield
+    }
+
+    /// A view of this client whose requests are sent and answered even when the calling task is cancelled,
+    /// each within `timeout` (client-go's "release with a fresh context"): what a stopping leader needs to
+    /// give up its Lease. The view shares this client's connections; shut down this client, not the view.
+    /// Watches are not shielded.
+    public func ignoringCancellation(timeout: Duration) -> any KubeAPI {
+        KubeClient(sharing: self, cancellationShield: timeout)
     }
 
     /// Closes the connections. Call it once, when the client is no longer used.
@@ -117,6 +142,7 @@ public final class KubeClient: KubeAPI {
 extension KubeClient {
     /// Sends a request and returns the body of its 2xx answer; any other answer throws its API error.
     func send(_ request: Request) async throws -> [UInt8] {
+        if let shield = self.cancellationShield { return try await self.sendShielded(request, timeout: shield) }
         let start = ContinuousClock.now
         let response = try await self.execute(request, timeout: self.requestTimeout, start: start)
         let body: ByteBuffer
@@ -156,15 +182,50 @@ extension KubeClient {
         -> HTTPClientResponse
     {
         var http = HTTPClientRequest(url: self.baseURL + request.target)
-        switch request.method {
-        case .get: http.method = .GET
-        case .post: http.method = .POST
-        case .put: http.method = .PUT
-        case .patch: http.method = .PATCH
-        case .delete: http.method = .DELETE
+        http.method = request.method.http
+        http.headers = try self.headers(for: request)
+        if let body = request.body { http.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            return try await self.httpClient.execute(http, timeout: Self.timeAmount(timeout), logger: self.logger)
+        } catch {
+            self.record(request, code: "error", start: start)
+            throw self.transportError(error, request: request, message: "the request failed")
         }
-        http.headers.add(name: "Accept", value: "application/json")
-        http.headers.add(name: "User-Agent", value: Self.userAgent)
+    }
+
+    /// `send` through AsyncHTTPClient's future-based API: the request runs on the event loop and the wait for
+    /// its answer does not end when the calling task is cancelled; `timeout` bounds it.
+    private func sendShielded(_ request: Request, timeout: Duration) async throws -> [UInt8] {
+        let start = ContinuousClock.now
+        let response: HTTPClient.Response
+        do {
+            let http = try HTTPClient.Request(
+                url: self.baseURL + request.target, method: request.method.http, headers: self.headers(for: request),
+                body: request.body.map { .bytes($0) })
+            response = try await self.httpClient.execute(
+                request: http, deadline: .now() + Self.timeAmount(timeout), logger: self.logger
+            ).get()
+        } catch let error as KubeClientError {
+            throw error
+        } catch {
+            self.record(request, code: "error", start: start)
+            throw KubeClientError(
+                code: .transport, message: "the request failed", request: request.description, cause: error)
+        }
+        let status = Int(response.status.code)
+        self.record(request, code: String(status), start: start)
+        let bytes = response.body.map { Array(buffer: $0) } ?? []
+        guard (200..<300).contains(status) else {
+            throw Self.apiError(httpStatus: status, body: bytes, request: request)
+        }
+        return bytes
+    }
+
+    /// Accept, User-Agent, the bearer token, and the body's content type.
+    private func headers(for request: Request) throws -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "Accept", value: "application/json")
+        headers.add(name: "User-Agent", value: Self.userAgent)
         let authorization: String?
         do {
             authorization = try self.tokenSource.authorization()
@@ -172,17 +233,11 @@ extension KubeClient {
             throw KubeClientError(
                 code: .configuration, message: "no bearer token", request: request.description, cause: error)
         }
-        if let authorization { http.headers.add(name: "Authorization", value: authorization) }
-        if let body = request.body {
-            http.headers.add(name: "Content-Type", value: request.contentType ?? "application/json")
-            http.body = .bytes(ByteBuffer(bytes: body))
+        if let authorization { headers.add(name: "Authorization", value: authorization) }
+        if request.body != nil {
+            headers.add(name: "Content-Type", value: request.contentType ?? "application/json")
         }
-        do {
-            return try await self.httpClient.execute(http, timeout: Self.timeAmount(timeout), logger: self.logger)
-        } catch {
-            self.record(request, code: "error", start: start)
-            throw self.transportError(error, request: request, message: "the request failed")
-        }
+        return headers
     }
 
     /// A transport error, or `CancellationError` when the task was cancelled.

@@ -6,14 +6,18 @@ import Synchronization
 
 /// Leader election on a `coordination.k8s.io/v1` Lease, with client-go's algorithm and timings.
 ///
-/// - Acquire: read the Lease; create it if absent; if another holder renewed it less than its
+/// - Acquire: read the Lease; create it if absent; if another holder's record changed less than its
 ///   `leaseDurationSeconds` ago, wait `retryPeriod`; otherwise take it with an update that carries the read
-///   `resourceVersion` (a 409 means someone else was faster: read again).
+///   `resourceVersion` (a 409 means someone else was faster: read again). As in client-go, "ago" is measured
+///   on this replica's own (injected) clock from when it last saw the record change, never by comparing the
+///   holder's `renewTime` with the local wall clock: skewed clocks between replicas cannot cause an early
+///   takeover or two leaders.
 /// - Lead: renew every `retryPeriod`. When no renew succeeded for `renewDeadline` (or another holder shows up),
 ///   leadership is lost and the elector campaigns again.
-/// - On graceful shutdown while leading: stop leading, then release the Lease (holder cleared,
-///   `leaseDurationSeconds` 1) so that another replica takes over at once. On plain cancellation the release
-///   is attempted too, but the API client may refuse to send it; the Lease then expires.
+/// - On shutdown while leading, graceful or by cancellation: stop leading, then release the Lease (holder
+///   cleared, `leaseDurationSeconds` 1) through ``KubeAPI/ignoringCancellation(timeout:)`` within
+///   `renewDeadline`, so that a standby takes over at its next retry rather than after the lease duration
+///   (client-go's `ReleaseOnCancel`).
 ///
 /// Observe ``isLeader`` or ``leadershipChanges``; leader-only work starts on `true` and stops on `false`.
 public final class LeaderElector: Service {
@@ -25,6 +29,7 @@ public final class LeaderElector: Service {
         /// How long a Lease stays valid after its last renew (written to the Lease, in whole seconds).
         public var leaseDuration: Duration
         /// How long the leader keeps trying to renew before it gives up leadership; below `leaseDuration`.
+        /// Also the bound of the release on shutdown.
         public var renewDeadline: Duration
         /// The wait between attempts to acquire or renew.
         public var retryPeriod: Duration
@@ -52,25 +57,41 @@ public final class LeaderElector: Service {
     private let api: any KubeAPI
     private let clock: ElapsedClock
     private let now: @Sendable () -> Date
+    private let jitter: @Sendable () -> Double
     private let logger: Logger
     private let state = Mutex(State())
+
+    /// The Lease record as last seen, and when (on the injected clock) it was first seen that way.
+    struct Observation: Sendable, Hashable {
+        var spec: coordination.v1.LeaseSpec
+        var at: Duration
+    }
 
     private struct State {
         var isLeader = false
         /// The Lease as last written by this elector while leading.
         var lease: coordination.v1.Lease?
+        var observation: Observation?
+        /// Completed acquire/renew rounds (tests step the injected clock by them).
+        var rounds = 0
         var nextSubscriber = 0
         var subscribers: [Int: AsyncStream<Bool>.Continuation] = [:]
     }
 
+    /// - Parameters:
+    ///   - clock: Drives the retry, renew and expiry timings.
+    ///   - now: The wall-clock time written to the Lease (`acquireTime`, `renewTime`); never used to judge expiry.
+    ///   - jitter: A value in `0..<1`; the wait between acquire attempts is `retryPeriod × (1 + 0.2 × jitter)`.
     public init(
         api: any KubeAPI, configuration: Configuration = .init(), clock: any Clock<Duration> = ContinuousClock(),
-        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger = .current
+        now: @escaping @Sendable () -> Date = { Date() },
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, logger: Logger = .current
     ) {
         self.api = api
         self.configuration = configuration
         self.clock = ElapsedClock(clock)
         self.now = now
+        self.jitter = jitter
         var logger = logger
         logger[metadataKey: "k8s.namespace"] = "\(configuration.namespace)"
         logger[metadataKey: "k8s.name"] = "\(configuration.name)"
@@ -80,6 +101,12 @@ public final class LeaderElector: Service {
 
     /// Whether this replica holds the Lease.
     public var isLeader: Bool { self.state.withLock { $0.isLeader } }
+
+    /// The holder of the Lease as this replica last saw it (empty when released), nil before the first read.
+    public var observedHolder: String? { self.state.withLock { $0.observation.map { $0.spec.holderIdentity ?? "" } } }
+
+    /// Completed acquire and renew rounds.
+    var rounds: Int { self.state.withLock { $0.rounds } }
 
     /// The current leadership, then every change. Bounded: a slow reader sees only the newest value. Ends
     /// when ``run()`` returns.
@@ -141,7 +168,9 @@ public final class LeaderElector: Service {
         var conflicts = 0
         while !Task.isCancelled {
             do {
-                switch try await self.tryAcquireOrRenew() {
+                let attempt = try await self.tryAcquireOrRenew()
+                self.completedRound()
+                switch attempt {
                 case .held(let lease): return lease
                 case .conflict:
                     // Someone else wrote the Lease meanwhile: read it again at once, but not forever.
@@ -154,11 +183,12 @@ public final class LeaderElector: Service {
                     }
                 }
             } catch {
+                self.completedRound()
                 if Task.isCancelled { return nil }
                 self.logger.info("Acquiring the lease failed", metadata: ["error": "\(error)"])
             }
             conflicts = 0
-            let jitter = self.configuration.retryPeriod * Double.random(in: 0..<0.2)
+            let jitter = self.configuration.retryPeriod * (0.2 * min(max(self.jitter(), 0), 1))
             try? await self.clock.sleep(for: self.configuration.retryPeriod + jitter)
         }
         return nil
@@ -178,7 +208,11 @@ public final class LeaderElector: Service {
             let deadline = lastRenew + self.configuration.renewDeadline
             guard attemptStart < deadline else { return }
             do {
-                switch try await withDeadline(deadline, clock: self.clock, { try await self.tryAcquireOrRenew() }) {
+                let attempt = try await withDeadline(deadline, clock: self.clock) {
+                    try await self.tryAcquireOrRenew()
+                }
+                self.completedRound()
+                switch attempt {
                 case .held(let lease):
                     lastRenew = attemptStart
                     self.state.withLock { $0.lease = lease }
@@ -189,6 +223,7 @@ public final class LeaderElector: Service {
                     continue
                 }
             } catch {
+                self.completedRound()
                 if Task.isCancelled { return }
                 self.logger.info("Renewing the lease failed", metadata: ["error": "\(error)"])
             }
@@ -211,14 +246,15 @@ public final class LeaderElector: Service {
                 holderIdentity: identity, leaseDurationSeconds: self.leaseDurationSeconds,
                 acquireTime: MicroTime.format(now), renewTime: MicroTime.format(now), leaseTransitions: 0)
             do {
-                return .held(try await self.api.create(lease))
+                return .held(self.observeWritten(try await self.api.create(lease)))
             } catch let error as KubeClientError where error.isConflict {
                 return .conflict
             }
         }
         var spec = existing.spec ?? coordination.v1.LeaseSpec()
+        let observation = self.observe(spec)
         let holder = spec.holderIdentity ?? ""
-        if !holder.isEmpty && holder != identity && !Self.hasExpired(spec, at: now) {
+        if holder != identity && Self.isHeld(observation, now: self.clock.now) {
             return .heldByOther(holder)
         }
         if holder != identity {
@@ -231,35 +267,58 @@ public final class LeaderElector: Service {
         var updated = existing
         updated.spec = spec
         do {
-            return .held(try await self.api.update(updated))
+            return .held(self.observeWritten(try await self.api.update(updated)))
         } catch let error as KubeClientError where error.isConflict {
             return .conflict
         }
     }
 
-    /// Gives the Lease up, as client-go's `release`: holder cleared, duration 1 s, times set to now.
+    /// Records `spec` as seen now unless it is the record seen before (client-go's `observedRecord` and
+    /// `observedTime`); answers the observation in force.
+    private func observe(_ spec: coordination.v1.LeaseSpec) -> Observation {
+        let now = self.clock.now
+        return self.state.withLock { state in
+            if let observation = state.observation, observation.spec == spec { return observation }
+            let observation = Observation(spec: spec, at: now)
+            state.observation = observation
+            return observation
+        }
+    }
+
+    private func observeWritten(_ lease: coordination.v1.Lease) -> coordination.v1.Lease {
+        _ = self.observe(lease.spec ?? coordination.v1.LeaseSpec())
+        return lease
+    }
+
+    private func completedRound() {
+        self.state.withLock { $0.rounds += 1 }
+    }
+
+    /// Whether the observed record names a holder whose lease runs: it was seen (changed) less than its
+    /// `leaseDurationSeconds` ago on this replica's clock. A released Lease (no holder) is free.
+    static func isHeld(_ observation: Observation, now: Duration) -> Bool {
+        guard let holder = observation.spec.holderIdentity, !holder.isEmpty else { return false }
+        let duration = Duration.seconds(observation.spec.leaseDurationSeconds ?? 0)
+        return observation.at + duration > now
+    }
+
+    /// Gives the Lease up, as client-go's `release`: holder cleared, duration 1 s, times set to now. Runs
+    /// even when this task was cancelled, each request within `renewDeadline`.
     private func release(_ lease: coordination.v1.Lease) async {
-        let release: @Sendable () async throws -> Void = {
+        let api = self.api.ignoringCancellation(timeout: self.configuration.renewDeadline)
+        do {
             do {
-                _ = try await self.api.update(self.released(lease))
+                _ = try await api.update(self.released(lease))
             } catch let error as KubeClientError where error.isConflict {
                 // A renew that was cut short may have landed: release the current Lease if it is still ours.
-                let current = try await self.api.get(
+                let current = try await api.get(
                     coordination.v1.Lease.self, namespace: self.configuration.namespace, name: self.configuration.name)
                 guard current.spec?.holderIdentity == self.configuration.identity else { return }
-                _ = try await self.api.update(self.released(current))
-            }
-        }
-        do {
-            if Task.isCancelled {
-                // No deadline: its timer would fire at once. The API client decides whether to send.
-                try await release()
-            } else {
-                try await withDeadline(self.clock.now + self.configuration.renewDeadline, clock: self.clock, release)
+                _ = try await api.update(self.released(current))
             }
             self.logger.info("Released the lease")
         } catch {
-            self.logger.info("Releasing the lease failed", metadata: ["error": "\(error)"])
+            self.logger.warning("Releasing the lease failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -277,14 +336,6 @@ public final class LeaderElector: Service {
 
     private var leaseDurationSeconds: Int32 {
         Int32(max(1, (self.configuration.leaseDuration / .seconds(1)).rounded(.up)))
-    }
-
-    /// Whether the holder's lease ran out: `renewTime + leaseDurationSeconds <= now`, with the Lease's own
-    /// duration. A Lease without a readable renew time has expired.
-    static func hasExpired(_ spec: coordination.v1.LeaseSpec, at now: Date) -> Bool {
-        guard let renewTime = spec.renewTime.flatMap(MicroTime.parse) else { return true }
-        let duration = TimeInterval(spec.leaseDurationSeconds ?? 0)
-        return renewTime.addingTimeInterval(duration) <= now
     }
 
     private func setLeader(_ isLeader: Bool, lease: coordination.v1.Lease?) {

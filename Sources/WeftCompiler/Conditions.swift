@@ -27,6 +27,51 @@ extension meta.v1.Condition {
     }
 }
 
+/// Condition messages within the API's limit: `metav1.Condition.message` is at most 32,768 characters, and a
+/// longer one makes every status write fail with 422 Invalid.
+public enum ConditionMessage {
+    /// The limit the CRDs and `metav1.Condition` put on `message`.
+    public static let maxLength = 32_768
+
+    /// `parts` joined with `; `; when that is longer than `limit` (counted in UTF-8 bytes, never fewer than
+    /// characters), as many whole parts as fit, then `; … and N more`. A first part too long on its own is cut
+    /// on a character boundary and ends with `…`.
+    public static func join(_ parts: [String], limit: Int = maxLength) -> String {
+        let full = parts.joined(separator: "; ")
+        guard full.utf8.count > limit else { return full }
+        // Room for the longest suffix this can need.
+        let room = limit - "; … and \(parts.count) more".utf8.count
+        var message = ""
+        var kept = 0
+        for part in parts {
+            let separator = kept == 0 ? 0 : 2
+            guard message.utf8.count + separator + part.utf8.count <= room else { break }
+            if kept > 0 { message += "; " }
+            message += part
+            kept += 1
+        }
+        if kept == 0, let first = parts.first {
+            message = Self.prefix(first, utf8Count: room - "…".utf8.count) + "…"
+            kept = 1
+        }
+        let rest = parts.count - kept
+        return rest > 0 ? message + "; … and \(rest) more" : message
+    }
+
+    /// The longest prefix of whole characters with at most `count` UTF-8 bytes.
+    static func prefix(_ text: String, utf8Count count: Int) -> String {
+        var used = 0
+        var end = text.startIndex
+        for index in text.indices {
+            let length = text[index].utf8.count
+            guard used + length <= count else { break }
+            used += length
+            end = text.index(after: index)
+        }
+        return String(text[..<end])
+    }
+}
+
 /// Collects the problems found for one resource while compiling, then turns them into conditions.
 struct ResourceFindings: Equatable {
     var invalid: [String] = []
@@ -49,12 +94,12 @@ struct ResourceFindings: Equatable {
             conditions.append(
                 .make(
                     ConditionType.accepted, .false, ConditionReason.invalid,
-                    self.invalid.joined(separator: "; "), generation: generation))
+                    ConditionMessage.join(self.invalid), generation: generation))
         } else if !self.conflicts.isEmpty {
             conditions.append(
                 .make(
                     ConditionType.accepted, .false, ConditionReason.conflicted,
-                    self.conflicts.joined(separator: "; "), generation: generation))
+                    ConditionMessage.join(self.conflicts), generation: generation))
         } else {
             conditions.append(
                 .make(
@@ -71,12 +116,12 @@ struct ResourceFindings: Equatable {
             conditions.append(
                 .make(
                     ConditionType.resolvedRefs, .false, ConditionReason.backendNotFound,
-                    self.missingBackends.joined(separator: "; "), generation: generation))
+                    ConditionMessage.join(self.missingBackends), generation: generation))
         } else if !self.missingSubsets.isEmpty {
             conditions.append(
                 .make(
                     ConditionType.resolvedRefs, .false, ConditionReason.subsetNotFound,
-                    self.missingSubsets.joined(separator: "; "), generation: generation))
+                    ConditionMessage.join(self.missingSubsets), generation: generation))
         } else {
             conditions.append(
                 .make(

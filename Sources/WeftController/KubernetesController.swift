@@ -16,13 +16,17 @@ public final class KubernetesController: Service {
         public var informer: Informer<core.v1.Pod>.Configuration
         public var debounceQuiet: Duration
         public var debounceMax: Duration
+        /// Drives the leader election's retry, renew and expiry timings (tests step a manual clock).
+        public var leaderElectionClock: any Clock<Duration>
 
         public init(
             leaderElection: LeaderElector.Configuration? = .init(),
             rootNamespace: String = weft.v1alpha1.rootNamespace,
             informer: Informer<core.v1.Pod>.Configuration = .init(),
-            debounceQuiet: Duration = .milliseconds(50), debounceMax: Duration = .seconds(1)
+            debounceQuiet: Duration = .milliseconds(50), debounceMax: Duration = .seconds(1),
+            leaderElectionClock: any Clock<Duration> = ContinuousClock()
         ) {
+            self.leaderElectionClock = leaderElectionClock
             self.leaderElection = leaderElection
             self.rootNamespace = rootNamespace
             self.informer = informer
@@ -62,7 +66,9 @@ public final class KubernetesController: Service {
             api: api, rootNamespace: options.rootNamespace, informer: options.informer,
             logger: logger)
         self.source = source
-        let elector = options.leaderElection.map { LeaderElector(api: api, configuration: $0, logger: logger) }
+        let elector = options.leaderElection.map {
+            LeaderElector(api: api, configuration: $0, clock: options.leaderElectionClock, logger: logger)
+        }
         self.elector = elector
         let writer = StatusWriter(
             api: api, lookup: { source.current($0) }, isLeader: { elector?.isLeader ?? true },
@@ -87,11 +93,13 @@ public final class KubernetesController: Service {
                 group.addTask { try await self.reconciler.run() }
                 group.addTask {
                     // A failed status write comes back after its backoff: compile and write again. `next()`
-                    // returns nil when this task is cancelled.
-                    while let ref = await self.writer.retries.next() {
-                        self.retryDepth.record(await self.writer.retries.count)
-                        self.reconciler.signal()
-                        await self.writer.retries.done(ref)
+                    // returns nil when this task is cancelled, which graceful shutdown does here.
+                    await cancelWhenGracefulShutdown {
+                        while let ref = await self.writer.retries.next() {
+                            self.retryDepth.record(await self.writer.retries.count)
+                            self.reconciler.signal()
+                            await self.writer.retries.done(ref)
+                        }
                     }
                 }
                 if let elector = self.elector {

@@ -49,10 +49,20 @@ public final class Reconciler: Service {
         self.continuation.yield()
     }
 
+    /// Runs the source and the compile loop; returns on graceful shutdown (the compile in progress finishes)
+    /// or cancellation.
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                try await self.source.run(changed: { [weak self] in self?.signal() })
+                // The source's loops (the folder poll, the informers) run until cancelled: end them with the
+                // compile loop, or a SIGTERM would leave the process running.
+                do {
+                    try await cancelWhenGracefulShutdown {
+                        try await self.source.run(changed: { [weak self] in self?.signal() })
+                    }
+                } catch  where Task.isShuttingDownGracefully || Task.isCancelled {
+                    // Stopped, as asked.
+                }
             }
             group.addTask {
                 try await self.loop()
@@ -88,6 +98,7 @@ public final class Reconciler: Service {
         // Never compile a partial view: a Service not listed yet would look missing and every reference to it
         // would be reported broken.
         while !(await self.source.hasSynced) {
+            if Task.isShuttingDownGracefully { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         let snapshot = await self.source.snapshot()

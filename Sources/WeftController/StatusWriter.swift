@@ -3,6 +3,7 @@ import KubeClient
 import KubeModel
 import Logging
 import Metrics
+import Synchronization
 import WeftAPI
 import WeftCompiler
 
@@ -37,7 +38,9 @@ public final class StatusWriter: CompileResultSink {
     private let now: @Sendable () -> Date
     private let writes = Counter(label: "weft_controller_status_writes_total")
     private let failures = Counter(label: "weft_controller_status_write_failures_total")
-    private let events = Counter(label: "weft_controller_events_total")
+    private let events: EventRecorder
+    /// Conditions the API server refused (422): not sent again until they change.
+    private let refused = Mutex<[ResourceRef: [meta.v1.Condition]]>([:])
 
     public static let fieldManager = "weft-controller"
 
@@ -53,6 +56,7 @@ public final class StatusWriter: CompileResultSink {
         self.identity = identity
         self.logger = logger
         self.now = now
+        self.events = EventRecorder(api: api, instance: identity, logger: logger, now: now)
     }
 
     public func apply(_ result: CompileResult, snapshot: WeftSnapshot, state: ControllerState) async {
@@ -65,6 +69,7 @@ public final class StatusWriter: CompileResultSink {
             let desired = existing.mergingKeepingOthers(status.conditions, now: now)
             let generation = current.metadata.generation
             guard desired != existing || current.status?.observedGeneration != generation else { continue }
+            guard self.refused.withLock({ $0[ref] }) != Self.withoutTimes(desired) else { continue }
             var event: meta.v1.Condition?
             if let accepted = desired[type: ConditionType.accepted], accepted.status == .false,
                 existing[type: ConditionType.accepted]?.status != .false
@@ -85,9 +90,18 @@ public final class StatusWriter: CompileResultSink {
                 inFlight += 1
                 group.addTask {
                     await self.write(ref, current: current, conditions: conditions, generation: generation)
-                    if let event { await self.recordEvent(ref, current: current, condition: event, now: now) }
+                    if let event { await self.recordEvent(ref, current: current, condition: event) }
                 }
             }
+        }
+    }
+
+    /// Conditions as compared with refused ones: the transition time is set anew at each attempt.
+    static func withoutTimes(_ conditions: [meta.v1.Condition]) -> [meta.v1.Condition] {
+        conditions.map { condition in
+            var condition = condition
+            condition.lastTransitionTime = ""
+            return condition
         }
     }
 
@@ -122,10 +136,19 @@ public final class StatusWriter: CompileResultSink {
                 return
             }
             self.writes.increment()
+            self.refused.withLock { $0[ref] = nil }
             await self.retries.forget(ref)
             self.logger.debug("status written", metadata: ["k8s.resource": "\(ref)"])
         } catch let error as KubeClientError where error.isNotFound {
             self.logger.debug("status not written: resource gone", metadata: ["k8s.resource": "\(ref)"])
+        } catch let error as KubeClientError where error.httpStatus == 422 || error.httpStatus == 400 {
+            // The server refuses this status as it is: sending it again cannot succeed. The next compile that
+            // changes the conditions writes again (the status still differs from the cluster's).
+            self.failures.increment()
+            self.refused.withLock { $0[ref] = Self.withoutTimes(conditions) }
+            await self.retries.forget(ref)
+            self.logger.error(
+                "status write refused; not retried", metadata: ["k8s.resource": "\(ref)", "error": "\(error)"])
         } catch {
             self.failures.increment()
             await self.retries.addRateLimited(ref)
@@ -134,28 +157,11 @@ public final class StatusWriter: CompileResultSink {
         }
     }
 
-    private func recordEvent(_ ref: ResourceRef, current: Current, condition: meta.v1.Condition, now: String) async {
-        let stamp = String(UInt64(self.now().timeIntervalSince1970 * 1_000_000_000), radix: 16)
-        var event = core.v1.Event.new(namespace: ref.namespace, name: "\(ref.name).\(stamp)")
-        event.fields.involvedObject = core.v1.ObjectReference(
+    private func recordEvent(_ ref: ResourceRef, current: Current, condition: meta.v1.Condition) async {
+        let object = core.v1.ObjectReference(
             apiVersion: current.apiVersion, kind: ref.kind, namespace: ref.namespace, name: ref.name,
             uid: current.metadata.uid, resourceVersion: current.metadata.resourceVersion)
-        event.fields.reason = condition.reason
-        event.fields.message = String(condition.message.prefix(1024))
-        event.fields.type = "Warning"
-        event.fields.source = core.v1.EventSource(component: "weft-controller")
-        event.fields.reportingComponent = "weft-controller"
-        event.fields.reportingInstance = self.identity
-        event.fields.action = "Reconcile"
-        event.fields.firstTimestamp = now
-        event.fields.lastTimestamp = now
-        event.fields.count = 1
-        do {
-            _ = try await self.api.create(event)
-            self.events.increment()
-        } catch {
-            self.logger.warning("event not recorded", metadata: ["k8s.resource": "\(ref)", "error": "\(error)"])
-        }
+        await self.events.warning(involving: object, reason: condition.reason, message: condition.message)
     }
 }
 

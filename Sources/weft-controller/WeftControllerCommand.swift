@@ -89,10 +89,14 @@ struct WeftControllerCommand: AsyncParsableCommand {
             host: self.listen, port: self.metricsPort, state: state, ready: ready,
             metrics: { registry.emitToString() }, logger: Logger(label: "weft.controller.http"))
         services.append(http)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        // A backstop within Kubernetes' default 30 s grace period: whatever still runs 20 s after SIGTERM is
+        // cancelled, and the process ends at most 5 s later.
+        configuration.maximumGracefulShutdownDuration = .seconds(20)
+        configuration.maximumCancellationDuration = .seconds(5)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
     }
 }

@@ -383,4 +383,8 @@ final class GatedAPI: KubeAPI {
     func delete<R: KubeResource>(_ type: R.Type, namespace: String?, name: String) async throws {
         try await self.base.delete(type, namespace: namespace, name: name)
     }
+
+    func ignoringCancellation(timeout: Duration) -> any KubeAPI {
+        self.base.ignoringCancellation(timeout: timeout)
+    }
 }

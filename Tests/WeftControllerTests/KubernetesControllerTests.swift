@@ -32,17 +32,17 @@ struct KubernetesControllerTests {
         return (server, client)
     }
 
-    static func options(leader identity: String? = nil) -> KubernetesController.Options {
+    /// Leader election on `clock` with client-go's default timings (lease 15 s, renew deadline 10 s, retry 2 s):
+    /// the test moves the clock, so nothing depends on how fast the machine is.
+    static func options(
+        leader identity: String? = nil, clock: any Clock<Duration> = ContinuousClock()
+    ) -> KubernetesController.Options {
         KubernetesController.Options(
-            leaderElection: identity.map {
-                LeaderElector.Configuration(
-                    identity: $0, leaseDuration: .seconds(1), renewDeadline: .milliseconds(600),
-                    retryPeriod: .milliseconds(200))
-            },
+            leaderElection: identity.map { LeaderElector.Configuration(identity: $0) },
             informer: .init(
                 watchTimeoutSeconds: 5...10, initialBackoff: .milliseconds(50),
                 maximumBackoff: .milliseconds(500)),
-            debounceQuiet: .milliseconds(20), debounceMax: .milliseconds(200))
+            debounceQuiet: .milliseconds(20), debounceMax: .milliseconds(200), leaderElectionClock: clock)
     }
 
     /// Polls until `check` holds, for at most `seconds`.
@@ -226,47 +226,51 @@ struct KubernetesControllerTests {
         try await server.shutdown()
     }
 
-    @Test("two controllers: one leader writes; the other takes over when it stops")
+    @Test("two controllers: one leader writes; the other takes over at its next retry when the leader stops")
     func leaderTakeover() async throws {
         let (server, client) = try await self.shop()
+        let clock = TestClock()
         let first = KubernetesController(
-            api: client, state: ControllerState(), options: Self.options(leader: "first"),
+            api: client, state: ControllerState(), options: Self.options(leader: "first", clock: clock),
             logger: Logger(label: "first"))
         let second = KubernetesController(
-            api: client, state: ControllerState(),
-            options: Self.options(leader: "second"), logger: Logger(label: "second"))
-        // Separate tasks, so that one controller can be stopped alone.
-        let firstTask = Task { try await first.run() }
-        let secondTask = Task { try await second.run() }
-        defer {
-            firstTask.cancel()
-            secondTask.cancel()
+            api: client, state: ControllerState(), options: Self.options(leader: "second", clock: clock),
+            logger: Logger(label: "second"))
+        let firstElector = try #require(first.elector)
+        let secondElector = try #require(second.elector)
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            defer { group.cancelAll() }
+            try await withThrowingTaskGroup(of: Void.self) { firstGroup throws in
+                // The first one leads (nothing sleeps before the first attempt), then the second one starts.
+                firstGroup.addTask { try await first.run() }
+                #expect(try await self.eventually { first.isLeader && clock.sleeperCount == 1 })
+                group.addTask { try await second.run() }
+                #expect(
+                    try await self.eventually { secondElector.observedHolder == "first" && clock.sleeperCount == 2 })
+                #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
+                #expect(!second.isLeader)
+                let lease = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")
+                #expect(lease?.spec?.holderIdentity == "first")
+                #expect(lease?.spec?.leaseDurationSeconds == 15)
+                // Stop the leader by cancellation: it still releases its Lease.
+                firstGroup.cancelAll()
+            }
+            #expect(!firstElector.isLeader)
+            let released = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")
+            #expect(released?.spec?.holderIdentity ?? "" == "")
+            // The follower's next attempt (2 s and at most 20 % jitter later, far less than the 15 s lease) takes it.
+            clock.advance(by: .milliseconds(2400))
+            #expect(try await self.eventually { second.isLeader })
+            let newHolder = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")?
+                .spec?.holderIdentity
+            #expect(newHolder == "second")
+
+            // The new leader writes the next change.
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "payments")
+            vs.spec.http?[0].timeout = "7x"
+            _ = try await client.update(vs)
+            #expect(try await self.eventually { self.condition(server, "payments", "Accepted")?.reason == "Invalid" })
         }
-        #expect(try await self.eventually { first.isLeader != second.isLeader })
-        #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
-        let leaderName = first.isLeader ? "first" : "second"
-        let lease = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")
-        #expect(lease?.spec?.holderIdentity == leaderName)
-        #expect(lease?.spec?.leaseDurationSeconds == 1)
-
-        // Only the leader writes: the follower's compiles produce no status writes of its own.
-        let (leaderTask, follower) = first.isLeader ? (firstTask, second) : (secondTask, first)
-        leaderTask.cancel()
-        _ = try? await leaderTask.value
-        #expect(try await self.eventually(seconds: 5) { follower.isLeader })
-        let newHolder = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")?
-            .spec?.holderIdentity
-        #expect(newHolder == (leaderName == "first" ? "second" : "first"))
-
-        // The new leader writes the next change.
-        var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "payments")
-        vs.spec.http?[0].timeout = "7x"
-        _ = try await client.update(vs)
-        #expect(try await self.eventually { self.condition(server, "payments", "Accepted")?.reason == "Invalid" })
-        firstTask.cancel()
-        secondTask.cancel()
-        _ = try? await firstTask.value
-        _ = try? await secondTask.value
         try await client.shutdown()
         try await server.shutdown()
     }

@@ -177,6 +177,17 @@ extension FakeAPIStore {
         manager: String?, operation: String
     ) throws(FakeAPIError) -> JSONValue {
         var next = next
+        if resource.isCustom, resource.hasStatus {
+            // The Weft CRDs' schema (and metav1.Condition) caps a condition's message at 32,768 characters.
+            let conditions = next["status"]?["conditions"]?.arrayValue ?? []
+            for (index, condition) in conditions.enumerated() {
+                let length = condition["message"]?.stringValue?.unicodeScalars.count ?? 0
+                guard length > 32_768 else { continue }
+                throw FakeAPIError.invalid(
+                    resource, name: key.name, field: "status.conditions[\(index)].message",
+                    causeReason: "FieldValueTooLong", causeMessage: "Too long: may not be more than 32768 bytes")
+            }
+        }
         if !status, FakeObject.specPart(next) != FakeObject.specPart(current) {
             next = FakeObject.settingMeta(next, "generation", .int((FakeObject.generation(current) ?? 0) + 1))
         }

@@ -1,0 +1,247 @@
+import Foundation
+import KubeModel
+import Testing
+import WeftManifests
+import WeftTesting
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `weft-controller` executable as an operator runs it: SIGTERM ends it promptly in both modes (a pod
+/// stuck in Terminating for its whole grace period on every rollout is the failure this guards against).
+@Suite("weft-controller executable", .serialized)
+struct ControllerExecutableTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let binary = root.appendingPathComponent(".build/debug/weft-controller").path
+    static let examples = root.appendingPathComponent("manifests/examples").path
+
+    @Test("manifests mode: serves /status on a kept-alive connection, then exits 0 soon after SIGTERM")
+    func manifestsModeStopsOnSIGTERM() async throws {
+        try await withController(["--manifests", Self.examples]) { controller, port in
+            let connection = try RawConnection(port: port)
+            #expect(try await eventually { try connection.get("/readyz").hasPrefix("HTTP/1.1 200") })
+            let status = try connection.get("/status")
+            #expect(status.hasPrefix("HTTP/1.1 200"))
+            #expect(status.contains("\"VirtualService\""))
+            // The connection stays open (a scraper's would): SIGTERM must still end the process.
+            controller.signal(SIGTERM)
+            let exit = await controller.waitForExit(within: .seconds(10))
+            #expect(exit == .exited(0), "log:\n\(controller.log)")
+            connection.close()
+        }
+    }
+
+    @Test("cluster mode: the leader exits 0 soon after SIGTERM and releases its Lease")
+    func clusterModeStopsOnSIGTERMAndReleases() async throws {
+        let server = try await FakeAPIServer.start()
+        let snapshot = ManifestLoader().load(path: Self.examples).snapshot
+        for object in snapshot.namespaces { try server.seed(object) }
+        for object in snapshot.services { try server.seed(object) }
+        for object in snapshot.virtualServices { try server.seed(object) }
+        let kubeconfig = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "weft-kubeconfig-\(UInt64.random(in: 0...UInt64.max))")
+        try """
+        apiVersion: v1
+        kind: Config
+        clusters: [{name: fake, cluster: {server: "\(server.baseURL)"}}]
+        users: [{name: fake, user: {}}]
+        contexts: [{name: fake, context: {cluster: fake, user: fake}}]
+        current-context: fake
+        """.write(to: kubeconfig, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: kubeconfig) }
+        do {
+            try await withController(["--kubeconfig", kubeconfig.path]) { controller, port in
+                let connection = try RawConnection(port: port)
+                #expect(try await eventually { try connection.get("/readyz").hasPrefix("HTTP/1.1 200") })
+                #expect(
+                    try await eventually {
+                        let lease = server.get(
+                            coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")
+                        return !(lease?.spec?.holderIdentity ?? "").isEmpty
+                    })
+                controller.signal(SIGTERM)
+                let exit = await controller.waitForExit(within: .seconds(10))
+                #expect(exit == .exited(0), "log:\n\(controller.log)")
+                connection.close()
+                let lease = server.get(coordination.v1.Lease.self, namespace: "weft-system", name: "weft-controller")
+                #expect(lease?.spec?.holderIdentity ?? "" == "", "the Lease was not released")
+            }
+        } catch {
+            try? await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
+    }
+
+    /// Starts the controller with `arguments` on a free port of 127.0.0.1 and runs `body` with it and the port
+    /// it bound; kills it afterwards if it still runs.
+    func withController(
+        _ arguments: [String], _ body: (SpawnedProcess, Int) async throws -> Void
+    ) async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "weft-controller-\(UInt64.random(in: 0...UInt64.max)).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let controller = try SpawnedProcess(
+            Self.binary,
+            arguments + ["--metrics-port", "0", "--listen", "127.0.0.1", "--log-format", "json"], output: log.path)
+        defer { controller.kill() }
+        var port: Int?
+        _ = try await eventually {
+            port = Self.listeningPort(in: controller.log)
+            return port != nil
+        }
+        let bound = try #require(port, "no listening line in the log:\n\(controller.log)")
+        try await body(controller, bound)
+    }
+
+    /// The `http.port` of the JSON log line `listening`.
+    static func listeningPort(in log: String) -> Int? {
+        for line in log.split(separator: "\n") where line.contains("\"listening\"") {
+            guard let match = line.firstMatch(of: #/"http\.port":"?(\d+)/#) else { continue }
+            return Int(match.1)
+        }
+        return nil
+    }
+
+    /// Polls `condition` every 20 ms for at most 20 s.
+    func eventually(_ condition: () throws -> Bool) async throws -> Bool {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .seconds(20))
+        while clock.now < end {
+            if (try? condition()) == true { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try condition()
+    }
+}
+
+/// A child process started with `posix_spawn`, its signal mask cleared (the test process blocks signals,
+/// and a child inherits the mask: SIGTERM would never arrive) and its output (stdout and stderr) in a file.
+final class SpawnedProcess: Sendable {
+    enum Exit: Equatable, Sendable {
+        case exited(Int32)
+        case signalled(Int32)
+        case running
+    }
+
+    let pid: pid_t
+    let outputPath: String
+
+    init(_ executable: String, _ arguments: [String], output: String) throws {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) }
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv + [nil], environ)
+        guard result == 0 else {
+            throw SpawnError(message: "posix_spawn \(executable): \(String(cString: strerror(result)))")
+        }
+        self.pid = pid
+        self.outputPath = output
+    }
+
+    struct SpawnError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { self.message }
+    }
+
+    /// What it printed so far.
+    var log: String { (try? String(contentsOfFile: self.outputPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) {
+        Glibc.kill(self.pid, signal)
+    }
+
+    /// Waits (polling every 20 ms) until it exits or `timeout` passes.
+    func waitForExit(within timeout: Duration) async -> Exit {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: timeout)
+        while true {
+            var status: Int32 = 0
+            if waitpid(self.pid, &status, WNOHANG) == self.pid {
+                let signal = status & 0x7f
+                return signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+            }
+            guard clock.now < end else { return .running }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// SIGKILL, and reaps it.
+    func kill() {
+        var status: Int32 = 0
+        if waitpid(self.pid, &status, WNOHANG) == 0 {
+            Glibc.kill(self.pid, SIGKILL)
+            waitpid(self.pid, &status, 0)
+        }
+    }
+}
+
+/// One kept-alive HTTP/1.1 connection to 127.0.0.1 with blocking reads (5 s timeout each).
+final class RawConnection {
+    private let socket: Int32
+
+    init(port: Int) throws {
+        self.socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(self.socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(self.socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            Glibc.close(self.socket)
+            throw SpawnedProcess.SpawnError(message: "connect to 127.0.0.1:\(port) failed")
+        }
+    }
+
+    /// Sends a keep-alive GET and reads one response (head and its content-length body).
+    func get(_ path: String) throws -> String {
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(self.socket, $0.baseAddress, $0.count, 0) }) == request.count else {
+            throw SpawnedProcess.SpawnError(message: "send failed")
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let text = String(decoding: received, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n") {
+                let head = text[..<end.lowerBound].lowercased()
+                let length = head.firstMatch(of: #/content-length: *(\d+)/#).flatMap { Int($0.1) } ?? 0
+                if received.count >= text.utf8.distance(from: text.startIndex, to: end.upperBound) + length {
+                    return text
+                }
+            }
+            let count = buffer.withUnsafeMutableBytes { recv(self.socket, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw SpawnedProcess.SpawnError(message: "the connection ended") }
+            received += buffer[0..<count]
+        }
+    }
+
+    func close() {
+        Glibc.close(self.socket)
+    }
+}
