@@ -67,7 +67,6 @@ let package = Package(
                 "KubeModel",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -81,8 +80,6 @@ let package = Package(
             name: "WeftController",
             dependencies: [
                 "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient", "WeftHTTP",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -122,6 +119,8 @@ let package = Package(
             name: "weft-proxy",
             dependencies: [
                 "WeftProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "weftctl",
             dependencies: [
-                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests",
+                "KubeModel", "ProxyConfig", "WeftCompiler", "WeftManifests",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -152,19 +151,18 @@ let package = Package(
         .target(
             name: "WeftTesting",
             dependencies: [
-                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient",
+                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         // MARK: - Tests
-        .testTarget(name: "KubeModelTests", dependencies: ["KubeModel", "WeftTesting"], swiftSettings: strictSettings),
+        .testTarget(name: "KubeModelTests", dependencies: ["KubeModel"], swiftSettings: strictSettings),
         .testTarget(
             name: "WeftAPITests",
-            dependencies: ["WeftAPI", "WeftTesting", "WeftManifests", .product(name: "Yams", package: "Yams")],
+            dependencies: ["KubeModel", "WeftAPI", "WeftTesting", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
@@ -172,25 +170,34 @@ let package = Package(
         .testTarget(
             name: "KubeClientTests",
             dependencies: [
-                "KubeClient", "KubeModel", "WeftTesting",
+                "KubeClient", "KubeModel", "WeftAPI", "WeftTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "WeftCompilerTests",
-            dependencies: ["WeftCompiler", "WeftTesting", "WeftManifests"],
+            dependencies: ["KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftTesting", "WeftManifests"],
             exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "WeftManifestsTests",
-            dependencies: ["WeftManifests", "WeftTesting"],
+            dependencies: ["KubeModel", "WeftAPI", "WeftCompiler", "WeftManifests"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "WeftControllerTests",
-            dependencies: ["WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftCompiler"],
+            dependencies: [
+                "WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftManifests",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -198,13 +205,17 @@ let package = Package(
             dependencies: [
                 "WeftProxy", "ProxyConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "weftctlTests",
-            dependencies: ["WeftTesting", "ProxyConfig", "KubeModel"],
+            dependencies: ["ProxyConfig", "KubeModel"],
             swiftSettings: strictSettings
         ),
     ]

@@ -41,6 +41,10 @@ for module in WeftProxy ProxyCore; do
 $hits"
 done
 
+# Build hygiene: each target declares exactly the modules it imports.
+out=$(python3 hack/check-imports.py 2>&1) || fail "Package.swift and the imports disagree:
+$out"
+
 # 2. Structured concurrency and no crash operators in Sources/.
 hits=$(grep -rnE '(^|[^A-Za-z_.])Task(\.detached)? *\{|Task\.detached' Sources || true)
 [ -n "$hits" ] && fail "unstructured Task in Sources/ (use a Service or a task group):

@@ -39,6 +39,7 @@ public enum ConditionMessage {
     public static func join(_ parts: [String], limit: Int = maxLength) -> String {
         let full = parts.joined(separator: "; ")
         guard full.utf8.count > limit else { return full }
+        guard parts.count > 1 else { return Self.prefix(full, utf8Count: limit - "…".utf8.count) + "…" }
         // Room for the longest suffix this can need.
         let room = limit - "; … and \(parts.count) more".utf8.count
         var message = ""

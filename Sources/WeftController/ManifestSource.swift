@@ -59,7 +59,7 @@ public final class ManifestSource: SnapshotSource {
                         "manifest.problems": "\(loaded.problems.count)",
                     ])
                 self.state.withLock {
-                    $0.snapshot = loaded.snapshot
+                    $0.snapshot = ManifestGenerations.assign(loaded.snapshot, previous: $0.synced ? $0.snapshot : nil)
                     $0.problems = loaded.problems
                     $0.fingerprint = fingerprint
                     $0.synced = true

@@ -67,7 +67,8 @@ struct AnalysisReport {
                     severity: problem.severity.rawValue, resource: problem.resource,
                     field: problem.field, message: problem.message, location: location))
         }
-        let result = WeftCompiler().compile(loaded.snapshot)
+        // Generation 1 for every resource, as the controller's manifests mode reads a folder first.
+        let result = WeftCompiler().compile(ManifestGenerations.assign(loaded.snapshot, previous: nil))
         let readProblems = Set(self.problems.map { "\($0.resource ?? "")|\($0.field ?? "")|\($0.message)" })
         for diagnostic in result.diagnostics {
             let resource = diagnostic.resource.description

@@ -160,6 +160,126 @@ struct KubernetesControllerTests {
         try await server.shutdown()
     }
 
+    @Test("2,000 errors: the Accepted message is cut to the API's 32,768 characters and the write succeeds")
+    func manyErrorsFitTheMessageLimit() async throws {
+        let (server, client) = try await self.shop()
+        let controller = KubernetesController(
+            api: client, state: ControllerState(), options: Self.options(), logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            var route = weft.v1alpha1.HTTPRoute()
+            route.route = [weft.v1alpha1.HTTPRouteDestination(destination: .init(host: "catalog"))]
+            route.timeout = "7x"
+            vs.spec.http = Array(repeating: route, count: 2000)
+            _ = try await client.update(vs)
+            #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.reason == "Invalid" })
+            let message = try #require(self.condition(server, "catalog", "Accepted")?.message)
+            #expect(message.unicodeScalars.count <= 32_768)
+            #expect(message.hasPrefix("spec.http[0].timeout: "))
+            #expect(try #/; … and \d+ more$/#.firstMatch(in: message) != nil, "\(message.suffix(200))")
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
+    @Test("a status the API server refuses (422) is not sent again until it changes")
+    func refusedWriteIsNotRetried() async throws {
+        let (server, client) = try await self.shop()
+        let state = ControllerState()
+        let controller = KubernetesController(
+            api: client, state: state, options: Self.options(), logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
+            server.resetRequests()
+            server.failNext(1, status: 422, method: "PATCH", pathContains: "virtualservices/catalog/status")
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[0].route?[0].destination.host = "nowhere"
+            _ = try await client.update(vs)
+            #expect(
+                try await self.eventually {
+                    server.count(method: "PATCH", pathContains: "virtualservices/catalog/status") >= 1
+                })
+            // The retry queue would have sent it again within a second (its backoff starts at 5 ms); another
+            // compile (a Pod label changes) must not resend the refused conditions either.
+            var pod = try #require(server.get(core.v1.Pod.self, namespace: "shop", name: "frontend-6d8f7b9c4-x2k7p"))
+            pod.metadata.labels?["touched"] = "yes"
+            let compiles = state.compileCount
+            _ = try await client.update(pod)
+            #expect(try await self.eventually { state.compileCount > compiles })
+            try await Task.sleep(for: .seconds(1))
+            #expect(
+                server.count(method: "PATCH", pathContains: "virtualservices/catalog/status") == 1,
+                "\(server.requests.filter { $0.path.contains("catalog/status") })")
+            #expect(self.condition(server, "catalog", "ResolvedRefs")?.status == .true)
+            // A change of the conditions is written.
+            vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
+            vs.spec.http?[0].route?[0].destination.host = "elsewhere"
+            _ = try await client.update(vs)
+            #expect(
+                try await self.eventually {
+                    self.condition(server, "catalog", "ResolvedRefs")?.message.contains("elsewhere") == true
+                })
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
+    @Test("Events: names stay within 253 characters; a repeated Event is counted on the existing object")
+    func eventsAreNamedAndAggregatedLikeClientGo() async throws {
+        let (server, client) = try await self.shop()
+        let controller = KubernetesController(
+            api: client, state: ControllerState(), options: Self.options(), logger: Logger(label: "test"))
+        // The longest name a VirtualService may have.
+        let name = String(repeating: "a", count: 63) + "." + String(repeating: "b", count: 63) + "."
+            + String(repeating: "c", count: 63) + "." + String(repeating: "d", count: 61)
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            group.addTask { try await controller.run() }
+            defer { group.cancelAll() }
+            #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
+            var long = weft.v1alpha1.VirtualService()
+            long.metadata.namespace = "shop"
+            long.metadata.name = name
+            // frontend: no other VirtualService routes it (two for one host would conflict once this one is valid).
+            long.spec.hosts = ["frontend"]
+            var route = weft.v1alpha1.HTTPRoute()
+            route.route = [weft.v1alpha1.HTTPRouteDestination(destination: .init(host: "frontend"))]
+            route.timeout = "7x"
+            long.spec.http = [route]
+            _ = try await client.create(long)
+            func events() -> [core.v1.Event] {
+                server.list(core.v1.Event.self, namespace: "shop").filter { $0.fields.involvedObject.name == name }
+            }
+            #expect(try await self.eventually { events().count == 1 })
+            let first = try #require(events().first)
+            #expect(first.metadata.name?.count ?? 0 <= 253)
+            #expect(first.metadata.name?.hasPrefix(String(name.prefix(200))) == true)
+            #expect(first.fields.count == 1)
+
+            // Valid, then invalid again with the same message: the same Event, counted twice.
+            for timeout in ["2s", "7x"] {
+                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: name)
+                vs.spec.http?[0].timeout = timeout
+                _ = try await client.update(vs)
+                let reason = timeout == "2s" ? "Accepted" : "Invalid"
+                #expect(
+                    try await self.eventually {
+                        server.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: name)?.status?
+                            .conditions?[type: "Accepted"]?.reason == reason
+                    })
+            }
+            #expect(try await self.eventually { events().first?.fields.count == 2 })
+            #expect(events().count == 1)
+            #expect(events().first?.metadata.name == first.metadata.name)
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
     @Test("a failed status write is retried with backoff, without any other change")
     func retriesFailedWrites() async throws {
         let (server, client) = try await self.shop()

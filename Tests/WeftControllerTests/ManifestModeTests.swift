@@ -90,6 +90,8 @@ struct ManifestModeTests {
                 self.condition(items, "shop/VirtualService/catalog", "ResolvedRefs")?["status"]?.stringValue == "True")
             let acceptedSince = accepted["lastTransitionTime"]?.stringValue
             #expect(acceptedSince?.isEmpty == false)
+            // Generation 1 when first read, as the API server gives a new object.
+            #expect(accepted["observedGeneration"]?.intValue == 1)
 
             // Break a reference: the subset v2 is no longer defined.
             let routing = folder.appendingPathComponent("40-routing.yaml")
@@ -107,18 +109,25 @@ struct ManifestModeTests {
             #expect(broken["status"]?.stringValue == "False")
             #expect(broken["message"]?.stringValue?.contains("subset \"v3\"") == true)
             #expect(broken["lastTransitionTime"]?.stringValue != acceptedSince)
+            // The spec changed: generation 2. The other VirtualServices of the file did not change: still 1.
+            #expect(broken["observedGeneration"]?.intValue == 2)
+            #expect(
+                self.condition(items, "shop/VirtualService/payments", "Accepted")?["observedGeneration"]?.intValue == 1)
             // Accepted did not change status, so its transition time did not move.
             #expect(
                 self.condition(items, "shop/VirtualService/catalog", "Accepted")?["lastTransitionTime"]?.stringValue
                     == acceptedSince)
 
-            // Fix it again.
+            // Fix it again: a third generation.
             try original.write(to: routing, atomically: true, encoding: .utf8)
             #expect(
                 try await self.eventually {
                     self.condition(try await self.status(port), "shop/VirtualService/catalog", "ResolvedRefs")?[
                         "status"]?.stringValue == "True"
                 })
+            #expect(
+                self.condition(try await self.status(port), "shop/VirtualService/catalog", "ResolvedRefs")?[
+                    "observedGeneration"]?.intValue == 3)
         }
     }
 

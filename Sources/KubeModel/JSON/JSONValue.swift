@@ -35,6 +35,12 @@ extension JSONValue {
         return nil
     }
 
+    /// The integer, or `nil` when this is not an integer.
+    public var intValue: Int64? {
+        if case .int(let value) = self { return value }
+        return nil
+    }
+
     /// The member named `key` when this is an object.
     public subscript(key: String) -> JSONValue? {
         self.objectValue?[key]
