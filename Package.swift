@@ -164,6 +164,7 @@ let package = Package(
         .testTarget(
             name: "WeftAPITests",
             dependencies: ["WeftAPI", "WeftTesting", "WeftManifests", .product(name: "Yams", package: "Yams")],
+            exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
