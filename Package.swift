@@ -163,6 +163,7 @@ let package = Package(
         .testTarget(
             name: "WeftAPITests",
             dependencies: ["KubeModel", "WeftAPI", "WeftTesting", .product(name: "Yams", package: "Yams")],
+            exclude: ["Fixtures"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),

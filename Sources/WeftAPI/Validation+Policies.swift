@@ -111,10 +111,14 @@ extension FieldErrors {
         let portLevel = spec.portLevel ?? [:]
         for key in portLevel.keys.sorted() {
             let path = "spec.portLevel.\(key)"
-            if key.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int32(key) {
+            // Canonical decimal only: the compiler looks ports up as `String(port)`, so `"080"` would never apply.
+            let digits = key.utf8.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+            let leadingZero = key.utf8.count > 1 && key.utf8.first == UInt8(ascii: "0")
+            if digits, !leadingZero, key.utf8.count <= 5, let port = Int32(key) {
                 self.checkPort(port, at: path)
             } else {
-                self.add(path, "must be a port number between 1 and 65535, got \(quoted(key))")
+                self.add(
+                    path, "must be a port number between 1 and 65535 (decimal, no leading zeros), got \(quoted(key))")
             }
             if let mode = portLevel[key] {
                 self.checkOneOf(mode, modes, at: path)

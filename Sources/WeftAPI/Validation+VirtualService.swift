@@ -80,6 +80,10 @@ extension FieldErrors {
             }
             if let uri = rewrite.uri {
                 self.checkStartsWithSlash(uri, at: "\(path).rewrite.uri")
+                self.checkURIText(uri, at: "\(path).rewrite.uri")
+            }
+            if let authority = rewrite.authority {
+                self.checkURIText(authority, at: "\(path).rewrite.authority")
             }
         }
         var timeout: Duration?
@@ -260,9 +264,13 @@ extension FieldErrors {
     private mutating func checkRedirect(_ redirect: weft.v1alpha1.HTTPRedirect, at path: String) {
         if let uri = redirect.uri {
             self.checkStartsWithSlash(uri, at: "\(path).uri")
+            self.checkURIText(uri, at: "\(path).uri")
         }
-        if let authority = redirect.authority, authority.isEmpty {
-            self.add("\(path).authority", "must not be empty; omit the field to keep the request's authority")
+        if let authority = redirect.authority {
+            if authority.isEmpty {
+                self.add("\(path).authority", "must not be empty; omit the field to keep the request's authority")
+            }
+            self.checkURIText(authority, at: "\(path).authority")
         }
         if let port = redirect.port {
             self.checkPort(port, at: "\(path).port")
@@ -285,15 +293,15 @@ extension FieldErrors {
     }
 
     private mutating func checkHeaderOperations(_ operations: weft.v1alpha1.HeaderOperations, at path: String) {
-        for name in (operations.set ?? [:]).keys.sorted() {
-            self.checkHeaderName(name, at: "\(path).set.\(name)")
-        }
-        for name in (operations.add ?? [:]).keys.sorted() {
-            self.checkHeaderName(name, at: "\(path).add.\(name)")
+        for (operation, headers) in [("set", operations.set ?? [:]), ("add", operations.add ?? [:])] {
+            for (name, value) in headers.sorted(by: { $0.key < $1.key }) {
+                self.checkWritableHeaderName(name, at: "\(path).\(operation).\(name)")
+                self.checkHeaderValue(value, at: "\(path).\(operation).\(name)")
+            }
         }
         for (index, name) in (operations.remove ?? []).enumerated() {
             let itemPath = "\(path).remove[\(index)]"
-            self.checkHeaderName(name, at: itemPath)
+            self.checkWritableHeaderName(name, at: itemPath)
             if operations.set?[name] != nil {
                 self.add(itemPath, "cannot remove and set the same header \(quoted(name))")
             }

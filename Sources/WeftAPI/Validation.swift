@@ -159,15 +159,21 @@ struct FieldErrors {
     }
 }
 
-/// `"text"`, with quotes and backslashes escaped, for messages.
+/// `"text"`, with quotes and backslashes escaped and control characters written as escapes (`\r`, `\n`, `\t`,
+/// `\0`, `\u{1B}`), so that a message never carries a raw line break.
 func quoted(_ text: String) -> String {
     var result = "\""
-    for character in text {
-        switch character {
+    for scalar in text.unicodeScalars {
+        switch scalar {
         case "\"": result += "\\\""
         case "\\": result += "\\\\"
         case "\n": result += "\\n"
-        default: result.append(character)
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        case "\0": result += "\\0"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+            result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+        default: result.unicodeScalars.append(scalar)
         }
     }
     return result + "\""

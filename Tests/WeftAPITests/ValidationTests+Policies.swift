@@ -119,6 +119,10 @@ let destinationPolicyCases: [DPCase] = [
     ) { $0.spec.trafficPolicy?.retryBudget = .init(percent: 120, minRetriesPerSecond: -1) },
 ]
 
+func portLevelKeyMessage(_ key: String) -> String {
+    "must be a port number between 1 and 65535 (decimal, no leading zeros), got \"\(key)\""
+}
+
 /// Edits of the valid `shop` MeshTLSPolicy (STRICT, no selector).
 let meshTLSPolicyCases: [TLSCase] = [
     TLSCase("namespace missing", "metadata.namespace", "must be set") { $0.metadata.namespace = nil },
@@ -132,9 +136,20 @@ let meshTLSPolicyCases: [TLSCase] = [
         "port level keys",
         [
             FieldError("spec.portLevel.0", between(1, 65535, got: "0")),
-            FieldError("spec.portLevel.http", "must be a port number between 1 and 65535, got \"http\""),
+            FieldError("spec.portLevel.http", portLevelKeyMessage("http")),
         ]
     ) { $0.spec.portLevel = ["http": "STRICT", "0": "DISABLE"] },
+    // The compiler looks ports up as `String(port)`: only the canonical decimal form can ever apply.
+    TLSCase("port level key with a leading zero", "spec.portLevel.080", portLevelKeyMessage("080")) {
+        $0.spec.portLevel = ["080": "STRICT"]
+    },
+    TLSCase("port level key past Int32", "spec.portLevel.99999999999", portLevelKeyMessage("99999999999")) {
+        $0.spec.portLevel = ["99999999999": "STRICT"]
+    },
+    TLSCase("port level key empty", "spec.portLevel.", portLevelKeyMessage("")) { $0.spec.portLevel = ["": "STRICT"] },
+    TLSCase("port level key signed", "spec.portLevel.+80", portLevelKeyMessage("+80")) {
+        $0.spec.portLevel = ["+80": "STRICT"]
+    },
     TLSCase(
         "selector",
         [
