@@ -110,7 +110,9 @@ struct ProxyProtocolTests {
         let config = TestConfig.config(
             outbound: [TestConfig.service("chat", routes: [TestConfig.forward(to: "chat")])],
             clusters: [TestConfig.cluster("chat", ports: [server.port])])
-        try await ProxyHarness.withProxy(config: config) { proxy in
+        // `echo` is not WebSocket: it becomes a tunnel because the listener allows it.
+        let limits = ProxyLimits(upgradeProtocols: ["websocket", "echo"])
+        try await ProxyHarness.withProxy(config: config, limits: limits) { proxy in
             let answers = try await rawConversation(
                 port: proxy.outboundPort,
                 steps: [
