@@ -8,11 +8,16 @@ public final class ConfigFileWatcher: Service {
     private let path: String
     private let store: ProxyStateStore
     private let interval: Duration
+    private let metrics: ProxyMetrics?
     private let logger: Logger
 
-    public init(path: String, store: ProxyStateStore, interval: Duration = .milliseconds(500), logger: Logger) {
+    public init(
+        path: String, store: ProxyStateStore, metrics: ProxyMetrics? = nil, interval: Duration = .milliseconds(500),
+        logger: Logger
+    ) {
         self.path = path
         self.store = store
+        self.metrics = metrics
         self.interval = interval
         self.logger = logger
     }
@@ -39,6 +44,7 @@ public final class ConfigFileWatcher: Service {
             let state = try ProxyState.load(data)
             let previous = self.store.current?.config.version
             self.store.replace(with: state)
+            self.metrics?.lifecycle.configLoaded(state.config, at: Date().timeIntervalSince1970)
             self.logger.info(
                 "config loaded",
                 metadata: [
@@ -47,6 +53,7 @@ public final class ConfigFileWatcher: Service {
                 ])
             return true
         } catch {
+            self.metrics?.lifecycle.configRejected()
             self.logger.error(
                 "config rejected; keeping the previous config",
                 metadata: [

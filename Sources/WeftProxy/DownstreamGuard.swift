@@ -35,10 +35,25 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// When the current request head must be complete (HTTP/1.1). The header timer is lazy: it is scheduled
     /// once and, when it fires early (the deadline moved), rescheduled, so a request costs no timer work.
     private var headerDeadline: NIODeadline?
+    /// When a keep-alive connection with no request in flight (and no byte of the next one) closes. Shares the
+    /// lazy timer with the header deadline.
+    private var idleDeadline: NIODeadline?
+    /// When the scheduled `timer` fires (header or idle timer; nil while detecting).
+    private var timerDue: NIODeadline?
     private var requestInProgress = false
+
+    private var context: ChannelHandlerContext?
 
     init(_ shared: ProxyListenerContext) {
         self.shared = shared
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     /// The inbound port this connection serves (until transparent capture gives the original destination:
@@ -81,6 +96,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             self.detect(context: context)
         case .http1:
             if !self.requestInProgress, self.headerDeadline == nil {
+                self.idleDeadline = nil
                 self.armHeaderTimer(context: context)
             }
             context.fireChannelRead(data)
@@ -133,7 +149,10 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             try pipeline.addHandlers(
                 [
                     HTTPResponseEncoder(),
-                    ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                    ByteToMessageHandler(
+                        HTTPRequestDecoder(
+                            leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
+                            limitConfiguration: self.shared.limits.decoderLimits)),
                     HTTPServerPipelineHandler(),
                     ProxyServerHandler(self.shared, guardHandler: self),
                 ], position: .after(self))
@@ -208,22 +227,44 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func armHeaderTimer(context: ChannelHandlerContext) {
         let deadline = NIODeadline.now() + self.shared.limits.headerTimeout
         self.headerDeadline = deadline
-        if self.timer == nil {
-            self.scheduleHeaderTimer(at: deadline, context: context)
-        }
+        self.ensureTimer(by: deadline, context: context)
     }
 
+    /// Makes sure the timer fires no later than `deadline` (a timer already due earlier stays: it reschedules
+    /// itself when it finds nothing due yet).
+    private func ensureTimer(by deadline: NIODeadline, context: ChannelHandlerContext) {
+        if self.timer != nil, let due = self.timerDue, due <= deadline {
+            return
+        }
+        self.timer?.cancel()
+        self.scheduleHeaderTimer(at: deadline, context: context)
+    }
+
+    /// Schedules the connection's one timer; when it fires it acts on whichever deadline is due (a head that did
+    /// not arrive in time: 408; an idle keep-alive connection: close) or sleeps until the next one.
     private func scheduleHeaderTimer(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        self.timerDue = deadline
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             self.timer = nil
-            guard self.state == .http1, !self.requestInProgress, let deadline = self.headerDeadline else {
+            self.timerDue = nil
+            guard self.state == .http1, !self.requestInProgress else {
                 return
             }
-            if deadline > .now() {
-                self.scheduleHeaderTimer(at: deadline, context: context)
-                return
+            let now = NIODeadline.now()
+            if let header = self.headerDeadline {
+                if header > now {
+                    self.scheduleHeaderTimer(at: header, context: context)
+                } else {
+                    self.headerTimedOut(context: context)
+                }
+            } else if let idle = self.idleDeadline {
+                if idle > now {
+                    self.scheduleHeaderTimer(at: idle, context: context)
+                } else {
+                    // Nothing in flight and nothing arriving: close quietly (RFC 9112 §9.5).
+                    context.close(promise: nil)
+                }
             }
-            self.headerTimedOut(context: context)
         }
     }
 
@@ -245,16 +286,24 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func headReceived() {
         self.requestInProgress = true
         self.headerDeadline = nil
+        self.idleDeadline = nil
     }
 
-    /// The request and its response are complete.
+    /// The request and its response are complete: the idle timeout runs until the next request's first byte.
     func requestDone() {
         self.requestInProgress = false
+        guard self.state == .http1, let context = self.context else {
+            return
+        }
+        let deadline = NIODeadline.now() + self.shared.limits.idleTimeout
+        self.idleDeadline = deadline
+        self.ensureTimer(by: deadline, context: context)
     }
 
     /// The response ended before the request was complete, or the head was malformed: no timer either way.
     func stopTimer() {
         self.headerDeadline = nil
+        self.idleDeadline = nil
         self.timer?.cancel()
         self.timer = nil
     }

@@ -44,57 +44,6 @@ struct MirrorPlan {
     var lease: EndpointLease
 }
 
-/// The header carrying the inbound port to use until transparent capture exists (temporary; see README).
-let inboundPortHeader = "x-weft-inbound-port"
-
-private let hopByHopHeaders = ["connection", "keep-alive", "proxy-connection", "te", "upgrade", "trailer"]
-
-private func isHopByHop(_ name: String) -> Bool {
-    hopByHopHeaders.contains(where: { name.utf8.count == $0.utf8.count && name.lowercased() == $0 })
-}
-
-extension HTTPHeaders {
-    /// A copy without hop-by-hop fields, keeping `te: trailers` (gRPC needs it end to end) and, with
-    /// `keepUpgrade`, `upgrade` and `connection: upgrade` (a WebSocket handshake). Rebuilt from the fields so
-    /// that it does not carry the keep-alive state the parser recorded for the other connection (NIO keeps it
-    /// inside `HTTPHeaders`).
-    func withoutHopByHop(keepUpgrade: Bool = false) -> HTTPHeaders {
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(self.count)
-        for field in self {
-            guard isHopByHop(field.name) else {
-                fields.append((field.name, field.value))
-                continue
-            }
-            let name = field.name.lowercased()
-            if name == "te", field.value.lowercased() == "trailers" {
-                fields.append(("te", "trailers"))
-            } else if keepUpgrade, name == "upgrade" {
-                fields.append((field.name, field.value))
-            }
-        }
-        if keepUpgrade {
-            fields.append(("connection", "upgrade"))
-        }
-        return HTTPHeaders(fields)
-    }
-
-    mutating func apply(_ operations: HeaderOperations?) {
-        guard let operations else {
-            return
-        }
-        for name in operations.remove {
-            self.remove(name: name)
-        }
-        for header in operations.set {
-            self.replaceOrAdd(name: header.name, value: header.value)
-        }
-        for header in operations.add {
-            self.add(name: header.name, value: header.value)
-        }
-    }
-}
-
 private func hex16(_ value: UInt64) -> String {
     let hex = String(value, radix: 16)
     return String(repeating: "0", count: 16 - hex.utf8.count) + hex
@@ -132,27 +81,25 @@ func requestTarget(_ head: HTTPRequestHead) -> (authority: String, path: String)
     return (head.headers.first(name: "host") ?? "", uri)
 }
 
-/// The forwarded request head: origin-form path, hop-by-hop headers removed, `x-forwarded-proto`, and a
-/// `traceparent` when the client sent none.
+/// The forwarded request head: origin-form path, hop-by-hop fields removed (and `x-weft-inbound-port`, which
+/// never leaves the proxy), framed by the proxy (`envelope.framing`), `x-forwarded-proto`, and a `traceparent`
+/// when the client sent none. An `Expect: 100-continue` the proxy answers itself is not forwarded.
 private func upstreamHead<Random: RandomSource>(
-    _ head: HTTPRequestHead, path: String, authority: String, random: inout Random
+    _ head: HTTPRequestHead, path: String, authority: String, envelope: RequestEnvelope, random: inout Random
 ) -> HTTPRequestHead {
-    var headers = head.headers.withoutHopByHop(keepUpgrade: head.isUpgrade)
+    var headers = head.headers.withoutHopByHop(
+        request: true, upgrade: envelope.upgrade, also: envelope.expectsContinue ? "expect" : nil)
+    headers.remove(name: InboundPortHeader.name)
     headers.replaceOrAdd(name: "host", value: authority)
     headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
     if !headers.contains(name: "traceparent") {
         headers.add(name: "traceparent", value: newTraceparent(using: &random))
     }
+    headers.addFraming(envelope.framing, method: head.method)
     return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
 }
 
 extension HTTPRequestHead {
-    /// An HTTP/1.1 protocol upgrade request (WebSocket): `Upgrade` named in `Connection`.
-    var isUpgrade: Bool {
-        self.version.major == 1 && self.headers.contains(name: "upgrade")
-            && self.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" })
-    }
-
     /// A gRPC request (`content-type: application/grpc...`).
     var isGRPC: Bool {
         self.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
@@ -196,7 +143,7 @@ extension ProxyState {
     /// the cluster's balancer in `runtime`, which must serve this state; `remoteAddress` is the client's, for
     /// source IP hashing). A forward plan holds a lease on the endpoint that the caller must end.
     func decideOutbound(
-        _ head: HTTPRequestHead, runtime: ClusterRuntime, remoteAddress: SocketAddress?
+        _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?
     ) -> ProxyDecision {
         let (authority, path) = requestTarget(head)
         var fields: [(name: String, value: String)] = []
@@ -233,7 +180,8 @@ extension ProxyState {
         }
         let newPath = forward.rewrite.map { rewrittenPath(path, matched: match.requestMatch, rewrite: $0) } ?? path
         var upstream = upstreamHead(
-            head, path: newPath, authority: forward.rewrite?.authority ?? authority, random: &runtime.random)
+            head, path: newPath, authority: forward.rewrite?.authority ?? authority, envelope: envelope,
+            random: &runtime.random)
         upstream.headers.apply(forward.requestHeaders)
         upstream.headers.apply(backend.requestHeaders)
         var delay: TimeAmount?
@@ -290,12 +238,16 @@ extension ProxyState {
             service: balancer.cluster.service)
     }
 
-    /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port`
-    /// when present, otherwise the first one. Temporary until the inbound listener knows the original
-    /// destination port (transparent capture).
-    func decideInbound(_ head: HTTPRequestHead, runtime: ClusterRuntime) -> ProxyDecision {
+    /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port` when
+    /// the client may choose it (see `InboundPortHeader`), otherwise the first one. Temporary until the inbound
+    /// listener knows the original destination port (transparent capture).
+    func decideInbound(
+        _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?
+    ) -> ProxyDecision {
         let inbound: InboundPort?
-        if let requested = head.headers.first(name: inboundPortHeader) {
+        if InboundPortHeader.isHonoured(from: remoteAddress),
+            let requested = head.headers.first(name: InboundPortHeader.name)
+        {
             let port = Int(requested)
             inbound = self.config.inbound.first(where: { $0.port == port })
         } else {
@@ -305,8 +257,7 @@ extension ProxyState {
             return .respond(status: 404, reason: .inboundPortNotFound, location: nil)
         }
         let (authority, path) = requestTarget(head)
-        var upstream = upstreamHead(head, path: path, authority: authority, random: &runtime.random)
-        upstream.headers.remove(name: inboundPortHeader)
+        let upstream = upstreamHead(head, path: path, authority: authority, envelope: envelope, random: &runtime.random)
         let target = UpstreamTarget(
             host: "127.0.0.1", port: inbound.appPort,
             protocolKind: upstreamProtocol(inbound.protocol, downstream: head.version),

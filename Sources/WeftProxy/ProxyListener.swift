@@ -30,7 +30,8 @@ public final class ProxyListener: Service {
         self.port = port
         self.shared = ProxyListenerContext(
             direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group),
-            pools: UpstreamPools(group: group), limits: limits, accessLog: accessLog,
+            pools: UpstreamPools(group: group, decoderLimits: limits.decoderLimits), limits: limits,
+            accessLog: accessLog,
             tracer: tracer)
         self.group = group
         self.drainTimeout = drainTimeout
@@ -54,6 +55,8 @@ public final class ProxyListener: Service {
             }
             .bind(host: self.host, port: self.port).get()
         self.boundPort.withLock { $0 = server.localAddress?.port }
+        shared.metrics.lifecycle.listener(shared.direction, bound: true)
+        defer { shared.metrics.lifecycle.listener(shared.direction, bound: false) }
         self.logger.info(
             "listening",
             metadata: [
@@ -74,9 +77,13 @@ public final class ProxyListener: Service {
 
     private func track(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
+        let lifecycle = self.shared.metrics.lifecycle
+        let direction = self.shared.direction
         self.connections.withLock { $0[id] = channel }
+        lifecycle.connectionOpened(direction)
         channel.closeFuture.whenComplete { [self] _ in
             self.connections.withLock { _ = $0.removeValue(forKey: id) }
+            lifecycle.connectionClosed(direction)
         }
     }
 

@@ -43,7 +43,7 @@ extension ProxyReason {
     fileprivate var index: Int { Self.ordered.firstIndex(of: self) ?? 0 }
 }
 
-/// The proxy's metrics.
+/// The proxy's metrics (and, from the start, those of `ProxyLifecycleMetrics`).
 ///
 /// - `weft_proxy_requests_total{direction, destination_service, response_class, reason}`
 /// - `weft_proxy_request_duration_seconds{direction, destination_service}` (histogram)
@@ -60,6 +60,8 @@ public final class ProxyMetrics: Sendable {
     private let retries: [StatCell]
     private let tcp: [StatCell]
     private let handles = ThreadSpecificVariable<HandleCache>()
+    /// Build, config, listener and connection series (see `ProxyLifecycleMetrics`).
+    let lifecycle = ProxyLifecycleMetrics()
 
     public init() {
         let count = ProxyDirection.allCases.count * Self.classes.count * ProxyReason.allCases.count

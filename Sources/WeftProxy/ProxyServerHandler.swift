@@ -4,50 +4,6 @@ import NIOPosix
 import ProxyConfig
 import ProxyCore
 
-/// What every connection of a listener shares.
-struct ProxyListenerContext: Sendable {
-    let direction: ProxyDirection
-    let store: ProxyStateStore
-    let metrics: ProxyMetrics
-    /// Per event loop balancer and outlier detection state.
-    let runtimes: ClusterRuntimes
-    /// Per event loop upstream connections.
-    let pools: UpstreamPools
-    let limits: ProxyLimits
-    let accessLog: AccessLog?
-    let tracer: ProxyTracer?
-}
-
-/// Bounds on what a downstream may send, and the proxy's own buffers.
-public struct ProxyLimits: Sendable, Hashable {
-    /// Request header fields at most (more: 431 `header_limits`).
-    public var maxHeaderCount: Int
-    /// Bytes of request header names and values at most (more: 431 `header_limits`).
-    public var maxHeaderBytes: Int
-    /// Time a client has from its first byte to the end of a request head (HTTP/1.1): 408 `header_timeout`.
-    public var headerTimeout: TimeAmount
-    /// How long a new connection on a `detect` port may stay silent before it is treated as opaque TCP
-    /// (server-first protocols such as MySQL), and how long the outbound port waits for a first byte.
-    public var detectTimeout: TimeAmount
-    /// Request bytes kept for retries; a larger body is streamed and not retried.
-    public var retryBufferBytes: Int
-    /// Request bytes buffered for a mirror that is not connected yet; past this the mirror is dropped.
-    public var mirrorBufferBytes: Int
-
-    public init(
-        maxHeaderCount: Int = 100, maxHeaderBytes: Int = 64 << 10, headerTimeout: TimeAmount = .seconds(10),
-        detectTimeout: TimeAmount = .milliseconds(200), retryBufferBytes: Int = 64 << 10,
-        mirrorBufferBytes: Int = 64 << 10
-    ) {
-        self.maxHeaderCount = maxHeaderCount
-        self.maxHeaderBytes = maxHeaderBytes
-        self.headerTimeout = headerTimeout
-        self.detectTimeout = detectTimeout
-        self.retryBufferBytes = retryBufferBytes
-        self.mirrorBufferBytes = mirrorBufferBytes
-    }
-}
-
 /// Proxies the requests of one downstream HTTP/1.1 connection (one at a time: `HTTPServerPipelineHandler`
 /// holds pipelined requests back) or of one HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`):
 /// routes on the head, takes an upstream stream from the event loop's `UpstreamPool`, and forwards body parts
@@ -86,6 +42,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var responseHeadSent = false
     private var isGRPC = false
     private var isUpgrade = false
+    /// Body parts go upstream (false: the request is framed without a body, e.g. TRACE).
+    private var forwardsBody = true
+    /// `Expect: 100-continue`; and whether the proxy answered `100 Continue`.
+    private var expectsContinue = false
+    private var continueSent = false
+    /// An HTTP/2 GET, HEAD or DELETE without `content-length`, routed once the next part (or the end of this
+    /// read) shows whether a body follows, so that it is framed right for an HTTP/1.1 upstream.
+    private var deferredHead: HTTPRequestHead?
     private var started = NIODeadline.now()
     private var status = 0
     private var reason = ProxyReason.upstream
@@ -146,11 +110,19 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
-            self.requestHead(head, context: context)
+            if self.isHTTP2, head.awaitsBodyKnowledge {
+                self.deferredHead = head
+                return
+            }
+            self.requestHead(head, bodyFollows: nil, context: context)
         case .body(let buffer):
+            self.routeDeferredHead(bodyFollows: true, context: context)
             self.requestBytes += buffer.readableBytes
-            self.requestPart(.body(.byteBuffer(buffer)))
+            if self.forwardsBody {
+                self.requestPart(.body(.byteBuffer(buffer)))
+            }
         case .end(let trailers):
+            self.routeDeferredHead(bodyFollows: false, context: context)
             self.requestEnded = true
             switch self.phase {
             case .forwarding:
@@ -164,7 +136,17 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
     }
 
+    /// Routes a deferred HTTP/2 head now that it is known whether a body follows.
+    private func routeDeferredHead(bodyFollows: Bool, context: ChannelHandlerContext) {
+        if let head = self.deferredHead {
+            self.deferredHead = nil
+            self.requestHead(head, bodyFollows: bodyFollows, context: context)
+        }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
+        // No end in this read: the stream goes on, so a body follows.
+        self.routeDeferredHead(bodyFollows: true, context: context)
         if self.upstreamReady {
             self.upstream?.flush()
         }
@@ -179,6 +161,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.reason = .downstreamReset
             self.record()
         }
+        self.deferredHead = nil
         self.cancelTimers()
         self.cancelWait()
         self.endLease()
@@ -219,7 +202,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     // MARK: Request
 
-    private func requestHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func requestHead(_ head: HTTPRequestHead, bodyFollows: Bool?, context: ChannelHandlerContext) {
         self.ticket += 1
         self.endLease()
         self.guardHandler?.headReceived()
@@ -229,7 +212,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.requestEnded = false
         self.responseHeadSent = false
         self.isGRPC = head.isGRPC
-        self.isUpgrade = !self.isHTTP2 && head.isUpgrade
+        let envelope = RequestEnvelope(
+            head, isHTTP2: self.isHTTP2, bodyFollows: bodyFollows, upgradeProtocols: self.shared.limits.upgradeProtocols
+        )
+        self.isUpgrade = envelope.upgrade != nil
+        if envelope.refusedUpgrade {
+            self.keepAlive = false
+        }
+        self.forwardsBody = envelope.forwardsBody
+        self.expectsContinue = envelope.expectsContinue
+        self.continueSent = false
         self.started = .now()
         self.status = 0
         self.reason = .upstream
@@ -244,8 +236,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.target = nil
         self.pending.removeAll(keepingCapacity: true)
         self.phase = .forwarding
-        if !self.headersWithinLimits(head.headers) {
+        if !self.shared.limits.admits(head.headers) {
             self.respond(status: 431, reason: .headerLimits)
+            return
+        }
+        if case .invalid(let status) = envelope.framing {
+            // The body cannot be delimited safely: answer, and close (the rest of the bytes cannot be trusted).
+            self.keepAlive = false
+            self.respond(status: status, reason: .malformedRequest)
             return
         }
         guard let state = self.shared.store.current else {
@@ -268,28 +266,25 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
         let decision: ProxyDecision
         let runtime = self.runtime(for: state, on: context.eventLoop)
+        let remote = context.channel.remoteAddress
         if self.shared.direction == .outbound {
-            decision = state.decideOutbound(head, runtime: runtime, remoteAddress: context.channel.remoteAddress)
+            decision = state.decideOutbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
         } else {
-            decision = state.decideInbound(head, runtime: runtime)
+            decision = state.decideInbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
         }
         switch decision {
         case .respond(let status, let reason, let location):
             self.respond(status: status, reason: reason, location: location)
         case .forward(let plan):
+            if self.expectsContinue {
+                // The proxy will take the body: let the client send it now (the upstream never sees the Expect).
+                self.continueSent = true
+                context.writeAndFlush(
+                    self.wrapOutboundOut(.head(HTTPResponseHead(version: self.version, status: .continue))),
+                    promise: nil)
+            }
             self.forward(plan, context: context)
         }
-    }
-
-    private func headersWithinLimits(_ headers: HTTPHeaders) -> Bool {
-        guard headers.count <= self.shared.limits.maxHeaderCount else {
-            return false
-        }
-        var bytes = 0
-        for field in headers {
-            bytes += field.name.utf8.count + field.value.utf8.count
-        }
-        return bytes <= self.shared.limits.maxHeaderBytes
     }
 
     private func forward(_ plan: ForwardPlan, context: ChannelHandlerContext) {
@@ -353,7 +348,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return pool
         }
         if self.connectionPool == nil {
-            self.connectionPool = UpstreamPool(eventLoop: loop)
+            self.connectionPool = UpstreamPool(eventLoop: loop, decoderLimits: self.shared.limits.decoderLimits)
         }
         return self.connectionPool
     }
@@ -538,6 +533,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             // `Expect: 100-continue` interim answers are the proxy's own business.
             return
         }
+        if status == 101, !self.isUpgrade {
+            // Switching protocols on a request that asked for no (allowed) upgrade: never tunnel it.
+            self.lease?.record(.status(502))
+            self.closeUpstream()
+            self.respond(status: 502, reason: .upstreamReset)
+            return
+        }
         self.tryTimer?.cancel()
         self.tryTimer = nil
         self.lease?.record(.status(status))
@@ -586,6 +588,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
         if self.responseHeadSent {
             self.abortDownstream(reason: .upstreamReset)
+        } else if upstream.refusedStream {
+            // Never processed by the app: retried as `refused-stream`, even for a non-idempotent method.
+            self.lease?.record(.connectFailure)
+            self.tryFailed(.refusedStream, status: 503, reason: .upstreamReset)
         } else {
             self.lease?.record(.status(502))
             self.tryFailed(.reset, status: 502, reason: .upstreamReset)
@@ -667,7 +673,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.abortDownstream(reason: .upstreamReset)
             return
         }
-        var headers = response.headers.withoutHopByHop(keepUpgrade: true)
+        var headers = response.headers.withoutHopByHop(upgrade: response.headers.first(name: "upgrade"))
         for operations in self.plan?.responseHeaders ?? [] {
             headers.apply(operations)
         }
@@ -777,6 +783,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return
         }
         self.cancelWait()
+        if self.expectsContinue, !self.continueSent, !self.requestEnded {
+            // The client may or may not send the body it announced: the connection cannot be reused.
+            self.keepAlive = false
+        }
         // The upstream of a failed try is not reusable: `finish` closes it.
         self.upstreamReusable = false
         self.reason = reason
@@ -914,46 +924,3 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
 @available(*, unavailable)
 extension ProxyServerHandler: Sendable {}
-
-/// Turns an HTTP/1.1 channel (server or client side) into a byte tunnel ending in `tunnel`: the encoder
-/// leaves first (nothing may encode the tunnel's bytes), the tunnel goes in right after the decoder (which hands
-/// it the bytes it still holds as it leaves), then every other HTTP handler leaves.
-func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws {
-    let pipeline = channel.pipeline.syncOperations
-    func remove<Handler: ChannelHandler>(_ type: Handler.Type) {
-        if let context = try? pipeline.context(handlerType: type) {
-            pipeline.removeHandler(context: context, promise: nil)
-        }
-    }
-    remove(HTTPResponseEncoder.self)
-    remove(HTTPRequestEncoder.self)
-    remove(NIOHTTPRequestHeadersValidator.self)
-    if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
-        try pipeline.addHandler(tunnel, position: .after(decoder))
-        pipeline.removeHandler(decoder, promise: nil)
-    } else if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) {
-        try pipeline.addHandler(tunnel, position: .after(decoder))
-        pipeline.removeHandler(decoder, promise: nil)
-    } else {
-        try pipeline.addHandler(tunnel, position: .first)
-    }
-    remove(HTTPServerPipelineHandler.self)
-    remove(ProxyServerHandler.self)
-    remove(UpstreamHandler.self)
-}
-
-/// The gRPC status for a response the proxy makes itself (the HTTP-to-gRPC mapping of the gRPC spec, with
-/// timeouts as DEADLINE_EXCEEDED).
-func grpcStatus(forHTTP status: Int, reason: ProxyReason) -> Int {
-    if reason == .timeout {
-        return 4
-    }
-    switch status {
-    case 400: return 13
-    case 401: return 16
-    case 403: return 7
-    case 404: return 12
-    case 429, 502, 503, 504: return 14
-    default: return 2
-    }
-}

@@ -12,8 +12,10 @@ public final class ProxyState: Sendable {
     /// Clusters by name. Their mutable balancing state lives per event loop (`ClusterRuntime`).
     let clusters: [String: Cluster]
 
-    /// Compiles `config`; throws `ProxyConfigError` when a route matcher does not compile.
+    /// Compiles `config`; throws `ProxyConfigError` when a route matcher does not compile, or when a header value
+    /// it writes could split or reframe a message (`ConfigHeaderCheck`).
     public init(config: ProxyConfig, json: String) throws(ProxyConfigError) {
+        try ConfigHeaderCheck.check(config)
         self.routeTable = try RouteTable(config)
         self.config = config
         self.json = json

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 
 /// What an upstream stream delivers to the request that holds it.
 protocol UpstreamDelegate: AnyObject {
@@ -35,6 +36,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     var countsTowardLimit: Bool
     /// Called when an HTTP/2 stream closes (its connection counts open streams).
     var onClose: (() -> Void)?
+    /// The HTTP/2 upstream refused this stream (RST_STREAM REFUSED_STREAM, or above a GOAWAY's last stream): it
+    /// never reached the application, so it is safe to retry (`refused-stream`).
+    private(set) var refusedStream = false
 
     init(pool: UpstreamPool, key: String, cluster: String, kind: UpstreamProtocol) {
         self.pool = pool
@@ -147,6 +151,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .refusedStream {
+            self.refusedStream = true
+        }
         context.close(promise: nil)
     }
 

@@ -61,13 +61,16 @@ final class UpstreamPool {
     }
 
     let eventLoop: any EventLoop
+    /// Bounds on upstream HTTP/1.1 response heads (the proxy's header limits).
+    private let decoderLimits: NIOHTTPDecoderLimitConfiguration
     private var clusters: [String: ClusterState] = [:]
     private var idle: [String: [UpstreamHandler]] = [:]
     private var http2: [String: HTTP2Connection] = [:]
     private var nextWaiterID = 0
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, decoderLimits: NIOHTTPDecoderLimitConfiguration = .init()) {
         self.eventLoop = eventLoop
+        self.decoderLimits = decoderLimits
     }
 
     private func state(for target: UpstreamTarget) -> ClusterState {
@@ -161,12 +164,19 @@ final class UpstreamPool {
         let requesterBox = NIOLoopBound(RequesterBox(weakRequester), eventLoop: self.eventLoop)
         let cluster = target.cluster
         let key = target.key
+        let decoderLimits = self.decoderLimits
+        // Requests are framed by the proxy (`RequestFraming`): the encoder must not second-guess it.
+        var encoder = HTTPRequestEncoder.Configuration()
+        encoder.automaticallySetFramingHeaders = false
+        let encoderConfiguration = encoder
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes, encoderConfiguration: encoderConfiguration,
+                        decoderLimitConfiguration: decoderLimits)
                     try channel.pipeline.syncOperations.addHandler(
                         UpstreamHandler(pool: bound.value, key: key, cluster: cluster, kind: .http1))
                 }
@@ -384,6 +394,7 @@ final class HTTP2Connection {
                         // Server push is not used in the mesh.
                         stream.close()
                     }
+                    try channel.pipeline.syncOperations.addHandler(GoAwayObserver { bound.value.goAwayReceived() })
                 }
             }
             .connect(host: self.target.host, port: self.target.port)
@@ -437,6 +448,16 @@ final class HTTP2Connection {
         self.pool?.http2Dequeued(waiters.count, cluster: self.target.cluster)
         for waiter in waiters {
             waiter.requester?.upstreamUnavailable(.upstreamConnectFailure, ticket: waiter.ticket)
+        }
+    }
+
+    /// The upstream sent GOAWAY: no new stream goes to this connection (the pool opens another), the streams in
+    /// flight finish (those above the GOAWAY's last stream are refused by NIO and retried), then it closes.
+    fileprivate func goAwayReceived() {
+        self.acceptsStreams = false
+        self.pool?.http2Closed(self)
+        if self.activeStreams <= 0 {
+            self.channel?.close(promise: nil)
         }
     }
 
@@ -527,11 +548,35 @@ final class HTTP2Connection {
 @available(*, unavailable)
 extension HTTP2Connection: Sendable {}
 
+/// Watches an HTTP/2 connection's root-stream frames for GOAWAY.
+private final class GoAwayObserver: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    typealias InboundOut = HTTP2Frame
+
+    private let onGoAway: () -> Void
+
+    init(_ onGoAway: @escaping () -> Void) {
+        self.onGoAway = onGoAway
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .goAway = self.unwrapInboundIn(data).payload {
+            self.onGoAway()
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+@available(*, unavailable)
+extension GoAwayObserver: Sendable {}
+
 /// The `UpstreamPool` of each event loop of a group, created lazily on that loop.
 final class UpstreamPools: Sendable {
     private let boxes: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool?>]
+    private let decoderLimits: NIOHTTPDecoderLimitConfiguration
 
-    init(group: any EventLoopGroup) {
+    init(group: any EventLoopGroup, decoderLimits: NIOHTTPDecoderLimitConfiguration = .init()) {
+        self.decoderLimits = decoderLimits
         var boxes: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool?>] = [:]
         for loop in group.makeIterator() {
             boxes[ObjectIdentifier(loop)] = .makeEmptyBox(valueType: UpstreamPool.self, eventLoop: loop)
@@ -547,7 +592,7 @@ final class UpstreamPools: Sendable {
         if let pool = box.value {
             return pool
         }
-        let pool = UpstreamPool(eventLoop: loop)
+        let pool = UpstreamPool(eventLoop: loop, decoderLimits: self.decoderLimits)
         box.value = pool
         return pool
     }

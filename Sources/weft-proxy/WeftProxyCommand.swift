@@ -48,6 +48,15 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "Seconds a client has to send a request head (HTTP/1.1) before a 408.")
     var headerTimeout: Double = 10
 
+    @Option(
+        help:
+            "Seconds a keep-alive client connection (HTTP/1.1) may be idle, no request in flight, before it is closed.")
+    var idleTimeout: Double = 300
+
+    @Option(
+        help: "A protocol an HTTP/1.1 Upgrade may switch to (a tunnel); repeat for more. Default: websocket.")
+    var allowUpgrade: [String] = []
+
     @Option(help: "Milliseconds a connection to an inbound `detect` port may stay silent before it is proxied as TCP.")
     var detectTimeoutMs: Int = 200
 
@@ -80,10 +89,13 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let store = ProxyStateStore()
         let metrics = ProxyMetrics()
-        let watcher = ConfigFileWatcher(path: self.config, store: store, logger: Logger(label: "weft.proxy.config"))
+        let watcher = ConfigFileWatcher(
+            path: self.config, store: store, metrics: metrics, logger: Logger(label: "weft.proxy.config"))
         let limits = ProxyLimits(
             headerTimeout: .milliseconds(Int64(self.headerTimeout * 1000)),
-            detectTimeout: .milliseconds(Int64(self.detectTimeoutMs)))
+            detectTimeout: .milliseconds(Int64(self.detectTimeoutMs)),
+            idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000)),
+            upgradeProtocols: self.allowUpgrade.isEmpty ? ["websocket"] : self.allowUpgrade)
         var tracing: (tracer: ProxyTracer, service: any Service)?
         let environment = ProcessInfo.processInfo.environment
         if self.otlpEndpoint != nil || environment["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil

@@ -46,6 +46,33 @@ struct ProxyBinaryTests {
         }
     }
 
+    @Test func aFreshProxyExportsItsSeriesBeforeAnyRequest() async throws {
+        let upstreamPort = TestUpstream.refusingPort
+        let version = binaryConfig(upstreamPort: upstreamPort).version
+        try await withProxyBinary(upstreamPort: upstreamPort) { proxy in
+            let metrics = try await TestResponse.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(proxy.adminPort)/metrics"), client: testClient)
+            let text = String(buffer: metrics.body)
+            #expect(prometheusValues(text, "weft_proxy_build_info", ["version="]) == [1], "\(text)")
+            #expect(prometheusValues(text, "weft_proxy_config_info", ["version=\"\(version)\""]) == [1])
+            let loaded = prometheusValues(text, "weft_proxy_config_load_timestamp_seconds", []).first
+            #expect((loaded ?? 0) > 1_600_000_000)
+            for direction in ["outbound", "inbound"] {
+                #expect(prometheusValues(text, "weft_proxy_listeners", ["direction=\"\(direction)\""]) == [1])
+                #expect(
+                    prometheusValues(text, "weft_proxy_downstream_connections", ["direction=\"\(direction)\""])
+                        == [0])
+            }
+            let requests = prometheusValues(
+                text, "weft_proxy_requests_total",
+                [
+                    "direction=\"outbound\"", "destination_service=\"a.shop.svc.cluster.local\"",
+                    "response_class=\"2xx\"", "reason=\"upstream\"",
+                ])
+            #expect(requests == [0], "\(text)")
+        }
+    }
+
     @Test func exportsASpanPerRequestOverOTLP() async throws {
         let collector = try await Collector.start()
         try await withUpstreams(["a"]) { upstreams in
@@ -95,10 +122,7 @@ func withProxyBinary(
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let configPath = directory.appendingPathComponent("config.json").path
-    let config = TestConfig.config(
-        outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
-        clusters: [TestConfig.cluster("a", ports: [upstreamPort])])
-    try config.encoded().write(to: URL(fileURLWithPath: configPath))
+    try binaryConfig(upstreamPort: upstreamPort).encoded().write(to: URL(fileURLWithPath: configPath))
     let outbound = try await TestUpstream.unusedPort()
     let inbound = try await TestUpstream.unusedPort()
     let admin = try await TestUpstream.unusedPort()
@@ -115,6 +139,27 @@ func withProxyBinary(
         return ready?.hasPrefix("HTTP/1.1 200") ?? false
     }
     try await body(ProxyBinary(process: process, outboundPort: outbound, adminPort: admin))
+}
+
+/// The config `withProxyBinary` serves: `catalog` to `127.0.0.1:upstreamPort`.
+func binaryConfig(upstreamPort: Int) -> ProxyConfig {
+    TestConfig.config(
+        outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
+        clusters: [TestConfig.cluster("a", ports: [upstreamPort])])
+}
+
+/// The values of the Prometheus text-format samples of `name` whose labels contain every one of `labels`.
+func prometheusValues(_ text: String, _ name: String, _ labels: [String]) -> [Double] {
+    text.split(separator: "\n").compactMap { line -> Double? in
+        guard line.hasPrefix(name + "{") || line.hasPrefix(name + " "), let space = line.lastIndex(of: " ") else {
+            return nil
+        }
+        let series = line[..<space]
+        guard labels.allSatisfy({ series.contains($0) }) else {
+            return nil
+        }
+        return Double(line[line.index(after: space)...])
+    }
 }
 
 /// A stand-in OTLP/HTTP collector: records each POST's path and body, answers `{}`.

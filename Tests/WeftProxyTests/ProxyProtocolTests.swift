@@ -110,7 +110,9 @@ struct ProxyProtocolTests {
         let config = TestConfig.config(
             outbound: [TestConfig.service("chat", routes: [TestConfig.forward(to: "chat")])],
             clusters: [TestConfig.cluster("chat", ports: [server.port])])
-        try await ProxyHarness.withProxy(config: config) { proxy in
+        // `echo` is not WebSocket: it becomes a tunnel because the listener allows it.
+        let limits = ProxyLimits(upgradeProtocols: ["websocket", "echo"])
+        try await ProxyHarness.withProxy(config: config, limits: limits) { proxy in
             let answers = try await rawConversation(
                 port: proxy.outboundPort,
                 steps: [
@@ -128,6 +130,29 @@ struct ProxyProtocolTests {
             #expect(answers[1] == "ping-1")
             #expect(answers[2] == String(repeating: "z", count: 100_000) + "END")
             #expect(proxy.metrics.requests(.outbound, status: 101, reason: .upstream) == 1)
+        }
+        await server.stop()
+    }
+
+    /// Found while working on issue 15, not fixed yet: bytes a client pipelines right behind a WebSocket
+    /// handshake (before the `101`) crash the process when the connection becomes a tunnel (NIOAny: "tried to
+    /// decode as type HTTPPart<HTTPRequestHead, IOData> but found IOData"). Enable once `installTunnel` is fixed.
+    @Test(.disabled("crashes the test process: early bytes behind an upgrade head; see the comment"))
+    func bytesPipelinedBehindAnUpgradeHeadDoNotCrash() async throws {
+        let server = try await RawServer.start(.upgrade)
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("chat", routes: [TestConfig.forward(to: "chat")])],
+            clusters: [TestConfig.cluster("chat", ports: [server.port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let answer = try await rawConversation(
+                port: proxy.outboundPort,
+                steps: [
+                    (
+                        "GET /socket HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nEARLY",
+                        "EARLY"
+                    )
+                ])
+            #expect(answer.first?.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n") == true)
         }
         await server.stop()
     }

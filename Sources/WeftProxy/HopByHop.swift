@@ -1,0 +1,84 @@
+import NIOHTTP1
+import ProxyConfig
+
+/// The hop-by-hop fields of RFC 9110 §7.6.1, which a proxy never forwards: `Connection` and every field it names,
+/// `Keep-Alive`, `Proxy-Connection`, `TE` (except `trailers`), `Transfer-Encoding`, `Upgrade` (except a tunnel's),
+/// `Trailer`, and `HTTP2-Settings` (an h2c upgrade's).
+private let hopByHopNames = [
+    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer", "http2-settings",
+]
+
+private func isHopByHop(_ name: String) -> Bool {
+    hopByHopNames.contains { name.equalsIgnoringASCIICase($0) }
+}
+
+extension HTTPHeaders {
+    /// Whether `name` is listed in this message's `Connection` field(s) (so hop-by-hop too).
+    private func isNamedInConnection(_ name: String, connectionFields: Int) -> Bool {
+        guard connectionFields > 0 else {
+            return false
+        }
+        for field in self where field.name.equalsIgnoringASCIICase("connection") {
+            if field.value.containsToken(name) {
+                return true
+            }
+        }
+        return false
+    }
+
+    /// A copy without hop-by-hop fields (and without `content-length`, for a request: the proxy frames it again,
+    /// see `RequestFraming`), keeping `te: trailers` when `TE` lists `trailers` (gRPC needs it end to end) and, for
+    /// an allowed upgrade, `upgrade: <upgrade>` with `connection: upgrade`. `also` names one more field to drop
+    /// (lowercase). Rebuilt from the fields so that it does not carry the keep-alive state the parser recorded for
+    /// the other connection (NIO keeps it inside `HTTPHeaders`).
+    func withoutHopByHop(request: Bool = false, upgrade: String? = nil, also: String? = nil) -> HTTPHeaders {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(self.count + 2)
+        var connectionFields = 0
+        for field in self where field.name.equalsIgnoringASCIICase("connection") {
+            connectionFields += 1
+        }
+        var trailers = false
+        for field in self {
+            if isHopByHop(field.name) {
+                if field.name.equalsIgnoringASCIICase("te"), field.value.containsToken("trailers") {
+                    trailers = true
+                }
+                continue
+            }
+            if request, field.name.equalsIgnoringASCIICase("content-length") {
+                continue
+            }
+            if let also, field.name.equalsIgnoringASCIICase(also) {
+                continue
+            }
+            if self.isNamedInConnection(field.name, connectionFields: connectionFields) {
+                continue
+            }
+            fields.append((field.name, field.value))
+        }
+        if trailers {
+            fields.append(("te", "trailers"))
+        }
+        if let upgrade {
+            fields.append(("upgrade", upgrade))
+            fields.append(("connection", "upgrade"))
+        }
+        return HTTPHeaders(fields)
+    }
+
+    mutating func apply(_ operations: HeaderOperations?) {
+        guard let operations else {
+            return
+        }
+        for name in operations.remove {
+            self.remove(name: name)
+        }
+        for header in operations.set {
+            self.replaceOrAdd(name: header.name, value: header.value)
+        }
+        for header in operations.add {
+            self.add(name: header.name, value: header.value)
+        }
+    }
+}

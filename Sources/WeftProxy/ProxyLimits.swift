@@ -1,0 +1,78 @@
+import NIOCore
+import NIOHTTP1
+
+/// What every connection of a listener shares.
+struct ProxyListenerContext: Sendable {
+    let direction: ProxyDirection
+    let store: ProxyStateStore
+    let metrics: ProxyMetrics
+    /// Per event loop balancer and outlier detection state.
+    let runtimes: ClusterRuntimes
+    /// Per event loop upstream connections.
+    let pools: UpstreamPools
+    let limits: ProxyLimits
+    let accessLog: AccessLog?
+    let tracer: ProxyTracer?
+}
+
+/// Bounds on what a downstream may send, and the proxy's own buffers.
+public struct ProxyLimits: Sendable, Hashable {
+    /// Request header fields at most (more: 431 `header_limits`).
+    public var maxHeaderCount: Int
+    /// Bytes of request header names and values at most (more: 431 `header_limits`).
+    public var maxHeaderBytes: Int
+    /// Time a client has from its first byte to the end of a request head (HTTP/1.1): 408 `header_timeout`.
+    public var headerTimeout: TimeAmount
+    /// How long a new connection on a `detect` port may stay silent before it is treated as opaque TCP
+    /// (server-first protocols such as MySQL), and how long the outbound port waits for a first byte.
+    public var detectTimeout: TimeAmount
+    /// Request bytes kept for retries; a larger body is streamed and not retried.
+    public var retryBufferBytes: Int
+    /// Request bytes buffered for a mirror that is not connected yet; past this the mirror is dropped.
+    public var mirrorBufferBytes: Int
+    /// How long a keep-alive connection (HTTP/1.1) may sit with no request in flight before the proxy closes it.
+    public var idleTimeout: TimeAmount
+    /// The protocols an HTTP/1.1 `Upgrade` may switch to (lowercase tokens); any other `Upgrade` is removed and
+    /// the request forwarded as a plain one.
+    public var upgradeProtocols: [String]
+
+    public init(
+        maxHeaderCount: Int = 100, maxHeaderBytes: Int = 64 << 10, headerTimeout: TimeAmount = .seconds(10),
+        detectTimeout: TimeAmount = .milliseconds(200), retryBufferBytes: Int = 64 << 10,
+        mirrorBufferBytes: Int = 64 << 10, idleTimeout: TimeAmount = .seconds(300),
+        upgradeProtocols: [String] = ["websocket"]
+    ) {
+        self.maxHeaderCount = maxHeaderCount
+        self.maxHeaderBytes = maxHeaderBytes
+        self.headerTimeout = headerTimeout
+        self.detectTimeout = detectTimeout
+        self.retryBufferBytes = retryBufferBytes
+        self.mirrorBufferBytes = mirrorBufferBytes
+        self.idleTimeout = idleTimeout
+        self.upgradeProtocols = upgradeProtocols.map { $0.lowercased() }
+    }
+}
+
+extension ProxyLimits {
+    /// The HTTP/1.1 decoder's limits: the proxy's own, so that an oversized head fails while it is parsed (431),
+    /// not after it was buffered whole. Used for downstream request heads and upstream response heads.
+    var decoderLimits: NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldCount = self.maxHeaderCount
+        limits.maxHeaderListSize = self.maxHeaderBytes
+        limits.maxHeaderFieldSize = self.maxHeaderBytes
+        return limits
+    }
+
+    /// Whether `headers` is within the count and size limits (HTTP/2 heads; HTTP/1.1 ones are bounded while parsed).
+    func admits(_ headers: HTTPHeaders) -> Bool {
+        guard headers.count <= self.maxHeaderCount else {
+            return false
+        }
+        var bytes = 0
+        for field in headers {
+            bytes += field.name.utf8.count + field.value.utf8.count
+        }
+        return bytes <= self.maxHeaderBytes
+    }
+}

@@ -1,0 +1,182 @@
+import NIOHTTP1
+
+/// How a request's body is delimited on the upstream hop. The proxy always frames a forwarded request itself
+/// (RFC 9112 §6): the downstream's `content-length`/`transfer-encoding` never pass through as they came, so a body
+/// cannot reach a pooled HTTP/1.1 upstream unframed (where its bytes would read as the next request).
+enum RequestFraming: Hashable {
+    /// No body: nothing is sent (`content-length: 0` for POST, PUT and PATCH, whose semantics expect a body).
+    case none
+    /// `content-length: <value>` (validated digits).
+    case contentLength(String)
+    /// `transfer-encoding: chunked`.
+    case chunked
+    /// Framing the proxy cannot forward safely: answer with this status and close the connection.
+    case invalid(status: Int)
+}
+
+/// What the proxy reads from a request head before routing it: how its body is framed, whether it is a protocol
+/// upgrade the listener allows, and whether it waits for `100 Continue`. Computed without allocating.
+struct RequestEnvelope: Hashable {
+    var framing: RequestFraming
+    /// The `Upgrade` value to forward (an allowed protocol), nil when the request is no upgrade to tunnel.
+    var upgrade: String?
+    /// `Expect: 100-continue` on an HTTP/1.1 request: the proxy answers `100 Continue` itself once it forwards.
+    var expectsContinue: Bool
+    /// An upgrade to a protocol the listener does not allow (`h2c`, ...): forwarded as a plain request without
+    /// its `Upgrade`, and the connection closes after the response (NIO's decoder stops parsing after an upgrade
+    /// request, and nothing after it may bypass routing).
+    var refusedUpgrade: Bool
+
+    /// - Parameters:
+    ///   - isHTTP2: the request came on an HTTP/2 stream (no upgrades; framing from DATA frames).
+    ///   - bodyFollows: HTTP/2 without `content-length`: whether DATA follows the HEADERS (nil: HTTP/1.x).
+    ///   - upgradeProtocols: the protocols an HTTP/1.1 upgrade may switch to (lowercase).
+    init(_ head: HTTPRequestHead, isHTTP2: Bool, bodyFollows: Bool?, upgradeProtocols: [String]) {
+        var codings = 0
+        var chunked = false
+        var lengths = 0
+        var length: String?
+        var connectionUpgrade = false
+        var upgrade: String?
+        var expectsContinue = false
+        for field in head.headers {
+            if field.name.equalsIgnoringASCIICase("transfer-encoding") {
+                codings += 1
+                chunked = field.value.trimmingHTTPWhitespace().equalsIgnoringASCIICase("chunked")
+            } else if field.name.equalsIgnoringASCIICase("content-length") {
+                lengths += 1
+                length = field.value
+            } else if field.name.equalsIgnoringASCIICase("connection") {
+                connectionUpgrade = connectionUpgrade || field.value.containsToken("upgrade")
+            } else if field.name.equalsIgnoringASCIICase("upgrade") {
+                upgrade = field.value
+            } else if field.name.equalsIgnoringASCIICase("expect") {
+                expectsContinue = field.value.trimmingHTTPWhitespace().equalsIgnoringASCIICase("100-continue")
+            }
+        }
+        self.expectsContinue = expectsContinue && !isHTTP2 && head.version == .http1_1
+        self.upgrade = nil
+        if !isHTTP2, head.version.major == 1, connectionUpgrade, let upgrade,
+            upgrade.containsOnlyTokens(upgradeProtocols)
+        {
+            self.upgrade = upgrade
+        }
+        self.refusedUpgrade = !isHTTP2 && connectionUpgrade && upgrade != nil && self.upgrade == nil
+        if head.method == .TRACE {
+            // A TRACE has no body (RFC 9110 §9.3.8): whatever the client sends after the head is dropped.
+            self.framing = .none
+        } else if codings > 0 {
+            // Only `chunked` alone: another coding (or a list) is one the proxy does not implement (RFC 9112 §6.1).
+            self.framing = codings == 1 && chunked && lengths == 0 ? .chunked : .invalid(status: 501)
+        } else if lengths > 0 {
+            if lengths == 1, let length, !length.isEmpty, length.utf8.count <= 18,
+                length.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            {
+                self.framing = .contentLength(length)
+            } else {
+                self.framing = .invalid(status: 400)
+            }
+        } else {
+            self.framing = bodyFollows == true ? .chunked : .none
+        }
+    }
+
+    /// Whether body parts are forwarded (a request framed `none` sends none, even if the client did).
+    var forwardsBody: Bool {
+        switch self.framing {
+        case .none, .invalid: false
+        case .contentLength, .chunked: true
+        }
+    }
+}
+
+extension HTTPRequestHead {
+    /// An HTTP/2 request whose framing the HTTP/2 codec left open: GET, HEAD or DELETE without `content-length`
+    /// (for other methods it adds `content-length: 0` or `transfer-encoding: chunked` from END_STREAM itself).
+    var awaitsBodyKnowledge: Bool {
+        (self.method == .GET || self.method == .HEAD || self.method == .DELETE)
+            && !self.headers.contains(name: "content-length") && !self.headers.contains(name: "transfer-encoding")
+    }
+}
+
+extension HTTPHeaders {
+    /// Adds the framing fields for `framing` (after hop-by-hop removal took the downstream's away).
+    mutating func addFraming(_ framing: RequestFraming, method: HTTPMethod) {
+        switch framing {
+        case .contentLength(let length):
+            self.add(name: "content-length", value: length)
+        case .chunked:
+            self.add(name: "transfer-encoding", value: "chunked")
+        case .none:
+            if method == .POST || method == .PUT || method == .PATCH {
+                self.add(name: "content-length", value: "0")
+            }
+        case .invalid:
+            break
+        }
+    }
+}
+
+// MARK: - Allocation-free token helpers
+
+extension StringProtocol where SubSequence == Substring {
+    /// ASCII case-insensitive equality (header names and tokens), without lowercasing copies.
+    func equalsIgnoringASCIICase(_ other: some StringProtocol) -> Bool {
+        guard self.utf8.count == other.utf8.count else {
+            return false
+        }
+        return zip(self.utf8, other.utf8).allSatisfy { asciiLower($0) == asciiLower($1) }
+    }
+
+    /// Without leading and trailing spaces and tabs.
+    func trimmingHTTPWhitespace() -> SubSequence {
+        let isWhitespace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let start = self.firstIndex(where: { !isWhitespace($0) }),
+            let end = self.lastIndex(where: { !isWhitespace($0) })
+        else {
+            return self[self.endIndex...]
+        }
+        return self[start...end]
+    }
+
+    /// Whether this comma-separated list (a `Connection`, `TE` or `Upgrade` value) holds `token`, compared
+    /// case-insensitively; parameters (`;q=0.5`) and, with `ignoringVersion`, a `/version` are ignored.
+    func containsToken(_ token: some StringProtocol, ignoringVersion: Bool = false) -> Bool {
+        !self.forEachListToken(ignoringVersion: ignoringVersion) { !$0.equalsIgnoringASCIICase(token) }
+    }
+
+    /// Whether every element of this comma-separated list is one of `tokens` (ignoring `/version`).
+    func containsOnlyTokens(_ tokens: [String]) -> Bool {
+        self.forEachListToken(ignoringVersion: true) { name in
+            tokens.contains { name.equalsIgnoringASCIICase($0) }
+        }
+    }
+
+    /// Calls `body` with each non-empty element of this comma-separated list (trimmed, without parameters), until
+    /// it returns false. Returns whether every call returned true. Does not allocate.
+    @discardableResult
+    func forEachListToken(ignoringVersion: Bool = false, _ body: (Substring) -> Bool) -> Bool {
+        var rest = self[...]
+        while !rest.isEmpty {
+            let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+            var token = rest[..<comma]
+            rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
+            if let semicolon = token.firstIndex(of: ";") {
+                token = token[..<semicolon]
+            }
+            if ignoringVersion, let slash = token.firstIndex(of: "/") {
+                token = token[..<slash]
+            }
+            let trimmed = token.trimmingHTTPWhitespace()
+            if !trimmed.isEmpty, !body(trimmed) {
+                return false
+            }
+        }
+        return true
+    }
+}
+
+@inline(__always)
+private func asciiLower(_ byte: UInt8) -> UInt8 {
+    byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+}
