@@ -57,7 +57,6 @@ let package = Package(
         .target(
             name: "WeftPush",
             dependencies: [
-                "ProxyConfig",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -95,6 +94,9 @@ let package = Package(
             name: "WeftController",
             dependencies: [
                 "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient", "WeftHTTP",
+                "WeftPush",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -105,7 +107,9 @@ let package = Package(
         .target(
             name: "WeftProxy",
             dependencies: [
-                "ProxyConfig", "ProxyCore", "WeftHTTP",
+                "ProxyConfig", "ProxyCore", "WeftHTTP", "WeftPush",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -183,6 +187,16 @@ let package = Package(
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore", "ProxyConfig"], swiftSettings: strictSettings),
+        .testTarget(name: "WeftPushTests", dependencies: ["WeftPush"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "WeftMeshTests",
+            dependencies: [
+                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "KubeClientTests",
             dependencies: [
@@ -211,7 +225,7 @@ let package = Package(
         .testTarget(
             name: "WeftControllerTests",
             dependencies: [
-                "WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftManifests",
+                "WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftCompiler", "WeftManifests",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -15,6 +15,8 @@ public enum ConditionReason {
     public static let backendNotFound = "BackendNotFound"
     public static let subsetNotFound = "SubsetNotFound"
     public static let pending = "Pending"
+    public static let programmed = "Programmed"
+    public static let rejected = "Rejected"
 }
 
 extension meta.v1.Condition {

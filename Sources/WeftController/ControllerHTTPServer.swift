@@ -5,8 +5,10 @@ import NIOHTTP1
 import ServiceLifecycle
 import WeftHTTP
 
-/// The controller's plain HTTP port (default 15014): `/healthz`, `/readyz`, `/metrics`, and `/status` (the
-/// conditions of every Weft resource, as JSON: what the embedded default serves instead of writing them).
+/// The controller's plain HTTP port (default 15014): `/healthz`, `/readyz`, `/metrics`, `/status` (the
+/// conditions of every Weft resource, as JSON: what the embedded default serves instead of writing them), and,
+/// with a push hub, `/proxies` (each proxy's sent and acknowledged versions, for `weftctl proxy-status`) and
+/// `/proxies/NAMESPACE/POD` (the config the controller has for that proxy, for `weftctl proxy-config`).
 public final class ControllerHTTPServer: Service {
     public typealias MetricsRenderer = @Sendable () -> String
     public typealias Readiness = @Sendable () async -> Bool
@@ -15,9 +17,9 @@ public final class ControllerHTTPServer: Service {
 
     public init(
         host: String = "0.0.0.0", port: Int, state: ControllerState, ready: @escaping Readiness,
-        metrics: @escaping MetricsRenderer = { "" }, logger: Logger
+        metrics: @escaping MetricsRenderer = { "" }, hub: PushHub? = nil, logger: Logger
     ) {
-        let endpoints = Endpoints(state: state, ready: ready, renderMetrics: metrics)
+        let endpoints = Endpoints(state: state, ready: ready, renderMetrics: metrics, hub: hub)
         self.server = EndpointServer(host: host, port: port, logger: logger) { await endpoints.respond(to: $0) }
     }
 
@@ -32,6 +34,7 @@ public final class ControllerHTTPServer: Service {
         let state: ControllerState
         let ready: Readiness
         let renderMetrics: MetricsRenderer
+        let hub: PushHub?
 
         func respond(to request: HTTPRequestHead) async -> EndpointServer.Response {
             switch request.path {
@@ -45,16 +48,27 @@ public final class ControllerHTTPServer: Service {
                 return EndpointServer.Response(
                     .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", self.renderMetrics())
             case "/status":
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                let body =
-                    (try? encoder.encode(self.state.statusDocument()))
-                    .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-                return EndpointServer.Response(.ok, contentType: "application/json", body + "\n")
+                return Self.json(self.state.statusDocument())
+            case "/proxies" where self.hub != nil:
+                return Self.json(self.hub?.proxies ?? [])
+            case let path where path.hasPrefix("/proxies/") && self.hub != nil:
+                let id = String(path.dropFirst("/proxies/".count))
+                guard let config = self.hub?.config(for: id) else {
+                    return EndpointServer.Response(.notFound, "no config for proxy \(id)\n")
+                }
+                return EndpointServer.Response(
+                    .ok, contentType: "application/json", String(decoding: config, as: UTF8.self) + "\n")
             default:
                 return EndpointServer.Response(
                     .notFound, "no such path: \(request.path); try /healthz, /readyz, /metrics or /status\n")
             }
+        }
+
+        static func json<T: Encodable>(_ value: T) -> EndpointServer.Response {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            let body = (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            return EndpointServer.Response(.ok, contentType: "application/json", body + "\n")
         }
     }
 }

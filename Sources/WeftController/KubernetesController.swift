@@ -45,20 +45,26 @@ public final class KubernetesController: Service {
     private let retryDepth = Gauge(label: "weft_controller_status_retry_queue_depth")
 
     /// A controller over any API implementation.
-    public convenience init(api: any KubeAPI, state: ControllerState, options: Options = .init(), logger: Logger) {
-        self.init(api: api, client: nil, state: state, options: options, logger: logger)
+    public convenience init(
+        api: any KubeAPI, state: ControllerState, options: Options = .init(), stages: [any CompileResultStage] = [],
+        logger: Logger
+    ) {
+        self.init(api: api, client: nil, state: state, options: options, stages: stages, logger: logger)
     }
 
     /// A controller that talks to the cluster of `configuration`, and closes its client when it stops.
     public convenience init(
         configuration: KubeConfiguration, state: ControllerState, options: Options = .init(),
-        logger: Logger
+        stages: [any CompileResultStage] = [], logger: Logger
     ) throws {
         let client = try KubeClient(configuration: configuration, logger: logger)
-        self.init(api: client, client: client, state: state, options: options, logger: logger)
+        self.init(api: client, client: client, state: state, options: options, stages: stages, logger: logger)
     }
 
-    private init(api: any KubeAPI, client: KubeClient?, state: ControllerState, options: Options, logger: Logger) {
+    private init(
+        api: any KubeAPI, client: KubeClient?, state: ControllerState, options: Options,
+        stages: [any CompileResultStage], logger: Logger
+    ) {
         self.client = client
         self.state = state
         self.logger = logger
@@ -75,13 +81,18 @@ public final class KubernetesController: Service {
             identity: options.leaderElection?.identity ?? LeaderElector.defaultIdentity(), logger: logger)
         self.writer = writer
         self.reconciler = Reconciler(
-            source: source, state: state, sinks: [writer], logger: logger,
+            source: source, state: state, stages: stages, sinks: [writer], logger: logger,
             quiet: options.debounceQuiet, maxDelay: options.debounceMax)
     }
 
     /// Ready once every informer has synced and the first compile is done.
     public var isReady: Bool {
         get async { await self.source.hasSynced && self.state.hasCompiled }
+    }
+
+    /// Asks for a compile (level-triggered: it reads the whole current state), e.g. after a proxy's ACK.
+    public func signal() {
+        self.reconciler.signal()
     }
 
     /// Whether this replica writes status now.

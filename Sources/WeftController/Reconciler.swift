@@ -10,11 +10,18 @@ public protocol CompileResultSink: Sendable {
     func apply(_ result: CompileResult, snapshot: WeftSnapshot, state: ControllerState) async
 }
 
+/// Works on a compile result before the state and the sinks see it: the push hub sends configs and adds the
+/// `Programmed` condition.
+public protocol CompileResultStage: Sendable {
+    func process(_ result: inout CompileResult, snapshot: WeftSnapshot) async
+}
+
 /// Watches a snapshot source, debounces its changes (quiet 50 ms, at most 1 s), compiles, and hands the
 /// result to the state and the sinks. Level-triggered: every compile reads the whole current state.
 public final class Reconciler: Service {
     private let source: any SnapshotSource
     private let state: ControllerState
+    private let stages: [any CompileResultStage]
     private let sinks: [any CompileResultSink]
     private let logger: Logger
     private let quiet: Duration
@@ -29,12 +36,14 @@ public final class Reconciler: Service {
     private let resources = Gauge(label: "weft_controller_resources")
 
     public init(
-        source: any SnapshotSource, state: ControllerState, sinks: [any CompileResultSink] = [],
-        logger: Logger, quiet: Duration = .milliseconds(50), maxDelay: Duration = .seconds(1),
+        source: any SnapshotSource, state: ControllerState, stages: [any CompileResultStage] = [],
+        sinks: [any CompileResultSink] = [], logger: Logger, quiet: Duration = .milliseconds(50),
+        maxDelay: Duration = .seconds(1),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.source = source
         self.state = state
+        self.stages = stages
         self.sinks = sinks
         self.logger = logger
         self.quiet = quiet
@@ -103,8 +112,11 @@ public final class Reconciler: Service {
         }
         let snapshot = await self.source.snapshot()
         let start = clock.now
-        let result = session.compile(snapshot)
+        var result = session.compile(snapshot)
         let elapsed = clock.now - start
+        for stage in self.stages {
+            await stage.process(&result, snapshot: snapshot)
+        }
         self.duration.recordNanoseconds(elapsed.nanoseconds)
         self.reconciles.increment()
         self.proxies.record(result.proxies.count)

@@ -39,25 +39,16 @@ public final class ConfigFileWatcher: Service {
     /// Reads, decodes and compiles the file; installs it on success. Returns whether it was installed.
     @discardableResult
     public func reload() -> Bool {
+        let installer = ConfigInstaller(store: self.store, metrics: self.metrics, logger: self.logger)
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: self.path))
-            let state = try ProxyState.load(data)
-            let previous = self.store.current?.config.version
-            self.store.replace(with: state)
-            self.metrics?.lifecycle.configLoaded(state.config, at: Date().timeIntervalSince1970)
-            self.logger.info(
-                "config loaded",
-                metadata: [
-                    "config.path": "\(self.path)", "config.version": "\(state.config.version)",
-                    "config.previous_version": "\(previous ?? "none")",
-                ])
-            return true
+            return (try? installer.install(data, source: self.path).get()) != nil
         } catch {
             self.metrics?.lifecycle.configRejected()
             self.logger.error(
                 "config rejected; keeping the previous config",
                 metadata: [
-                    "config.path": "\(self.path)", "error": "\(error)",
+                    "config.source": "\(self.path)", "error": "\(error)",
                     "config.serving_version": "\(self.store.current?.config.version ?? "none")",
                 ])
             return false

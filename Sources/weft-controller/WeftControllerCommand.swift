@@ -41,6 +41,9 @@ struct WeftControllerCommand: AsyncParsableCommand {
     @Option(help: "Port for /healthz, /readyz, /metrics and /status.")
     var metricsPort: Int = 15014
 
+    @Option(help: "Port of the config push stream (gRPC) the proxies connect to.")
+    var pushPort: Int = 15012
+
     @Option(help: "Address to listen on.")
     var listen: String = "0.0.0.0"
 
@@ -64,11 +67,13 @@ struct WeftControllerCommand: AsyncParsableCommand {
         let logger = Logger(label: "weft.controller")
 
         let state = ControllerState()
+        let hub = PushHub(logger: Logger(label: "weft.push"))
         var services: [any Service] = []
         let ready: ControllerHTTPServer.Readiness
         if let manifests = self.manifests {
             let source = ManifestSource(path: manifests, logger: Logger(label: "weft.manifests"))
-            let reconciler = Reconciler(source: source, state: state, logger: logger)
+            let reconciler = Reconciler(source: source, state: state, stages: [hub], logger: logger)
+            hub.onAnswer { reconciler.signal() }
             ready = { await source.hasSynced && state.hasCompiled }
             services.append(reconciler)
             logger.info("running on manifests", metadata: ["manifest.path": "\(manifests)"])
@@ -79,16 +84,18 @@ struct WeftControllerCommand: AsyncParsableCommand {
                 self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace) : nil
             options.rootNamespace = self.leaseNamespace
             let controller = try KubernetesController(
-                configuration: kube, state: state, options: options,
-                logger: logger)
+                configuration: kube, state: state, options: options, stages: [hub], logger: logger)
+            hub.onAnswer { controller.signal() }
             ready = { await controller.isReady }
             services.append(controller)
             logger.info("running on a cluster", metadata: ["k8s.server": "\(kube.server)"])
         }
         let http = ControllerHTTPServer(
             host: self.listen, port: self.metricsPort, state: state, ready: ready,
-            metrics: { registry.emitToString() }, logger: Logger(label: "weft.controller.http"))
+            metrics: { registry.emitToString() }, hub: hub, logger: Logger(label: "weft.controller.http"))
         services.append(http)
+        services.append(
+            ConfigPushServer(host: self.listen, port: self.pushPort, hub: hub, logger: Logger(label: "weft.push")))
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

@@ -24,8 +24,17 @@ struct WeftProxyCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The ProxyConfig JSON file.")
-    var config: String
+    @Option(help: "The ProxyConfig JSON file (alone, or as the config served until the controller's first push).")
+    var config: String?
+
+    @Option(
+        help: """
+            The controller's push stream, HOST:PORT (port 15012): the proxy receives its config from there,             keeps serving the last one while the controller is away, and reconnects.
+            """)
+    var controller: String?
+
+    @Option(help: "The workload this proxy serves, NAMESPACE/POD. Default: $POD_NAMESPACE/$POD_NAME.")
+    var proxyID: String?
 
     @Option(help: "Outbound listener port (the app's requests to mesh services).")
     var outboundPort: Int = 15001
@@ -89,8 +98,35 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let store = ProxyStateStore()
         let metrics = ProxyMetrics()
-        let watcher = ConfigFileWatcher(
-            path: self.config, store: store, metrics: metrics, logger: Logger(label: "weft.proxy.config"))
+        var sources: [any Service] = []
+        if let config = self.config {
+            sources.append(
+                ConfigFileWatcher(
+                    path: config, store: store, metrics: metrics, logger: Logger(label: "weft.proxy.config")))
+        }
+        if let controller = self.controller {
+            let environment = ProcessInfo.processInfo.environment
+            guard
+                let proxyID = self.proxyID
+                    ?? environment["POD_NAMESPACE"].flatMap({ namespace in
+                        environment["POD_NAME"].map { "\(namespace)/\($0)" }
+                    })
+            else {
+                throw ValidationError("--controller needs --proxy-id NAMESPACE/POD (or POD_NAMESPACE and POD_NAME)")
+            }
+            guard let colon = controller.lastIndex(of: ":"),
+                let port = Int(controller[controller.index(after: colon)...])
+            else {
+                throw ValidationError("--controller must be HOST:PORT, got \"\(controller)\"")
+            }
+            sources.append(
+                PushClient(
+                    configuration: .init(host: String(controller[..<colon]), port: port, proxyID: proxyID),
+                    installer: ConfigInstaller(
+                        store: store, metrics: metrics, logger: Logger(label: "weft.proxy.config")),
+                    logger: Logger(label: "weft.push")))
+        }
+        guard !sources.isEmpty else { throw ValidationError("give --config FILE, --controller HOST:PORT, or both") }
         let limits = ProxyLimits(
             headerTimeout: .milliseconds(Int64(self.headerTimeout * 1000)),
             detectTimeout: .milliseconds(Int64(self.detectTimeoutMs)),
@@ -128,7 +164,7 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let admin = AdminServer(
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
-        var services: [any Service] = [watcher, outbound, inbound, admin]
+        var services: [any Service] = sources + [outbound, inbound, admin]
         if let accessLog {
             services.append(accessLog)
         }

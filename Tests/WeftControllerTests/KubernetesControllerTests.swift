@@ -235,7 +235,8 @@ struct KubernetesControllerTests {
         let controller = KubernetesController(
             api: client, state: ControllerState(), options: Self.options(), logger: Logger(label: "test"))
         // The longest name a VirtualService may have.
-        let name = String(repeating: "a", count: 63) + "." + String(repeating: "b", count: 63) + "."
+        let name =
+            String(repeating: "a", count: 63) + "." + String(repeating: "b", count: 63) + "."
             + String(repeating: "c", count: 63) + "." + String(repeating: "d", count: 61)
         try await withThrowingTaskGroup(of: Void.self) { group throws in
             group.addTask { try await controller.run() }

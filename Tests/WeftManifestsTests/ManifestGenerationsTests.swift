@@ -28,7 +28,9 @@ struct ManifestGenerationsTests {
     @Test("1 when first seen (a generation in the file is ignored); +1 on a spec change only")
     func generations() {
         let first = ManifestGenerations.assign(
-            WeftSnapshot(virtualServices: [Self.route("a", timeout: "1s", generation: 7), Self.route("b", timeout: "1s")]),
+            WeftSnapshot(virtualServices: [
+                Self.route("a", timeout: "1s", generation: 7), Self.route("b", timeout: "1s"),
+            ]),
             previous: nil)
         #expect(self.generations(first) == ["a": 1, "b": 1])
 

@@ -1,0 +1,242 @@
+import Foundation
+import KubeModel
+import Logging
+import Metrics
+import ProxyConfig
+import Synchronization
+import WeftCompiler
+import WeftPush
+
+/// The controller's side of every proxy's push stream: the newest config for each proxy, one
+/// ``PushStreamStateMachine`` per open stream, and the ``ProgrammedLedger`` of what each proxy acknowledged.
+///
+/// As a compile stage it takes each compile's configs (only proxies whose version changed are pushed) and
+/// adds the `Programmed` condition to every resource's status. An ACK or NACK calls `onAnswer` (the
+/// reconciler's signal), so conditions follow the acknowledgements without waiting for a cluster change.
+public final class PushHub: CompileResultStage {
+    /// One proxy as `weftctl proxy-status` shows it.
+    public struct ProxyStatus: Codable, Sendable, Hashable {
+        public enum Sync: String, Codable, Sendable {
+            /// Connected, and running the newest version.
+            case synced = "SYNCED"
+            /// Connected; the newest version is sent or about to be.
+            case stale = "STALE"
+            /// Connected; it refused the newest version and runs an older one.
+            case nacked = "NACKED"
+            /// Not connected.
+            case disconnected = "DISCONNECTED"
+        }
+
+        public var id: String
+        public var identity: String
+        public var build: String?
+        public var connectedSince: String?
+        public var sent: String?
+        public var acknowledged: String?
+        public var desired: String
+        public var status: Sync
+        public var error: String?
+    }
+
+    private struct Stream {
+        var proxyID: String
+        var build: String
+        var connectedSince: Date
+        var machine = PushStreamStateMachine()
+        var outbox: AsyncStream<Weft_Push_V1_ControllerMessage>.Continuation
+    }
+
+    private struct State {
+        var configs: [String: PushStreamStateMachine.Config] = [:]
+        var identities: [String: String] = [:]
+        var streams: [Int: Stream] = [:]
+        var nextStream = 0
+        var ledger = ProgrammedLedger()
+        var onAnswer: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    private let sent = Counter(label: "weft_push_sent_total")
+    private let acks = Counter(label: "weft_push_acks_total")
+    private let nacks = Counter(label: "weft_push_nacks_total")
+    private let connected = Gauge(label: "weft_push_streams")
+
+    public init(logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.logger = logger
+        self.now = now
+    }
+
+    /// Called after every ACK or NACK (set it to the reconciler's `signal`).
+    public func onAnswer(_ callback: @escaping @Sendable () -> Void) {
+        self.state.withLock { $0.onAnswer = callback }
+    }
+
+    // MARK: - Compile stage
+
+    public func process(_ result: inout CompileResult, snapshot: WeftSnapshot) async {
+        // Encode only what changed: a proxy whose version is the same gets nothing.
+        let known = self.state.withLock { $0.configs.mapValues(\.version) }
+        var changed: [String: PushStreamStateMachine.Config] = [:]
+        for (id, config) in result.proxies where known[id] != config.version {
+            guard let payload = try? config.encoded() else {
+                self.logger.error("config not encodable", metadata: ["proxy.id": "\(id)"])
+                continue
+            }
+            changed[id] = PushStreamStateMachine.Config(version: config.version, payload: Array(payload))
+        }
+        let versions = result.proxies.mapValues(\.version)
+        let identities = result.proxies.mapValues(\.proxy.spiffeID)
+        let generations = result.statuses.mapValues(\.generation)
+        let sends = self.state.withLock { state -> Int in
+            state.configs = state.configs.filter { versions[$0.key] != nil }.merging(changed) { $1 }
+            state.identities = identities
+            state.ledger.compiled(versions: versions, generations: generations)
+            var sends = 0
+            for (id, var stream) in state.streams {
+                guard let config = changed[stream.proxyID] else { continue }
+                if Self.perform(stream.machine.desire(config), on: stream) { sends += 1 }
+                state.streams[id] = stream
+            }
+            for (ref, status) in result.statuses {
+                let accepted = status.condition(ConditionType.accepted)?.status == .true
+                let programmed = state.ledger.programmed(
+                    ref, affected: status.affectedProxies, accepted: accepted, generation: status.generation)
+                result.statuses[ref]?.conditions.append(programmed)
+            }
+            return sends
+        }
+        self.sent.increment(by: sends)
+    }
+
+    // MARK: - Streams
+
+    /// Opens a stream for a proxy that says it runs `running`; its messages arrive on the returned stream
+    /// (bounded: at most one config is in flight on a stream).
+    func open(proxyID: String, running: String, build: String) -> (Int, AsyncStream<Weft_Push_V1_ControllerMessage>) {
+        let (messages, outbox) = AsyncStream.makeStream(
+            of: Weft_Push_V1_ControllerMessage.self, bufferingPolicy: .bufferingNewest(2))
+        let now = self.now()
+        let id = self.state.withLock { state -> Int in
+            state.nextStream += 1
+            var stream = Stream(proxyID: proxyID, build: build, connectedSince: now, outbox: outbox)
+            _ = stream.machine.hello(running: running)
+            if !running.isEmpty { state.ledger.acknowledged(proxyID, version: running) }
+            if let config = state.configs[proxyID] { Self.perform(stream.machine.desire(config), on: stream) }
+            state.streams[state.nextStream] = stream
+            return state.nextStream
+        }
+        self.connected.record(self.state.withLock { $0.streams.count })
+        self.logger.info(
+            "proxy connected",
+            metadata: ["proxy.id": "\(proxyID)", "push.version": "\(running)", "proxy.build": "\(build)"])
+        if !running.isEmpty { self.answered() }
+        return (id, messages)
+    }
+
+    /// The proxy on stream `id` acknowledged a config.
+    func acknowledged(_ id: Int, version: String, nonce: String) {
+        self.acks.increment()
+        self.state.withLock { state in
+            guard var stream = state.streams[id] else { return }
+            let action = stream.machine.acknowledged(version: version, nonce: nonce)
+            if stream.machine.running == version { state.ledger.acknowledged(stream.proxyID, version: version) }
+            Self.perform(action, on: stream)
+            state.streams[id] = stream
+        }
+        self.answered()
+    }
+
+    /// The proxy on stream `id` refused a config.
+    func refused(_ id: Int, version: String, nonce: String, error: String) {
+        self.nacks.increment()
+        let proxyID = self.state.withLock { state -> String? in
+            guard var stream = state.streams[id] else { return nil }
+            let action = stream.machine.refused(version: version, nonce: nonce, error: error)
+            if stream.machine.refused?.version == version {
+                state.ledger.refused(stream.proxyID, version: version, error: error)
+            }
+            Self.perform(action, on: stream)
+            state.streams[id] = stream
+            return stream.proxyID
+        }
+        self.logger.warning(
+            "proxy refused a config",
+            metadata: ["proxy.id": "\(proxyID ?? "?")", "push.version": "\(version)", "error": "\(error)"])
+        self.answered()
+    }
+
+    func close(_ id: Int) {
+        let stream = self.state.withLock { $0.streams.removeValue(forKey: id) }
+        stream?.outbox.finish()
+        self.connected.record(self.state.withLock { $0.streams.count })
+        if let stream { self.logger.info("proxy disconnected", metadata: ["proxy.id": "\(stream.proxyID)"]) }
+    }
+
+    /// Ends every stream (graceful shutdown: the proxies reconnect, to this replica or another).
+    func closeAll() {
+        let streams = self.state.withLock { state in
+            defer { state.streams = [:] }
+            return Array(state.streams.values)
+        }
+        for stream in streams { stream.outbox.finish() }
+    }
+
+    @discardableResult
+    private static func perform(_ action: PushStreamStateMachine.Action, on stream: Stream) -> Bool {
+        guard case .send(let config, let nonce) = action else { return false }
+        let message = Weft_Push_V1_ControllerMessage.with {
+            $0.config = .with {
+                $0.version = config.version
+                $0.nonce = nonce
+                $0.proxyConfig = Data(config.payload)
+            }
+        }
+        stream.outbox.yield(message)
+        return true
+    }
+
+    private func answered() {
+        self.state.withLock { $0.onAnswer }?()
+    }
+
+    // MARK: - Reading
+
+    /// Every proxy the last compile made a config for, and every connected one, by ID.
+    public var proxies: [ProxyStatus] {
+        self.state.withLock { state in
+            var streams: [String: Stream] = [:]
+            for stream in state.streams.values
+            where (streams[stream.proxyID]?.connectedSince ?? .distantPast) < stream.connectedSince {
+                streams[stream.proxyID] = stream
+            }
+            let ids = Set(state.ledger.proxies.keys).union(streams.keys).sorted()
+            return ids.map { id in
+                let ledger = state.ledger.proxies[id]
+                let stream = streams[id]
+                let desired = ledger?.desired ?? ""
+                let sync: ProxyStatus.Sync
+                if stream == nil {
+                    sync = .disconnected
+                } else if let refused = ledger?.refused, refused.version == desired {
+                    sync = .nacked
+                } else if ledger?.isSynced == true {
+                    sync = .synced
+                } else {
+                    sync = .stale
+                }
+                return ProxyStatus(
+                    id: id, identity: state.identities[id] ?? "", build: stream?.build,
+                    connectedSince: stream.map { rfc3339($0.connectedSince) }, sent: stream?.machine.lastSent,
+                    acknowledged: ledger?.acknowledged, desired: desired, status: sync,
+                    error: ledger?.refused?.error)
+            }
+        }
+    }
+
+    /// The config the controller has for a proxy, in its JSON encoding.
+    public func config(for proxyID: String) -> [UInt8]? {
+        self.state.withLock { $0.configs[proxyID]?.payload }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+import Synchronization
+import WeftPush
+
+/// The proxy's end of the config push stream (`--controller HOST:PORT`): one long-lived gRPC stream to the
+/// controller, opened by the proxy. It says which workload it serves and which version it runs, installs each
+/// config it receives through the same ``ConfigInstaller`` as the config file, and answers ACK (installed) or NACK
+/// (refused, with the error: the last good config keeps serving). When the stream breaks it reconnects with
+/// jittered exponential backoff and resumes from the version it runs; meanwhile it keeps serving.
+public final class PushClient: Service {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// `namespace/pod`: the workload whose config to receive.
+        public var proxyID: String
+        public var initialBackoff: Duration
+        public var maximumBackoff: Duration
+        /// HTTP/2 PINGs on the idle stream, so a dead controller or a silently dropped connection is noticed.
+        public var keepaliveInterval: Duration
+        public var keepaliveTimeout: Duration
+
+        public init(
+            host: String, port: Int, proxyID: String, initialBackoff: Duration = .milliseconds(200),
+            maximumBackoff: Duration = .seconds(15), keepaliveInterval: Duration = .seconds(30),
+            keepaliveTimeout: Duration = .seconds(10)
+        ) {
+            self.host = host
+            self.port = port
+            self.proxyID = proxyID
+            self.initialBackoff = initialBackoff
+            self.maximumBackoff = maximumBackoff
+            self.keepaliveInterval = keepaliveInterval
+            self.keepaliveTimeout = keepaliveTimeout
+        }
+    }
+
+    public let configuration: Configuration
+    private let installer: ConfigInstaller
+    private let logger: Logger
+    private let jitter: @Sendable () -> Double
+    private let counts = Mutex((streams: 0, acks: 0, nacks: 0))
+
+    /// - Parameter jitter: A value in `0..<1` that spreads the reconnects of many proxies (backoff × 0.5…1.5).
+    public init(
+        configuration: Configuration, installer: ConfigInstaller, logger: Logger,
+        jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
+        self.configuration = configuration
+        self.installer = installer
+        self.logger = logger
+        self.jitter = jitter
+    }
+
+    /// Streams opened, configs acknowledged and refused so far.
+    public var statistics: (streams: Int, acks: Int, nacks: Int) { self.counts.withLock { $0 } }
+
+    public func run() async throws {
+        var backoff = self.configuration.initialBackoff
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let started = ContinuousClock.now
+            do {
+                try await cancelWhenGracefulShutdown { try await self.session() }
+                self.logger.info("push stream ended by the controller")
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { return }
+                self.logger.info(
+                    "push stream failed; serving the last config",
+                    metadata: [
+                        "error": "\(error)",
+                        "config.version": "\(self.installer.store.current?.config.version ?? "none")",
+                    ])
+            }
+            // A stream that lasted resets the backoff.
+            if ContinuousClock.now - started > self.configuration.maximumBackoff {
+                backoff = self.configuration.initialBackoff
+            }
+            let wait = backoff * (0.5 + min(max(self.jitter(), 0), 1))
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            } catch {
+                return
+            }
+            backoff = min(backoff * 2, self.configuration.maximumBackoff)
+        }
+    }
+
+    /// One stream: hello, then configs in and answers out until either side ends it.
+    private func session() async throws {
+        var transportConfig = HTTP2ClientTransport.Posix.Config.defaults
+        transportConfig.connection.keepalive = .init(
+            time: self.configuration.keepaliveInterval, timeout: self.configuration.keepaliveTimeout,
+            allowWithoutCalls: true)
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: self.configuration.host, port: self.configuration.port),
+            transportSecurity: .plaintext, config: transportConfig)
+        try await withGRPCClient(transport: transport) { client in
+            let push = Weft_Push_V1_ConfigPush.Client(wrapping: client)
+            let (answers, answer) = AsyncStream.makeStream(
+                of: Weft_Push_V1_ProxyMessage.self, bufferingPolicy: .bufferingOldest(16))
+            var hello = Weft_Push_V1_Hello()
+            hello.proxyID = self.configuration.proxyID
+            hello.runningVersion = self.installer.store.current?.config.version ?? ""
+            hello.build = "weft-proxy/\(ProxyLifecycleMetrics.buildVersion)"
+            let running = hello.runningVersion
+            let first = Weft_Push_V1_ProxyMessage.with { [hello] in $0.hello = hello }
+            try await push.stream(
+                requestProducer: { writer in
+                    try await writer.write(first)
+                    for await message in answers { try await writer.write(message) }
+                },
+                onResponse: { response in
+                    defer { answer.finish() }
+                    self.counts.withLock { $0.streams += 1 }
+                    self.logger.info(
+                        "push stream open",
+                        metadata: ["proxy.id": "\(self.configuration.proxyID)", "config.version": "\(running)"])
+                    for try await message in response.messages {
+                        guard case .config(let config)? = message.kind else { continue }
+                        answer.yield(self.install(config))
+                    }
+                })
+        }
+    }
+
+    /// Installs one pushed config; the answer names it by version and nonce.
+    func install(_ config: Weft_Push_V1_Config) -> Weft_Push_V1_ProxyMessage {
+        let result = self.installer.install(config.proxyConfig, source: "controller") { state in
+            guard state.config.proxy.id == self.configuration.proxyID else {
+                throw PushClientError(message: "the config is for \(state.config.proxy.id), not this proxy")
+            }
+        }
+        switch result {
+        case .success:
+            self.counts.withLock { $0.acks += 1 }
+            return .with {
+                $0.ack = .with {
+                    $0.version = config.version
+                    $0.nonce = config.nonce
+                }
+            }
+        case .failure(let error):
+            self.counts.withLock { $0.nacks += 1 }
+            return .with {
+                $0.nack = .with {
+                    $0.version = config.version
+                    $0.nonce = config.nonce
+                    $0.error = "\(error)"
+                }
+            }
+        }
+    }
+}
+
+struct PushClientError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { self.message }
+}
