@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "WeftAPI", targets: ["WeftAPI"]),
         .library(name: "ProxyConfig", targets: ["ProxyConfig"]),
         .library(name: "WeftCompiler", targets: ["WeftCompiler"]),
+        .library(name: "WeftIdentity", targets: ["WeftIdentity"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -24,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
@@ -42,6 +46,16 @@ let package = Package(
         .target(name: "WeftAPI", dependencies: ["KubeModel"], swiftSettings: strictSettings),
         .target(name: "ProxyConfig", swiftSettings: strictSettings),
         .target(name: "ProxyCore", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
+        // SPIFFE IDs, the mesh CA, CSRs, SVID verification, rotation timing: pure (time and randomness passed in).
+        .target(
+            name: "WeftIdentity",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WeftCompiler",
             dependencies: ["KubeModel", "WeftAPI", "ProxyConfig"],
@@ -186,6 +200,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProxyConfigTests", dependencies: ["ProxyConfig"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "WeftIdentityTests",
+            dependencies: [
+                "WeftIdentity",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "ProxyCoreTests", dependencies: ["ProxyCore", "ProxyConfig"], swiftSettings: strictSettings),
         .testTarget(name: "WeftPushTests", dependencies: ["WeftPush"], swiftSettings: strictSettings),
         .testTarget(

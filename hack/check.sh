@@ -9,7 +9,7 @@ status=0
 fail() { echo "check: $*"; status=1; }
 
 # 1. Layering: the pure layer imports no I/O package; the data plane never imports the Kubernetes model.
-pure="KubeModel WeftAPI ProxyConfig WeftCompiler ProxyCore"
+pure="KubeModel WeftAPI ProxyConfig WeftCompiler ProxyCore WeftIdentity"
 forbidden_in_pure='^(public |internal |package |@preconcurrency )*import +(NIO[A-Za-z]*|AsyncHTTPClient|Yams|Logging|Metrics|GRPC[A-Za-z]*|ServiceLifecycle|KubeClient|WeftController|WeftProxy|WeftManifests)\b'
 for module in $pure; do
   [ -d "Sources/$module" ] || fail "hack/check.sh names the module $module, which does not exist"
@@ -24,6 +24,7 @@ declare -A allowed=(
   [ProxyConfig]="Foundation"
   [WeftCompiler]="Foundation KubeModel WeftAPI ProxyConfig"
   [ProxyCore]="ProxyConfig"
+  [WeftIdentity]="Foundation X509 Crypto SwiftASN1"
 )
 for module in "${!allowed[@]}"; do
   [ -d "Sources/$module" ] || fail "hack/check.sh names the module $module, which does not exist"
@@ -32,7 +33,7 @@ for module in "${!allowed[@]}"; do
       *" $imported "*) ;;
       *) fail "$module may not import $imported (allowed: ${allowed[$module]})" ;;
     esac
-  done < <(grep -rhoE '^(public |internal |package )?import +[A-Za-z_]+' "Sources/$module" | awk '{print $NF}' | sort -u)
+  done < <(grep -rhoE '^(public |internal |package )?import +[A-Za-z_][A-Za-z0-9_]*' "Sources/$module" | awk '{print $NF}' | sort -u)
 done
 for module in WeftProxy ProxyCore; do
   [ -d "Sources/$module" ] || fail "hack/check.sh names the module $module, which does not exist"
