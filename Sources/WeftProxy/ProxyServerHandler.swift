@@ -669,7 +669,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The upstream accepted a protocol upgrade: sends the `101` downstream, then turns both connections
     /// into a byte tunnel (the HTTP codecs leave both pipelines).
     private func switchToTunnel(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
-        guard let upstream = self.upstream, let upstreamChannel = upstream.channel else {
+        guard let upstream = self.upstream, upstream.kind == .http1, let upstreamChannel = upstream.channel else {
             self.abortDownstream(reason: .upstreamReset)
             return
         }
@@ -695,9 +695,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         let upstreamSide = TunnelHandler { metrics.recordTunnelBytes(direction, sent: $0) }
         self.guardHandler?.tunnelStarted()
         do {
-            try installTunnel(downstreamSide, on: context.channel)
-            try installTunnel(upstreamSide, on: upstreamChannel)
-            TunnelHandler.join(downstreamSide, upstreamSide)
+            let downstreamReady = try installTunnel(downstreamSide, on: context.channel)
+            let upstreamReady = try installTunnel(upstreamSide, on: upstreamChannel)
+            TunnelHandler.join(
+                downstreamSide, upstreamSide, when: downstreamReady.and(upstreamReady).map { _ in },
+                on: context.eventLoop)
             context.channel.read()
             upstreamChannel.read()
         } catch {
@@ -762,10 +764,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         metrics.recordTCPConnection(direction)
         let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
         do {
-            try installTunnel(downstream, on: context.channel)
+            let ready = try installTunnel(downstream, on: context.channel)
             downstream.writeRaw(
                 context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"))
-            TunnelHandler.join(downstream, upstream)
+            TunnelHandler.join(downstream, upstream, when: ready, on: context.eventLoop)
             // This handler may have held a read back (the CONNECT had no end): read again, into the tunnel.
             context.channel.read()
         } catch {

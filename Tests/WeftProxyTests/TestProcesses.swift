@@ -165,12 +165,14 @@ enum GRPCPeer {
 /// A raw TCP server for tunnel tests. `mode` decides what it does with a connection:
 /// - `echo`: echoes every byte;
 /// - `banner`: writes `hello from server\n` at once (a server-first protocol), then echoes;
-/// - `upgrade`: reads an HTTP/1.1 request head, answers `101 Switching Protocols`, then echoes.
+/// - `upgrade`: reads an HTTP/1.1 request head, answers `101 Switching Protocols`, then echoes;
+/// - `upgradeGreeting`: as `upgrade`, with `hello after 101\n` in the same write as the `101`.
 final class RawServer: Sendable {
     enum Mode: Sendable {
         case echo
         case banner
         case upgrade
+        case upgradeGreeting
     }
 
     let channel: any Channel
@@ -218,15 +220,17 @@ private final class RawServerHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
-        if self.mode == .upgrade && !self.upgraded {
+        if self.mode == .upgrade || self.mode == .upgradeGreeting, !self.upgraded {
             self.head += buffer.readString(length: buffer.readableBytes) ?? ""
             guard let end = self.head.range(of: "\r\n\r\n") else {
                 return
             }
             self.upgraded = true
             let rest = String(self.head[end.upperBound...])
+            let greeting = self.mode == .upgradeGreeting ? "hello after 101\n" : ""
             let response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nx-upgraded-by: raw\r\n\r\n"
+                + greeting
             context.write(self.wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
             if !rest.isEmpty {
                 context.write(self.wrapOutboundOut(ByteBuffer(string: rest)), promise: nil)
@@ -244,6 +248,11 @@ extension RawServerHandler: Sendable {}
 /// A raw TCP client: connects, optionally sends `send`, and collects what arrives until `until` is contained
 /// in it (or 5 s pass). Returns what was read.
 func rawConversation(port: Int, steps: [(send: String, until: String)]) async throws -> [String] {
+    try await rawConversation(port: port, byteSteps: steps.map { (Array($0.send.utf8), $0.until) })
+}
+
+/// `rawConversation` with raw bytes to send (binary protocols such as HTTP/2 frames).
+func rawConversation(port: Int, byteSteps steps: [(send: [UInt8], until: String)]) async throws -> [String] {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -257,7 +266,7 @@ func rawConversation(port: Int, steps: [(send: String, until: String)]) async th
                 var answers: [String] = []
                 for step in steps {
                     if !step.send.isEmpty {
-                        try await outbound.write(ByteBuffer(string: step.send))
+                        try await outbound.write(ByteBuffer(bytes: step.send))
                     }
                     var received = ""
                     while !received.contains(step.until) {
