@@ -88,11 +88,17 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var upgradeResponse: HTTPResponseHead?
     /// Raw-byte guard in front of the HTTP/1.1 decoder (header timeout), when there is one.
     private weak var guardHandler: DownstreamGuard?
+    /// The downstream's verified mTLS identity (inbound; nil: plaintext).
+    private let peer: PeerIdentity?
 
-    init(_ shared: ProxyListenerContext, isHTTP2: Bool = false, guardHandler: DownstreamGuard? = nil) {
+    init(
+        _ shared: ProxyListenerContext, isHTTP2: Bool = false, guardHandler: DownstreamGuard? = nil,
+        peer: PeerIdentity? = nil
+    ) {
         self.shared = shared
         self.isHTTP2 = isHTTP2
         self.guardHandler = guardHandler
+        self.peer = peer
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -270,10 +276,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         if self.shared.direction == .outbound {
             decision = state.decideOutbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
         } else {
-            decision = state.decideInbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
+            decision = state.decideInbound(
+                head, envelope: envelope, runtime: runtime, remoteAddress: remote, peer: self.peer?.spiffeID)
         }
         switch decision {
         case .respond(let status, let reason, let location):
+            if reason == .rbacDenied {
+                self.shared.metrics.recordRBACDenied(self.shared.direction, protocol: "http")
+            }
             self.respond(status: status, reason: reason, location: location)
         case .forward(let plan):
             if self.expectsContinue {
@@ -348,7 +358,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return pool
         }
         if self.connectionPool == nil {
-            self.connectionPool = UpstreamPool(eventLoop: loop, decoderLimits: self.shared.limits.decoderLimits)
+            self.connectionPool = UpstreamPool(
+                eventLoop: loop, decoderLimits: self.shared.limits.decoderLimits, meshTLS: self.shared.meshTLS)
         }
         return self.connectionPool
     }
