@@ -200,4 +200,64 @@ struct ProxyMeshTLSTests {
             }
         }
     }
+
+    /// Certificate rotation under a bounded load loop: the server's files are swapped for a new SVID and re-read,
+    /// the client's in-memory material replaced, halfway through 60 requests; none fails, and new connections
+    /// get the new certificate.
+    @Test func certificateRotationUnderLoadFailsNoRequest() async throws {
+        let mesh = try await MeshFixture.make()
+        let directory = mesh.pki.directory
+        let files = ["\(directory)/live.pem", "\(directory)/live.key", "\(directory)/live-bundle.pem"]
+        @Sendable func install(_ svid: TestPKI.SVID) throws {
+            try svid.certificatePEM.write(toFile: files[0], atomically: true, encoding: .utf8)
+            try svid.keyPEM.write(toFile: files[1], atomically: true, encoding: .utf8)
+            try mesh.pki.caPEM.write(toFile: files[2], atomically: true, encoding: .utf8)
+        }
+        try install(mesh.server)
+        let serverSource = try FileCertificateSource(
+            certificatePath: files[0], keyPath: files[1], bundlePath: files[2], logger: .init(label: "test"))
+        let clientSource = InMemoryCertificateSource()
+        clientSource.replace(
+            certificateChainPEM: mesh.client.certificatePEM, privateKeyPEM: mesh.client.keyPEM,
+            trustRootsPEM: mesh.pki.caPEM)
+        let renewedServer = try await mesh.pki.svid("server-2", spiffeID: serverID)
+        let renewedClient = try await mesh.pki.svid("client-2", spiffeID: clientID)
+        try await withUpstreams(["app"]) { upstreams in
+            try await ProxyHarness.withProxy(
+                config: inbound(.strict, app: upstreams[0].port), meshTLS: MeshTLS(source: serverSource)
+            ) { server in
+                var cluster = TestConfig.cluster("app", ports: [])
+                cluster.endpoints = [Endpoint(address: "127.0.0.1", port: server.inboundPort, identity: serverID)]
+                let config = TestConfig.config(
+                    outbound: [TestConfig.service("app", routes: [TestConfig.forward(to: "app")])], clusters: [cluster])
+                try await ProxyHarness.withProxy(config: config, meshTLS: MeshTLS(source: clientSource)) { client in
+                    var failures = 0
+                    for index in 0..<60 {
+                        if index == 30 {
+                            try install(renewedServer)
+                            #expect(try serverSource.reload())
+                            clientSource.replace(
+                                certificateChainPEM: renewedClient.certificatePEM, privateKeyPEM: renewedClient.keyPEM,
+                                trustRootsPEM: mesh.pki.caPEM)
+                        }
+                        let response = try await client.get("/", host: "app")
+                        if response.status != 200 {
+                            failures += 1
+                        }
+                    }
+                    #expect(failures == 0)
+                    #expect(upstreams[0].requestsReceived == 60)
+                }
+                let presented = try await runProcess([
+                    "sh", "-c",
+                    "openssl s_client -connect 127.0.0.1:\(server.inboundPort) -cert \(mesh.client.certificatePath) "
+                        + "-key \(mesh.client.keyPath) </dev/null 2>/dev/null | openssl x509 -noout -serial",
+                ])
+                let renewed = try await runProcess([
+                    "openssl", "x509", "-noout", "-serial", "-in", renewedServer.certificatePath,
+                ])
+                #expect(presented.stdout == renewed.stdout, "\(presented) \(renewed)")
+            }
+        }
+    }
 }
