@@ -76,7 +76,7 @@ final class ClusterBalancer {
         UpstreamTarget(
             host: endpoint.address, port: endpoint.port,
             protocolKind: upstreamProtocol(self.cluster.protocol, downstream: version), cluster: self.cluster.name,
-            limits: self.cluster.limits, connectTimeout: self.connectTimeout)
+            limits: self.cluster.limits, connectTimeout: self.connectTimeout, identity: endpoint.identity)
     }
 
     /// Picks an endpoint for a request and counts it as started (`begin`); the caller ends the returned lease

@@ -9,7 +9,10 @@ import ProxyConfig
 /// timeout:
 ///
 /// - an HTTP/2 connection preface → h2c (one `ProxyServerHandler` per stream);
-/// - a TLS ClientHello (`0x16`) → inbound: opaque TCP to the app; outbound: closed (no SNI routing yet);
+/// - a TLS ClientHello (`0x16`) → inbound: per the port's mTLS mode (`InboundTLSPolicy`): terminated on a
+///   STRICT or PERMISSIVE port (then a new guard detects again inside, knowing the peer's identity), opaque TCP
+///   to the app on a DISABLE port; outbound: closed (no SNI routing yet);
+/// - plaintext on a STRICT port → closed (`weft_proxy_tls_refused_total{reason="plaintext"}`);
 /// - anything else → HTTP/1.1;
 /// - an inbound `tcp` port → opaque TCP at once, and a `detect` port that stays silent for
 ///   `ProxyLimits.detectTimeout` → opaque TCP (server-first protocols such as MySQL wait for the server; they
@@ -43,13 +46,20 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestInProgress = false
 
     private var context: ChannelHandlerContext?
+    /// The peer's verified identity when this guard runs inside a terminated mTLS connection.
+    private let peer: PeerIdentity?
 
-    init(_ shared: ProxyListenerContext) {
+    init(_ shared: ProxyListenerContext, peer: PeerIdentity? = nil) {
         self.shared = shared
+        self.peer = peer
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if self.peer != nil, context.channel.isActive {
+            // Added after the TLS handshake, on a live connection: no channelActive will come.
+            self.start(context: context)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -64,12 +74,20 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         context.fireChannelActive()
+        self.start(context: context)
+    }
+
+    private func start(context: ChannelHandlerContext) {
         let inbound = self.inboundPort
-        if inbound?.protocol == .tcp, let inbound {
+        // A port that may terminate TLS first looks at the client's bytes (inside TLS, or DISABLE: at once).
+        let waitsForTLS = self.peer == nil && InboundTLSPolicy.waitsForFirstBytes(inbound?.tls ?? .disable)
+        if inbound?.protocol == .tcp, let inbound, !waitsForTLS {
             self.becomeTCP(context: context, appPort: inbound.appPort)
             return
         }
-        let silentToTCP = inbound?.protocol == .detect
+        // A silent client is opaque TCP on a `detect` (or waiting `tcp`) port, unless STRICT wants its TLS first.
+        let silentToTCP =
+            (inbound?.protocol == .detect || inbound?.protocol == .tcp) && (self.peer != nil || inbound?.tls != .strict)
         let timeout = silentToTCP ? self.shared.limits.detectTimeout : self.shared.limits.headerTimeout
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
             guard self.state == .detecting, self.buffered == nil else {
@@ -108,6 +126,23 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func detect(context: ChannelHandlerContext) {
         guard let buffered = self.buffered, let first = buffered.readableBytesView.first else {
             return
+        }
+        if self.peer == nil, let inbound = self.inboundPort {
+            let action = InboundTLSPolicy.action(
+                mode: inbound.tls, startsWithTLS: first == 0x16, hasCertificate: self.shared.meshTLS?.contexts != nil)
+            switch action {
+            case .terminate:
+                self.becomeTLS(context: context)
+                return
+            case .refuse(let reason):
+                self.state = .done
+                _ = self.takeBuffered()
+                self.shared.metrics.recordTLSRefused(self.shared.direction, reason: reason)
+                context.close(promise: nil)
+                return
+            case .plaintext:
+                break
+            }
         }
         if first == 0x16 {
             if let inbound = self.inboundPort {
@@ -154,7 +189,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
                             limitConfiguration: self.shared.limits.decoderLimits)),
                     HTTPServerPipelineHandler(),
-                    ProxyServerHandler(self.shared, guardHandler: self),
+                    ProxyServerHandler(self.shared, guardHandler: self, peer: self.peer),
                 ], position: .after(self))
         } catch {
             context.close(promise: nil)
@@ -171,6 +206,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         self.state = .done
         let buffered = self.takeBuffered()
         let shared = self.shared
+        let peer = self.peer
         do {
             var connection = NIOHTTP2Handler.ConnectionConfiguration()
             connection.initialSettings = [
@@ -187,7 +223,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             ) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                    try stream.pipeline.syncOperations.addHandler(ProxyServerHandler(shared, isHTTP2: true))
+                    try stream.pipeline.syncOperations.addHandler(ProxyServerHandler(shared, isHTTP2: true, peer: peer))
                 }
             }
         } catch {
@@ -201,12 +237,43 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    /// Opaque TCP to the app on `127.0.0.1:appPort` (inbound).
+    /// Terminates mTLS (inbound): the TLS handler goes in behind this guard with the bytes it holds, and an
+    /// `InboundTLSHandler` that starts a new guard, with the peer's identity, once the handshake completes.
+    private func becomeTLS(context: ChannelHandlerContext) {
+        self.state = .done
+        let buffered = self.takeBuffered()
+        guard let contexts = self.shared.meshTLS?.contexts else {
+            self.shared.metrics.recordTLSRefused(self.shared.direction, reason: "no_certificate")
+            context.close(promise: nil)
+            return
+        }
+        let handshake = InboundTLSHandler(self.shared)
+        let tls = MeshTLS.serverHandler(contexts) { handshake.verified($0) }
+        do {
+            try context.pipeline.syncOperations.addHandler(handshake, position: .after(self))
+            try context.pipeline.syncOperations.addHandler(tls, position: .after(self))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        if let buffered {
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// Opaque TCP to the app on `127.0.0.1:appPort` (inbound), if the port's authorization allows the peer.
     private func becomeTCP(context: ChannelHandlerContext, appPort: Int) {
         self.state = .done
         let buffered = self.takeBuffered()
         let metrics = self.shared.metrics
         let direction = self.shared.direction
+        if let inbound = self.inboundPort, !InboundTCPAuthorization.allows(inbound, peer: self.peer) {
+            metrics.recordRBACDenied(direction, protocol: "tcp")
+            context.close(promise: nil)
+            return
+        }
         metrics.recordTCPConnection(direction)
         let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
         do {

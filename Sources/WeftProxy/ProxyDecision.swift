@@ -242,7 +242,8 @@ extension ProxyState {
     /// the client may choose it (see `InboundPortHeader`), otherwise the first one. Temporary until the inbound
     /// listener knows the original destination port (transparent capture).
     func decideInbound(
-        _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?
+        _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?,
+        peer: String? = nil
     ) -> ProxyDecision {
         let inbound: InboundPort?
         if InboundPortHeader.isHonoured(from: remoteAddress),
@@ -257,6 +258,13 @@ extension ProxyState {
             return .respond(status: 404, reason: .inboundPortNotFound, location: nil)
         }
         let (authority, path) = requestTarget(head)
+        if !inbound.authorization.policies.isEmpty {
+            let request = AuthorizationRequest(
+                principal: peer, method: head.method.rawValue, path: path, port: inbound.port)
+            if !inbound.authorization.evaluate(request).allowed {
+                return .respond(status: 403, reason: .rbacDenied, location: nil)
+            }
+        }
         let upstream = upstreamHead(head, path: path, authority: authority, envelope: envelope, random: &runtime.random)
         let target = UpstreamTarget(
             host: "127.0.0.1", port: inbound.appPort,

@@ -13,6 +13,8 @@ struct ProxyListenerContext: Sendable {
     let limits: ProxyLimits
     let accessLog: AccessLog?
     let tracer: ProxyTracer?
+    /// The proxy's certificate and peer verification (nil: no mTLS at all).
+    let meshTLS: MeshTLS?
 }
 
 /// Bounds on what a downstream may send, and the proxy's own buffers.

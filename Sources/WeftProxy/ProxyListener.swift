@@ -24,15 +24,14 @@ public final class ProxyListener: Service {
         direction: ProxyDirection, host: String = "127.0.0.1", port: Int, store: ProxyStateStore,
         metrics: ProxyMetrics, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         limits: ProxyLimits = ProxyLimits(), accessLog: AccessLog? = nil, tracer: ProxyTracer? = nil,
-        drainTimeout: Duration = .seconds(5), logger: Logger
+        drainTimeout: Duration = .seconds(5), meshTLS: MeshTLS? = nil, logger: Logger
     ) {
         self.host = host
         self.port = port
         self.shared = ProxyListenerContext(
             direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group),
-            pools: UpstreamPools(group: group, decoderLimits: limits.decoderLimits), limits: limits,
-            accessLog: accessLog,
-            tracer: tracer)
+            pools: UpstreamPools(group: group, decoderLimits: limits.decoderLimits, meshTLS: meshTLS), limits: limits,
+            accessLog: accessLog, tracer: tracer, meshTLS: meshTLS)
         self.group = group
         self.drainTimeout = drainTimeout
         self.logger = logger

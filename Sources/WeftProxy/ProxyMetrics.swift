@@ -34,6 +34,8 @@ public enum ProxyReason: String, Sendable, CaseIterable {
     case malformedRequest = "malformed_request"
     /// The client went away before the response (recorded as 499, never sent).
     case downstreamReset = "downstream_reset"
+    /// The inbound authorization policy denied the request (403).
+    case rbacDenied = "rbac_denied"
 }
 
 extension ProxyReason {
@@ -51,6 +53,7 @@ extension ProxyReason {
 /// - `weft_proxy_retries_total{direction, result}` (`granted`, `budget_exhausted`)
 /// - `weft_proxy_tcp_connections_total{direction}`, `weft_proxy_tcp_bytes_total{direction, flow}`
 ///   (`sent` to the upstream, `received` from the client), `weft_proxy_tcp_rejected_total{direction}`
+/// - `weft_proxy_tls_refused_total{direction, reason}`, `weft_proxy_rbac_denied_total{direction, protocol}`
 ///
 /// The swift-metrics handles of each label set are created once per thread and cached there (an event loop
 /// is a thread), so recording a request takes no lock. `/stats` reads plain atomics.
@@ -67,7 +70,7 @@ public final class ProxyMetrics: Sendable {
         let count = ProxyDirection.allCases.count * Self.classes.count * ProxyReason.allCases.count
         self.stats = (0..<count).map { _ in StatCell() }
         self.retries = (0..<4).map { _ in StatCell() }
-        self.tcp = (0..<8).map { _ in StatCell() }
+        self.tcp = (0..<12).map { _ in StatCell() }
     }
 
     private static func index(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
@@ -134,6 +137,25 @@ public final class ProxyMetrics: Sendable {
         self.cache.counter("weft_proxy_tcp_rejected_total", [("direction", direction.rawValue)]).increment()
     }
 
+    /// An inbound connection refused by its port's mTLS mode before any byte reached the app: `plaintext` on a
+    /// STRICT port, `no_certificate` when TLS arrives and the proxy has no certificate, `handshake` when the TLS
+    /// handshake or the peer's certificate failed.
+    func recordTLSRefused(_ direction: ProxyDirection, reason: String) {
+        self.tcp[direction == .outbound ? 8 : 9].value.add(1, ordering: .relaxed)
+        self.cache.counter(
+            "weft_proxy_tls_refused_total", [("direction", direction.rawValue), ("reason", reason)]
+        ).increment()
+    }
+
+    /// The inbound authorization policy denied a request (`http`, also counted as a request with reason
+    /// `rbac_denied`) or a TCP connection (`tcp`, closed).
+    func recordRBACDenied(_ direction: ProxyDirection, protocol: String) {
+        self.tcp[direction == .outbound ? 10 : 11].value.add(1, ordering: .relaxed)
+        self.cache.counter(
+            "weft_proxy_rbac_denied_total", [("direction", direction.rawValue), ("protocol", `protocol`)]
+        ).increment()
+    }
+
     /// Bytes through a tunnel (TCP, CONNECT, WebSocket): `received` from the client, `sent` from the upstream
     /// side towards the client.
     func recordTunnelBytes(_ direction: ProxyDirection, received: Int = 0, sent: Int = 0) {
@@ -175,6 +197,8 @@ public final class ProxyMetrics: Sendable {
                 ("tcp.bytes_received", self.tcp[2 + offset * 2]),
                 ("tcp.bytes_sent", self.tcp[3 + offset * 2]),
                 ("tcp.rejected", self.tcp[6 + offset]),
+                ("tls.refused", self.tcp[8 + offset]),
+                ("rbac.denied", self.tcp[10 + offset]),
             ]
             for (name, cell) in named {
                 let value = cell.value.load(ordering: .relaxed)

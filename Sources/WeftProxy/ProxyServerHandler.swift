@@ -88,11 +88,17 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var upgradeResponse: HTTPResponseHead?
     /// Raw-byte guard in front of the HTTP/1.1 decoder (header timeout), when there is one.
     private weak var guardHandler: DownstreamGuard?
+    /// The downstream's verified mTLS identity (inbound; nil: plaintext).
+    private let peer: PeerIdentity?
 
-    init(_ shared: ProxyListenerContext, isHTTP2: Bool = false, guardHandler: DownstreamGuard? = nil) {
+    init(
+        _ shared: ProxyListenerContext, isHTTP2: Bool = false, guardHandler: DownstreamGuard? = nil,
+        peer: PeerIdentity? = nil
+    ) {
         self.shared = shared
         self.isHTTP2 = isHTTP2
         self.guardHandler = guardHandler
+        self.peer = peer
     }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
@@ -270,10 +276,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         if self.shared.direction == .outbound {
             decision = state.decideOutbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
         } else {
-            decision = state.decideInbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
+            decision = state.decideInbound(
+                head, envelope: envelope, runtime: runtime, remoteAddress: remote, peer: self.peer?.spiffeID)
         }
         switch decision {
         case .respond(let status, let reason, let location):
+            if reason == .rbacDenied {
+                self.shared.metrics.recordRBACDenied(self.shared.direction, protocol: "http")
+            }
             self.respond(status: status, reason: reason, location: location)
         case .forward(let plan):
             if self.expectsContinue {
@@ -348,7 +358,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return pool
         }
         if self.connectionPool == nil {
-            self.connectionPool = UpstreamPool(eventLoop: loop, decoderLimits: self.shared.limits.decoderLimits)
+            self.connectionPool = UpstreamPool(
+                eventLoop: loop, decoderLimits: self.shared.limits.decoderLimits, meshTLS: self.shared.meshTLS)
         }
         return self.connectionPool
     }
@@ -669,7 +680,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The upstream accepted a protocol upgrade: sends the `101` downstream, then turns both connections
     /// into a byte tunnel (the HTTP codecs leave both pipelines).
     private func switchToTunnel(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
-        guard let upstream = self.upstream, let upstreamChannel = upstream.channel else {
+        guard let upstream = self.upstream, upstream.kind == .http1, let upstreamChannel = upstream.channel else {
             self.abortDownstream(reason: .upstreamReset)
             return
         }
@@ -695,9 +706,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         let upstreamSide = TunnelHandler { metrics.recordTunnelBytes(direction, sent: $0) }
         self.guardHandler?.tunnelStarted()
         do {
-            try installTunnel(downstreamSide, on: context.channel)
-            try installTunnel(upstreamSide, on: upstreamChannel)
-            TunnelHandler.join(downstreamSide, upstreamSide)
+            let downstreamReady = try installTunnel(downstreamSide, on: context.channel)
+            let upstreamReady = try installTunnel(upstreamSide, on: upstreamChannel)
+            TunnelHandler.join(
+                downstreamSide, upstreamSide, when: downstreamReady.and(upstreamReady).map { _ in },
+                on: context.eventLoop)
             context.channel.read()
             upstreamChannel.read()
         } catch {
@@ -762,10 +775,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         metrics.recordTCPConnection(direction)
         let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
         do {
-            try installTunnel(downstream, on: context.channel)
+            let ready = try installTunnel(downstream, on: context.channel)
             downstream.writeRaw(
                 context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"))
-            TunnelHandler.join(downstream, upstream)
+            TunnelHandler.join(downstream, upstream, when: ready, on: context.eventLoop)
             // This handler may have held a read back (the CONNECT had no end): read again, into the tunnel.
             context.channel.read()
         } catch {

@@ -21,6 +21,23 @@ final class TunnelHandler: ChannelDuplexHandler {
         self.onBytes = onBytes
     }
 
+    /// Joins two tunnel sides once `ready` (both pipelines rebuilt) completes, on `loop` (both sides' loop);
+    /// until then each side keeps what it reads. When `ready` fails, or a side closed meanwhile, both close.
+    static func join(
+        _ first: TunnelHandler, _ second: TunnelHandler, when ready: EventLoopFuture<Void>, on loop: any EventLoop
+    ) {
+        let bound = NIOLoopBound((first, second), eventLoop: loop)
+        ready.hop(to: loop).whenComplete { result in
+            let (first, second) = bound.value
+            guard case .success = result, !first.closed, !second.closed else {
+                first.close()
+                second.close()
+                return
+            }
+            Self.join(first, second)
+        }
+    }
+
     /// Joins two tunnel sides; each forwards to the other from now on.
     static func join(_ first: TunnelHandler, _ second: TunnelHandler) {
         first.partner = second

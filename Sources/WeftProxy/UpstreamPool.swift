@@ -21,9 +21,27 @@ struct UpstreamTarget {
     var cluster: String
     var limits: ConnectionLimits
     var connectTimeout: TimeAmount
+    /// The SPIFFE ID the endpoint's proxy must present: mTLS is originated (nil: plaintext).
+    var identity: String? = nil
 
-    /// The pool key: one set of connections per endpoint and protocol.
-    var key: String { "\(self.protocolKind == .http2 ? "h2" : "h1")|\(self.host)|\(self.port)" }
+    /// The pool key: one set of connections per endpoint, protocol and expected identity.
+    var key: String {
+        "\(self.protocolKind == .http2 ? "h2" : "h1")|\(self.host)|\(self.port)|\(self.identity ?? "")"
+    }
+}
+
+/// Adds the mTLS client handler first in an upstream pipeline when `target` expects an identity; throws (the
+/// connection fails, nothing goes out in plaintext) when the proxy has no certificate.
+func addMeshTLSIfNeeded(_ target: UpstreamTarget, meshTLS: MeshTLS?, to channel: any Channel) throws {
+    guard let identity = target.identity else {
+        return
+    }
+    guard let contexts = meshTLS?.contexts else {
+        throw PeerIdentityError(.malformed, "no certificate to originate mTLS with")
+    }
+    try channel.pipeline.syncOperations.addHandler(
+        try MeshTLS.clientHandler(contexts, http2: target.protocolKind == .http2, expected: identity),
+        position: .first)
 }
 
 /// Who waits for an upstream stream: the pool calls back on the event loop with the stream, or with the
@@ -68,7 +86,11 @@ final class UpstreamPool {
     private var http2: [String: HTTP2Connection] = [:]
     private var nextWaiterID = 0
 
-    init(eventLoop: any EventLoop, decoderLimits: NIOHTTPDecoderLimitConfiguration = .init()) {
+    /// Where upstream connections to meshed endpoints get their TLS contexts (one handshake per connection).
+    let meshTLS: MeshTLS?
+
+    init(eventLoop: any EventLoop, decoderLimits: NIOHTTPDecoderLimitConfiguration = .init(), meshTLS: MeshTLS? = nil) {
+        self.meshTLS = meshTLS
         self.eventLoop = eventLoop
         self.decoderLimits = decoderLimits
     }
@@ -165,6 +187,7 @@ final class UpstreamPool {
         let cluster = target.cluster
         let key = target.key
         let decoderLimits = self.decoderLimits
+        let meshTLS = self.meshTLS
         // Requests are framed by the proxy (`RequestFraming`): the encoder must not second-guess it.
         var encoder = HTTPRequestEncoder.Configuration()
         encoder.automaticallySetFramingHeaders = false
@@ -174,6 +197,7 @@ final class UpstreamPool {
             .connectTimeout(target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try addMeshTLSIfNeeded(target, meshTLS: meshTLS, to: channel)
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
                         leftOverBytesStrategy: .forwardBytes, encoderConfiguration: encoderConfiguration,
                         decoderLimitConfiguration: decoderLimits)
@@ -373,11 +397,14 @@ final class HTTP2Connection {
         }
         let loop = pool.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
+        let target = self.target
+        let meshTLS = pool.meshTLS
         ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(self.target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try addMeshTLSIfNeeded(target, meshTLS: meshTLS, to: channel)
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.initialSettings = [
                         HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
@@ -574,9 +601,12 @@ extension GoAwayObserver: Sendable {}
 final class UpstreamPools: Sendable {
     private let boxes: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool?>]
     private let decoderLimits: NIOHTTPDecoderLimitConfiguration
+    let meshTLS: MeshTLS?
 
-    init(group: any EventLoopGroup, decoderLimits: NIOHTTPDecoderLimitConfiguration = .init()) {
+    init(group: any EventLoopGroup, decoderLimits: NIOHTTPDecoderLimitConfiguration = .init(), meshTLS: MeshTLS? = nil)
+    {
         self.decoderLimits = decoderLimits
+        self.meshTLS = meshTLS
         var boxes: [ObjectIdentifier: NIOLoopBoundBox<UpstreamPool?>] = [:]
         for loop in group.makeIterator() {
             boxes[ObjectIdentifier(loop)] = .makeEmptyBox(valueType: UpstreamPool.self, eventLoop: loop)
@@ -592,7 +622,7 @@ final class UpstreamPools: Sendable {
         if let pool = box.value {
             return pool
         }
-        let pool = UpstreamPool(eventLoop: loop, decoderLimits: self.decoderLimits)
+        let pool = UpstreamPool(eventLoop: loop, decoderLimits: self.decoderLimits, meshTLS: self.meshTLS)
         box.value = pool
         return pool
     }

@@ -80,6 +80,15 @@ struct WeftProxyCommand: AsyncParsableCommand {
             """)
     var otlpEndpoint: String?
 
+    @Option(help: "The proxy's certificate chain (PEM, leaf first: its SVID) for mTLS; re-read when it changes.")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "The trust bundle (PEM roots) peers' certificates must chain to.")
+    var trustBundle: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -153,20 +162,34 @@ struct WeftProxyCommand: AsyncParsableCommand {
         }
         let accessLog = self.accessLog.map { AccessLog(path: $0, logger: Logger(label: "weft.proxy.access")) }
         let drain = Duration.milliseconds(Int64(self.drainTimeout * 1000))
+        var certificates: FileCertificateSource?
+        switch (self.tlsCert, self.tlsKey, self.trustBundle) {
+        case (nil, nil, nil):
+            break
+        case (let cert?, let key?, let bundle?):
+            certificates = try FileCertificateSource(
+                certificatePath: cert, keyPath: key, bundlePath: bundle, logger: Logger(label: "weft.proxy.tls"))
+        default:
+            throw ValidationError("--tls-cert, --tls-key and --trust-bundle go together")
+        }
+        let meshTLS = certificates.map { MeshTLS(source: $0) }
         let outbound = ProxyListener(
             direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
-            logger: Logger(label: "weft.proxy.outbound"))
+            meshTLS: meshTLS, logger: Logger(label: "weft.proxy.outbound"))
         let inbound = ProxyListener(
             direction: .inbound, host: self.listen, port: self.inboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
-            logger: Logger(label: "weft.proxy.inbound"))
+            meshTLS: meshTLS, logger: Logger(label: "weft.proxy.inbound"))
         let admin = AdminServer(
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
         var services: [any Service] = sources + [outbound, inbound, admin]
         if let accessLog {
             services.append(accessLog)
+        }
+        if let certificates {
+            services.append(certificates)
         }
         if let tracing {
             services.append(tracing.service)

@@ -80,6 +80,7 @@ struct ProxyHarness {
         group: (any EventLoopGroup)? = nil,
         limits: ProxyLimits = ProxyLimits(),
         accessLog: AccessLog? = nil,
+        meshTLS: MeshTLS? = nil,
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let logger = Logger(label: "weft.proxy.test")
@@ -92,10 +93,10 @@ struct ProxyHarness {
         let loops = group ?? MultiThreadedEventLoopGroup.singleton
         let outbound = ProxyListener(
             direction: .outbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
-            accessLog: accessLog, logger: logger)
+            accessLog: accessLog, meshTLS: meshTLS, logger: logger)
         let inbound = ProxyListener(
             direction: .inbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
-            accessLog: accessLog, logger: logger)
+            accessLog: accessLog, meshTLS: meshTLS, logger: logger)
         let admin = AdminServer(port: 0, store: store, metrics: metrics, logger: logger)
         var services: [any Service] = [outbound, inbound, admin]
         if let accessLog {

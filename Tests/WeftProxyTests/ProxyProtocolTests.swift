@@ -134,11 +134,13 @@ struct ProxyProtocolTests {
         await server.stop()
     }
 
-    /// Found while working on issue 15, not fixed yet: bytes a client pipelines right behind a WebSocket
-    /// handshake (before the `101`) crash the process when the connection becomes a tunnel (NIOAny: "tried to
-    /// decode as type HTTPPart<HTTPRequestHead, IOData> but found IOData"). Enable once `installTunnel` is fixed.
-    @Test(.disabled("crashes the test process: early bytes behind an upgrade head; see the comment"))
-    func bytesPipelinedBehindAnUpgradeHeadDoNotCrash() async throws {
+    // MARK: Bytes behind a head, while the pipeline is rebuilt
+
+    /// Bytes a client sends right behind a WebSocket handshake, before the `101`: the HTTP/1.1 decoder holds
+    /// them and hands them to the tunnel as it leaves. They reach the upstream once the tunnel is up (this
+    /// used to trap the process: the upstream's response decoder, not yet gone, took the bytes for a request
+    /// part).
+    @Test func bytesPipelinedBehindAnUpgradeHeadDoNotCrash() async throws {
         let server = try await RawServer.start(.upgrade)
         let config = TestConfig.config(
             outbound: [TestConfig.service("chat", routes: [TestConfig.forward(to: "chat")])],
@@ -150,11 +152,92 @@ struct ProxyProtocolTests {
                     (
                         "GET /socket HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nEARLY",
                         "EARLY"
-                    )
+                    ),
+                    ("after", "after"),
                 ])
             #expect(answer.first?.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n") == true)
+            #expect(answer.first?.hasSuffix("\r\n\r\nEARLY") == true, "\(answer)")
+            #expect(answer.last == "after")
+            // The process is alive, and serves the next connection.
+            let again = try await rawConversation(
+                port: proxy.outboundPort,
+                steps: [
+                    (
+                        "GET /socket HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                        "\r\n\r\n"
+                    )
+                ])
+            #expect(again.first?.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n") == true)
         }
         await server.stop()
+    }
+
+    /// The upstream's first tunnel bytes in the same segment as its `101`: they reach the client after it.
+    @Test func bytesBehindTheUpstreamsSwitchingProtocolsReachTheClient() async throws {
+        let server = try await RawServer.start(.upgradeGreeting)
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("chat", routes: [TestConfig.forward(to: "chat")])],
+            clusters: [TestConfig.cluster("chat", ports: [server.port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let answer = try await rawConversation(
+                port: proxy.outboundPort,
+                steps: [
+                    (
+                        "GET /socket HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nEARLY",
+                        "hello after 101\nEARLY"
+                    ),
+                    ("ping", "ping"),
+                ])
+            #expect(answer.first?.hasPrefix("HTTP/1.1 101 Switching Protocols\r\n") == true)
+            #expect(answer.first?.hasSuffix("\r\n\r\nhello after 101\nEARLY") == true, "\(answer)")
+            #expect(answer.last == "ping")
+        }
+        await server.stop()
+    }
+
+    /// Bytes behind a CONNECT head, sent before the `200`: they go through the tunnel once it is up.
+    @Test func bytesPipelinedBehindAConnectHeadGoThroughTheTunnel() async throws {
+        let echo = try await RawServer.start(.echo)
+        var database = TestConfig.service("db", routes: [])
+        database.protocol = .tcp
+        database.tcp = TCPRoute(name: "db", backends: [WeightedCluster(cluster: "db", weight: 100)])
+        let config = TestConfig.config(
+            outbound: [database], clusters: [TestConfig.cluster("db", protocol: .tcp, ports: [echo.port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let answers = try await rawConversation(
+                port: proxy.outboundPort,
+                steps: [
+                    ("CONNECT db.shop:80 HTTP/1.1\r\nHost: db.shop:80\r\n\r\nselect 1;", "select 1;"),
+                    ("select 2;", "select 2;"),
+                ])
+            #expect(answers == ["HTTP/1.1 200 Connection Established\r\n\r\nselect 1;", "select 2;"])
+        }
+        await echo.stop()
+    }
+
+    /// An h2c client that writes its preface, SETTINGS, a request's HEADERS and DATA in one segment (what
+    /// DownstreamGuard holds while it detects the protocol): all of it reaches the HTTP/2 pipeline.
+    @Test func h2cFramesInTheSameSegmentAsThePrefaceAreServed() async throws {
+        let upstream = try await TestUpstream.start(name: "catalog")
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "catalog")])],
+            clusters: [TestConfig.cluster("catalog", ports: [upstream.port])])
+        func frame(type: UInt8, flags: UInt8, stream: UInt8, _ payload: [UInt8]) -> [UInt8] {
+            [0, UInt8(payload.count >> 8), UInt8(payload.count & 0xff), type, flags, 0, 0, 0, stream] + payload
+        }
+        // HPACK: :method POST (static 3), :scheme http (static 6), :path and :authority as literals without
+        // indexing on static names 4 and 1.
+        let fields: [UInt8] = [0x83, 0x86, 0x04, 2] + Array("/x".utf8) + [0x01, 7] + Array("catalog".utf8)
+        let bytes =
+            Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + frame(type: 4, flags: 0, stream: 0, [])
+            + frame(type: 1, flags: 0x04, stream: 1, fields)
+            + frame(type: 0, flags: 0x01, stream: 1, Array("h2-body-in-the-first-segment".utf8))
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            let answers = try await rawConversation(
+                port: proxy.outboundPort, byteSteps: [(bytes, "h2-body-in-the-first-segment")])
+            #expect(answers.first?.contains("h2-body-in-the-first-segment") == true)
+        }
+        await upstream.stop()
     }
 
     @Test func connectOpensATCPTunnelToTheService() async throws {

@@ -165,31 +165,43 @@ enum GRPCPeer {
 /// A raw TCP server for tunnel tests. `mode` decides what it does with a connection:
 /// - `echo`: echoes every byte;
 /// - `banner`: writes `hello from server\n` at once (a server-first protocol), then echoes;
-/// - `upgrade`: reads an HTTP/1.1 request head, answers `101 Switching Protocols`, then echoes.
+/// - `upgrade`: reads an HTTP/1.1 request head, answers `101 Switching Protocols`, then echoes;
+/// - `upgradeGreeting`: as `upgrade`, with `hello after 101\n` in the same write as the `101`;
+/// - `silent`: reads everything and never answers (an upstream that hangs, for timeouts without races).
 final class RawServer: Sendable {
     enum Mode: Sendable {
         case echo
         case banner
         case upgrade
+        case upgradeGreeting
+        case silent
     }
 
     let channel: any Channel
     var port: Int { self.channel.localAddress?.port ?? 0 }
+    private let counters: RawServerCounters
+    /// Bytes read so far, over all connections.
+    var bytesReceived: Int { self.counters.received.load(ordering: .relaxed) }
+    /// Connections accepted so far.
+    var connectionsAccepted: Int { self.counters.accepted.load(ordering: .relaxed) }
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, counters: RawServerCounters) {
         self.channel = channel
+        self.counters = counters
     }
 
     static func start(_ mode: Mode) async throws -> RawServer {
+        let counters = RawServerCounters()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(RawServerHandler(mode))
+                counters.accepted.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RawServerHandler(mode, counters: counters))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return RawServer(channel: channel)
+        return RawServer(channel: channel, counters: counters)
     }
 
     func stop() async {
@@ -197,16 +209,23 @@ final class RawServer: Sendable {
     }
 }
 
+private final class RawServerCounters: Sendable {
+    let received = Atomic<Int>(0)
+    let accepted = Atomic<Int>(0)
+}
+
 private final class RawServerHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let mode: RawServer.Mode
+    private let counters: RawServerCounters
     private var upgraded = false
     private var head = ""
 
-    init(_ mode: RawServer.Mode) {
+    init(_ mode: RawServer.Mode, counters: RawServerCounters) {
         self.mode = mode
+        self.counters = counters
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -218,15 +237,21 @@ private final class RawServerHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
-        if self.mode == .upgrade && !self.upgraded {
+        self.counters.received.add(buffer.readableBytes, ordering: .relaxed)
+        if self.mode == .silent {
+            return
+        }
+        if self.mode == .upgrade || self.mode == .upgradeGreeting, !self.upgraded {
             self.head += buffer.readString(length: buffer.readableBytes) ?? ""
             guard let end = self.head.range(of: "\r\n\r\n") else {
                 return
             }
             self.upgraded = true
             let rest = String(self.head[end.upperBound...])
+            let greeting = self.mode == .upgradeGreeting ? "hello after 101\n" : ""
             let response =
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nx-upgraded-by: raw\r\n\r\n"
+                + greeting
             context.write(self.wrapOutboundOut(ByteBuffer(string: response)), promise: nil)
             if !rest.isEmpty {
                 context.write(self.wrapOutboundOut(ByteBuffer(string: rest)), promise: nil)
@@ -244,6 +269,11 @@ extension RawServerHandler: Sendable {}
 /// A raw TCP client: connects, optionally sends `send`, and collects what arrives until `until` is contained
 /// in it (or 5 s pass). Returns what was read.
 func rawConversation(port: Int, steps: [(send: String, until: String)]) async throws -> [String] {
+    try await rawConversation(port: port, byteSteps: steps.map { (Array($0.send.utf8), $0.until) })
+}
+
+/// `rawConversation` with raw bytes to send (binary protocols such as HTTP/2 frames).
+func rawConversation(port: Int, byteSteps steps: [(send: [UInt8], until: String)]) async throws -> [String] {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -257,7 +287,7 @@ func rawConversation(port: Int, steps: [(send: String, until: String)]) async th
                 var answers: [String] = []
                 for step in steps {
                     if !step.send.isEmpty {
-                        try await outbound.write(ByteBuffer(string: step.send))
+                        try await outbound.write(ByteBuffer(bytes: step.send))
                     }
                     var received = ""
                     while !received.contains(step.until) {
