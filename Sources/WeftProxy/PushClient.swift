@@ -55,7 +55,7 @@ public final class PushClient: Service {
         self.jitter = jitter
     }
 
-    /// Streams opened, configs acknowledged and refused so far.
+    /// Streams opened (a hello sent), configs acknowledged and refused so far.
     public var statistics: (streams: Int, acks: Int, nacks: Int) { self.counts.withLock { $0 } }
 
     public func run() async throws {
@@ -109,12 +109,12 @@ public final class PushClient: Service {
             let first = Weft_Push_V1_ProxyMessage.with { [hello] in $0.hello = hello }
             try await push.stream(
                 requestProducer: { writer in
+                    self.counts.withLock { $0.streams += 1 }
                     try await writer.write(first)
                     for await message in answers { try await writer.write(message) }
                 },
                 onResponse: { response in
                     defer { answer.finish() }
-                    self.counts.withLock { $0.streams += 1 }
                     self.logger.info(
                         "push stream open",
                         metadata: ["proxy.id": "\(self.configuration.proxyID)", "config.version": "\(running)"])
