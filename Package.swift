@@ -108,10 +108,12 @@ let package = Package(
             name: "WeftController",
             dependencies: [
                 "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient", "WeftHTTP",
-                "WeftPush",
+                "WeftPush", "WeftIdentity",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,8 +123,9 @@ let package = Package(
         .target(
             name: "WeftProxy",
             dependencies: [
-                "ProxyConfig", "ProxyCore", "WeftHTTP", "WeftPush",
+                "ProxyConfig", "ProxyCore", "WeftHTTP", "WeftPush", "WeftIdentity",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -143,7 +146,7 @@ let package = Package(
         .executableTarget(
             name: "weft-controller",
             dependencies: [
-                "WeftController", "KubeClient",
+                "WeftController", "KubeClient", "WeftIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -155,7 +158,7 @@ let package = Package(
         .executableTarget(
             name: "weft-proxy",
             dependencies: [
-                "WeftProxy",
+                "WeftProxy", "WeftIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "OTel", package: "swift-otel"),
@@ -219,7 +222,14 @@ let package = Package(
         .testTarget(
             name: "WeftMeshTests",
             dependencies: [
-                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel",
+                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel", "WeftIdentity", "WeftPush",
+                "KubeClient", "WeftTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -3,22 +3,37 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import Synchronization
+import NIOPosix
+import WeftIdentity
 import WeftPush
 
 /// The push stream's gRPC server (port 15012): one `weft.push.v1.ConfigPush/Stream` per proxy, served from a
-/// ``PushHub``. Runs in cluster and in manifests mode; every replica serves proxies. On graceful shutdown the
-/// streams end (the proxies reconnect, to another replica in a cluster) and the server stops.
+/// ``PushHub``, and the mesh CA's `weft.identity.v1.Identity/Sign`. Runs in cluster and in manifests mode; every
+/// replica serves proxies. On graceful shutdown the streams end (the proxies reconnect, to another replica in a
+/// cluster) and the server stops.
+///
+/// With `tls` (what weft-controller runs) the port speaks TLS 1.3 with the controller's own SVID and asks for a
+/// client certificate without requiring one: `Sign` works without (the token is the credential), while a push
+/// stream is refused unless the client presented an SVID whose namespace and service account are those of the
+/// hello's `proxy_id`. Without `tls` it is plaintext and streams are not checked (tests only).
 public final class ConfigPushServer: Service {
     private let host: String
     private let port: Int
     private let hub: PushHub
+    private let tls: PushServerTLS?
+    private let identity: IdentityService?
     private let logger: Logger
     private let bound = Mutex<Int?>(nil)
 
-    public init(host: String = "0.0.0.0", port: Int = 15012, hub: PushHub, logger: Logger) {
+    public init(
+        host: String = "0.0.0.0", port: Int = 15012, hub: PushHub, tls: PushServerTLS? = nil,
+        identity: IdentityService? = nil, logger: Logger
+    ) {
         self.host = host
         self.port = port
         self.hub = hub
+        self.tls = tls
+        self.identity = identity
         self.logger = logger
     }
 
@@ -31,9 +46,27 @@ public final class ConfigPushServer: Service {
         config.connection.keepalive = .init(
             time: .seconds(60), timeout: .seconds(20),
             clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(10), allowWithoutCalls: true))
-        let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: self.host, port: self.port), transportSecurity: .plaintext, config: config)
-        let server = GRPCServer(transport: transport, services: [ConfigPushService(hub: self.hub, logger: self.logger)])
+        var services: [any RegistrableRPCService] = [
+            ConfigPushService(hub: self.hub, peers: self.tls?.peers, logger: self.logger)
+        ]
+        if let identity = self.identity { services.append(identity) }
+        if let tls = self.tls {
+            let factory = PushServerListenerFactory(
+                host: self.host, port: self.port, tls: tls, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            let transport = HTTP2ServerTransport.Custom(
+                listenerFactory: factory,
+                config: .init(
+                    compression: config.compression, connection: config.connection, http2: config.http2,
+                    rpc: config.rpc, channelDebuggingCallbacks: config.channelDebuggingCallbacks))
+            try await self.serve(GRPCServer(transport: transport, services: services))
+        } else {
+            let transport = HTTP2ServerTransport.Posix(
+                address: .ipv4(host: self.host, port: self.port), transportSecurity: .plaintext, config: config)
+            try await self.serve(GRPCServer(transport: transport, services: services))
+        }
+    }
+
+    private func serve<Transport: ServerTransport>(_ server: GRPCServer<Transport>) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 try await withGracefulShutdownHandler {
@@ -45,7 +78,9 @@ public final class ConfigPushServer: Service {
             }
             if let address = try await server.listeningAddress?.ipv4 {
                 self.bound.withLock { $0 = address.port }
-                self.logger.info("push server listening", metadata: ["push.port": "\(address.port)"])
+                self.logger.info(
+                    "push server listening",
+                    metadata: ["push.port": "\(address.port)", "push.tls": "\(self.tls != nil)"])
             }
         }
     }
@@ -54,6 +89,8 @@ public final class ConfigPushServer: Service {
 /// `weft.push.v1.ConfigPush`: reads the proxy's hello, then its answers; writes the configs the hub sends.
 struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
     let hub: PushHub
+    /// The verified client identities of a TLS server; nil for a plaintext one (streams are not checked).
+    let peers: PeerIdentityRegistry?
     let logger: Logger
 
     func stream(
@@ -73,6 +110,9 @@ struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
                         throw RPCError(
                             code: .invalidArgument, message: "proxy_id must be namespace/pod, got \"\(hello.proxyID)\"")
                     }
+                    if let peers = self.peers {
+                        try self.authorize(hello.proxyID, peer: peers.identity(remotePeer: context.remotePeer))
+                    }
                     let (id, outbox) = self.hub.open(
                         proxyID: hello.proxyID, running: hello.runningVersion, build: hello.build)
                     opened = id
@@ -91,6 +131,29 @@ struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
             }
             // The proxy closed its side, or the server shuts down: end the writer too.
             opened.map { self.hub.close($0) }
+        }
+    }
+
+    /// A stream's proxy must be the client's workload: its SVID names the namespace of `proxyID` and the service
+    /// account the compiled config gives that pod. A proxy the controller has not compiled a config for is refused
+    /// too (it retries with backoff until its pod is known).
+    func authorize(_ proxyID: String, peer: SpiffeID?) throws {
+        guard let peer else {
+            throw RPCError(
+                code: .permissionDenied, message: "a push stream needs a client certificate (the proxy's SVID)")
+        }
+        let namespace = proxyID.split(separator: "/").first.map(String.init)
+        guard peer.namespace == namespace else {
+            throw RPCError(
+                code: .permissionDenied, message: "\(peer) may not stream the config of \(proxyID) (another namespace)")
+        }
+        guard let expected = self.hub.identity(of: proxyID) else {
+            throw RPCError(code: .permissionDenied, message: "the controller knows no workload \(proxyID) (yet)")
+        }
+        guard expected == peer.description else {
+            throw RPCError(
+                code: .permissionDenied,
+                message: "\(peer) may not stream the config of \(proxyID), whose identity is \(expected)")
         }
     }
 

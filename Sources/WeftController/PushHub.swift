@@ -235,6 +235,11 @@ public final class PushHub: CompileResultStage {
         }
     }
 
+    /// The SPIFFE ID the last compile gave a proxy (`namespace/pod`); nil for a proxy it made no config for.
+    public func identity(of proxyID: String) -> String? {
+        self.state.withLock { $0.identities[proxyID] }
+    }
+
     /// The config the controller has for a proxy, in its JSON encoding.
     public func config(for proxyID: String) -> [UInt8]? {
         self.state.withLock { $0.configs[proxyID]?.payload }

@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import Synchronization
+import WeftIdentity
 import WeftPush
 
 /// The proxy's end of the config push stream (`--controller HOST:PORT`): one long-lived gRPC stream to the
@@ -22,12 +23,27 @@ public final class PushClient: Service {
         /// HTTP/2 PINGs on the idle stream, so a dead controller or a silently dropped connection is noticed.
         public var keepaliveInterval: Duration
         public var keepaliveTimeout: Duration
+        /// mTLS to the controller: the proxy's SVID from `certificates` (what ``IdentityClient`` installs) as its
+        /// client certificate, and the controller's certificate checked against that material's trust bundle and
+        /// required to carry `controllerIdentity`. Nil: plaintext (tests, and a controller without TLS).
+        public var tls: TLS?
+
+        public struct TLS: Sendable {
+            public var certificates: any CertificateSource
+            public var controllerIdentity: SpiffeID
+
+            public init(certificates: any CertificateSource, controllerIdentity: SpiffeID) {
+                self.certificates = certificates
+                self.controllerIdentity = controllerIdentity
+            }
+        }
 
         public init(
             host: String, port: Int, proxyID: String, initialBackoff: Duration = .milliseconds(200),
             maximumBackoff: Duration = .seconds(15), keepaliveInterval: Duration = .seconds(30),
-            keepaliveTimeout: Duration = .seconds(10)
+            keepaliveTimeout: Duration = .seconds(10), tls: TLS? = nil
         ) {
+            self.tls = tls
             self.host = host
             self.port = port
             self.proxyID = proxyID
@@ -94,9 +110,18 @@ public final class PushClient: Service {
         transportConfig.connection.keepalive = .init(
             time: self.configuration.keepaliveInterval, timeout: self.configuration.keepaliveTimeout,
             allowWithoutCalls: true)
+        var security = HTTP2ClientTransport.Posix.TransportSecurity.plaintext
+        if let tls = self.configuration.tls {
+            guard let material = tls.certificates.current() else {
+                throw PushClientError(message: "no certificate yet: the push stream waits for the proxy's SVID")
+            }
+            security = try ControllerTLS.security(
+                trustRootsPEM: material.trustRootsPEM, controllerIdentity: tls.controllerIdentity,
+                certificate: material)
+        }
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: self.configuration.host, port: self.configuration.port),
-            transportSecurity: .plaintext, config: transportConfig)
+            transportSecurity: security, config: transportConfig)
         try await withGRPCClient(transport: transport) { client in
             let push = Weft_Push_V1_ConfigPush.Client(wrapping: client)
             let (answers, answer) = AsyncStream.makeStream(

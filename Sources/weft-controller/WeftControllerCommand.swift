@@ -6,6 +6,7 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 import WeftController
+import WeftIdentity
 
 @main
 struct WeftControllerCommand: AsyncParsableCommand {
@@ -47,6 +48,24 @@ struct WeftControllerCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on.")
     var listen: String = "0.0.0.0"
 
+    @Option(help: "The mesh's trust domain: identities are spiffe://<trust domain>/ns/<namespace>/sa/<name>.")
+    var trustDomain: String = "cluster.local"
+
+    @Option(help: "Lifetime of the workload certificates (X.509-SVIDs) the CA issues: e.g. 24h, 90m, 600s.")
+    var svidLifetime: String = "24h"
+
+    @Option(
+        help: """
+            Manifests mode: a folder for the controller's state: the mesh CA (weft-ca/tls.crt, tls.key, ca.crt),             kept across restarts, and trust-bundle.pem for the proxies' --controller-ca. Without it the CA lives             in memory and is new at every start.
+            """)
+    var stateDir: String?
+
+    @Option(
+        help: """
+            Manifests mode: the tokens proxies may sign with, one "TOKEN NAMESPACE/SERVICEACCOUNT" a line             (# comments). In a cluster, tokens are checked with the TokenReview API instead.
+            """)
+    var bootstrapTokens: String?
+
     @Option(help: "Log format: json, text, or auto (json when stderr is not a terminal).")
     var logFormat: LogFormat = .auto
 
@@ -66,11 +85,36 @@ struct WeftControllerCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "weft.controller")
 
+        guard let lifetime = Self.seconds(self.svidLifetime), lifetime > 0 else {
+            throw ValidationError("--svid-lifetime must be a positive duration like 24h, 90m or 600s")
+        }
+        let trustDomain: TrustDomain
+        do {
+            trustDomain = try TrustDomain(self.trustDomain)
+        } catch {
+            throw ValidationError("--trust-domain: \(error)")
+        }
+        if self.manifests == nil, self.stateDir != nil || self.bootstrapTokens != nil {
+            throw ValidationError("--state-dir and --bootstrap-tokens are for --manifests mode")
+        }
+
         let state = ControllerState()
         let hub = PushHub(logger: Logger(label: "weft.push"))
         var services: [any Service] = []
         let ready: ControllerHTTPServer.Readiness
+        let ca: MeshCA
+        let authenticator: any WorkloadAuthenticator
+        var kubeForIdentity: KubeClient?
         if let manifests = self.manifests {
+            ca = try await MeshCA.load(
+                from: self.stateDir.map { .directory($0) } ?? .memory, rootNamespace: self.leaseNamespace,
+                trustDomain: trustDomain, svidLifetime: lifetime, logger: Logger(label: "weft.ca"))
+            let tokens = try self.bootstrapTokens.map { try String(contentsOfFile: $0, encoding: .utf8) } ?? ""
+            authenticator = try BootstrapTokenAuthenticator(parsing: tokens)
+            if let stateDir = self.stateDir {
+                let bundle = URL(fileURLWithPath: stateDir).appendingPathComponent("trust-bundle.pem")
+                try Data(try ca.trustBundlePEM.utf8).write(to: bundle, options: .atomic)
+            }
             let source = ManifestSource(path: manifests, logger: Logger(label: "weft.manifests"))
             let reconciler = Reconciler(source: source, state: state, stages: [hub], logger: logger)
             hub.onAnswer { reconciler.signal() }
@@ -79,6 +123,12 @@ struct WeftControllerCommand: AsyncParsableCommand {
             logger.info("running on manifests", metadata: ["manifest.path": "\(manifests)"])
         } else {
             let kube = try KubeConfiguration.load(kubeconfig: self.kubeconfig, context: self.context)
+            let client = try KubeClient(configuration: kube, logger: Logger(label: "weft.ca"))
+            kubeForIdentity = client
+            ca = try await MeshCA.load(
+                from: .secret(client), rootNamespace: self.leaseNamespace, trustDomain: trustDomain,
+                svidLifetime: lifetime, logger: Logger(label: "weft.ca"))
+            authenticator = TokenReviewAuthenticator(api: client)
             var options = KubernetesController.Options()
             options.leaderElection =
                 self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace) : nil
@@ -95,7 +145,10 @@ struct WeftControllerCommand: AsyncParsableCommand {
             metrics: { registry.emitToString() }, hub: hub, logger: Logger(label: "weft.controller.http"))
         services.append(http)
         services.append(
-            ConfigPushServer(host: self.listen, port: self.pushPort, hub: hub, logger: Logger(label: "weft.push")))
+            ConfigPushServer(
+                host: self.listen, port: self.pushPort, hub: hub, tls: try PushServerTLS(ca: ca),
+                identity: IdentityService(ca: ca, authenticator: authenticator, logger: Logger(label: "weft.ca")),
+                logger: Logger(label: "weft.push")))
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
@@ -104,6 +157,21 @@ struct WeftControllerCommand: AsyncParsableCommand {
         configuration.maximumGracefulShutdownDuration = .seconds(20)
         configuration.maximumCancellationDuration = .seconds(5)
         let group = ServiceGroup(configuration: configuration)
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            try? await kubeForIdentity?.shutdown()
+            throw error
+        }
+        try? await kubeForIdentity?.shutdown()
+    }
+
+    /// `24h`, `90m`, `600s`, `600` (seconds) → seconds.
+    static func seconds(_ text: String) -> TimeInterval? {
+        let units: [(String, TimeInterval)] = [("h", 3600), ("m", 60), ("s", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            return TimeInterval(text.dropLast()).map { $0 * factor }
+        }
+        return TimeInterval(text)
     }
 }

@@ -7,6 +7,7 @@ import NIOPosix
 import OTel
 import Prometheus
 import ServiceLifecycle
+import WeftIdentity
 import WeftProxy
 
 @main
@@ -89,6 +90,26 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "The trust bundle (PEM roots) peers' certificates must chain to.")
     var trustBundle: String?
 
+    @Option(
+        help: """
+            With --controller: the CA file (PEM roots) the controller's certificate is checked against. The proxy \
+            then gets its certificate (SVID) from the controller's CA with --token-file, renews it at about half \
+            its lifetime, and opens the push stream over mTLS.
+            """)
+    var controllerCA: String?
+
+    @Option(help: "The token the proxy proves its service account with (projected, audience weft); re-read each time.")
+    var tokenFile: String = "/var/run/secrets/weft/token"
+
+    @Option(help: "The proxy's service account (its SPIFFE ID's sa/ segment). Default: $POD_SERVICE_ACCOUNT, default.")
+    var serviceAccount: String?
+
+    @Option(help: "The mesh's trust domain.")
+    var trustDomain: String = "cluster.local"
+
+    @Option(help: "The controller's namespace: its certificate must be spiffe://<trust domain>/ns/<it>/sa/weft-controller.")
+    var controllerNamespace: String = "weft-system"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -108,6 +129,8 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let store = ProxyStateStore()
         let metrics = ProxyMetrics()
         var sources: [any Service] = []
+        var identitySource: IdentityClient?
+        var identityCertificates: InMemoryCertificateSource?
         if let config = self.config {
             sources.append(
                 ConfigFileWatcher(
@@ -128,9 +151,36 @@ struct WeftProxyCommand: AsyncParsableCommand {
             else {
                 throw ValidationError("--controller must be HOST:PORT, got \"\(controller)\"")
             }
+            let host = String(controller[..<colon])
+            var pushTLS: PushClient.Configuration.TLS?
+            if let controllerCA = self.controllerCA {
+                guard self.tlsCert == nil else {
+                    throw ValidationError("--controller-ca (certificates from the controller) excludes --tls-cert")
+                }
+                let namespace = String(proxyID.split(separator: "/").first ?? "")
+                let account = self.serviceAccount ?? environment["POD_SERVICE_ACCOUNT"] ?? "default"
+                let (identity, controllerIdentity): (SpiffeID, SpiffeID)
+                do {
+                    let domain = try TrustDomain(self.trustDomain)
+                    identity = try SpiffeID(trustDomain: domain, namespace: namespace, serviceAccount: account)
+                    controllerIdentity = try SpiffeID(
+                        trustDomain: domain, namespace: self.controllerNamespace, serviceAccount: "weft-controller")
+                } catch {
+                    throw ValidationError("the proxy's identity: \(error)")
+                }
+                let source = InMemoryCertificateSource()
+                identityCertificates = source
+                identitySource = IdentityClient(
+                    configuration: .init(
+                        host: host, port: port, identity: identity, controllerIdentity: controllerIdentity,
+                        tokenPath: self.tokenFile,
+                        controllerCAPEM: try String(contentsOfFile: controllerCA, encoding: .utf8)),
+                    certificates: source, logger: Logger(label: "weft.proxy.identity"))
+                pushTLS = .init(certificates: source, controllerIdentity: controllerIdentity)
+            }
             sources.append(
                 PushClient(
-                    configuration: .init(host: String(controller[..<colon]), port: port, proxyID: proxyID),
+                    configuration: .init(host: host, port: port, proxyID: proxyID, tls: pushTLS),
                     installer: ConfigInstaller(
                         store: store, metrics: metrics, logger: Logger(label: "weft.proxy.config")),
                     logger: Logger(label: "weft.push")))
@@ -172,7 +222,8 @@ struct WeftProxyCommand: AsyncParsableCommand {
         default:
             throw ValidationError("--tls-cert, --tls-key and --trust-bundle go together")
         }
-        let meshTLS = certificates.map { MeshTLS(source: $0) }
+        let meshTLS =
+            identityCertificates.map { MeshTLS(source: $0) } ?? certificates.map { MeshTLS(source: $0) }
         let outbound = ProxyListener(
             direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
@@ -185,6 +236,9 @@ struct WeftProxyCommand: AsyncParsableCommand {
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
         var services: [any Service] = sources + [outbound, inbound, admin]
+        if let identitySource {
+            services.append(identitySource)
+        }
         if let accessLog {
             services.append(accessLog)
         }

@@ -1,15 +1,36 @@
 extension authentication.v1 {
     /// `authentication.k8s.io/v1` TokenReview: asks the API server who a ServiceAccount token belongs to.
-    public struct TokenReview: Codable, Hashable, Sendable {
-        public var apiVersion: String = "authentication.k8s.io/v1"
-        public var kind: String = "TokenReview"
-        public var metadata: meta.v1.ObjectMeta?
+    ///
+    /// Cluster-scoped and create-only (`POST /apis/authentication.k8s.io/v1/tokenreviews`): the answer carries the
+    /// `status`, and nothing is stored.
+    public struct TokenReview: KubeResource {
+        public static let apiVersion = "authentication.k8s.io/v1"
+        public static let kind = "TokenReview"
+        public static let plural = "tokenreviews"
+        public static let isNamespaced = false
+
+        public var apiVersion: String = Self.apiVersion
+        public var kind: String = Self.kind
+        public var metadata = meta.v1.ObjectMeta()
         public var spec: TokenReviewSpec
         public var status: TokenReviewStatus?
 
         public init(spec: TokenReviewSpec, status: TokenReviewStatus? = nil) {
             self.spec = spec
             self.status = status
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case apiVersion, kind, metadata, spec, status
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion) ?? Self.apiVersion
+            self.kind = try container.decodeIfPresent(String.self, forKey: .kind) ?? Self.kind
+            self.metadata = try container.decodeIfPresent(meta.v1.ObjectMeta.self, forKey: .metadata) ?? .init()
+            self.spec = try container.decode(TokenReviewSpec.self, forKey: .spec)
+            self.status = try container.decodeIfPresent(TokenReviewStatus.self, forKey: .status)
         }
     }
 

@@ -38,7 +38,7 @@ extension FakeAPIStore {
         let query = request.query
         if resource.isVirtual {
             guard request.method == "POST", path.name == nil else { throw FakeAPIError.methodNotAllowed }
-            return .json(status: 201, body: self.tokenReview(try Self.jsonBody(request, resource)))
+            return .json(status: 201, body: try self.tokenReview(try Self.jsonBody(request, resource)))
         }
         let fieldManager = query["fieldManager"].flatMap { $0.isEmpty ? nil : $0 }
         let status = path.subresource == "status"
@@ -101,14 +101,35 @@ extension FakeAPIStore {
 
     // MARK: - TokenReview
 
-    private func tokenReview(_ body: JSONValue) -> JSONValue {
+    private func tokenReview(_ body: JSONValue) throws(FakeAPIError) -> JSONValue {
+        // Like the API server's decoder: a missing apiVersion or kind defaults to the endpoint's, a wrong one is
+        // refused.
+        if let apiVersion = body["apiVersion"]?.stringValue, apiVersion != "authentication.k8s.io/v1" {
+            throw FakeAPIError.badRequest("the API version in the data (\(apiVersion)) does not match the expected "
+                + "API version (authentication.k8s.io/v1)")
+        }
+        if let kind = body["kind"]?.stringValue, kind != "TokenReview" {
+            throw FakeAPIError.badRequest("the kind in the data (\(kind)) does not match the expected kind (TokenReview)")
+        }
         let spec = body["spec"] ?? .object([:])
+        guard let token = spec["token"]?.stringValue, !token.isEmpty else {
+            throw FakeAPIError.badRequest("token is required for TokenReview in authentication")
+        }
+        let wanted =
+            spec["audiences"]?.arrayValue?.compactMap(\.stringValue).nonEmpty ?? [FakeAPIServer.apiServerAudience]
         var status: JSONObject
-        if let token = spec["token"]?.stringValue, let user = self.tokenReviews[token],
-            let userJSON = try? JSONValue.from(encodable: user)
-        {
-            status = ["authenticated": true, "user": userJSON]
-            if let audiences = spec["audiences"] { status["audiences"] = audiences }
+        if let (user, audiences) = self.tokenReviews[token], let userJSON = try? JSONValue.from(encodable: user) {
+            let shared = wanted.filter(audiences.contains)
+            if shared.isEmpty {
+                status = [
+                    "authenticated": false, "user": .object([:]),
+                    "error": .string(
+                        "[invalid bearer token, token audiences \(audiences) is invalid for the target audiences "
+                            + "\(wanted)]"),
+                ]
+            } else {
+                status = ["authenticated": true, "user": userJSON, "audiences": .array(shared.map { .string($0) })]
+            }
         } else {
             status = ["authenticated": false, "user": .object([:]), "error": "invalid bearer token"]
         }
@@ -222,4 +243,9 @@ extension FakeAPIStore {
         }
         return FakeWatchRequest(filter: filter, start: start, bookmarks: bookmarks, timeoutSeconds: timeout)
     }
+}
+
+extension Array {
+    /// Nil when empty.
+    fileprivate var nonEmpty: Self? { self.isEmpty ? nil : self }
 }

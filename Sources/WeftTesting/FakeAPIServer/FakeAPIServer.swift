@@ -195,10 +195,19 @@ public final class FakeAPIServer: Sendable {
 
     // MARK: - TokenReview
 
-    /// A TokenReview of `token` answers authenticated, as this user. Other tokens answer not authenticated.
-    public func setTokenReview(token: String, username: String, uid: String? = nil, groups: [String] = []) {
+    /// The audience the API server's own tokens carry; a TokenReview without `spec.audiences` is checked against it.
+    public static let apiServerAudience = "https://kubernetes.default.svc.cluster.local"
+
+    /// A TokenReview of `token` answers authenticated, as this user, when the review's `spec.audiences` (or, when
+    /// absent, the API server's audience) share one with `audiences`; `status.audiences` is then that
+    /// intersection, as the real API server answers. Otherwise, and for unknown tokens, it answers
+    /// `authenticated: false` with an `error`. An empty `spec.token` is a 400, as on a real API server.
+    public func setTokenReview(
+        token: String, username: String, uid: String? = nil, groups: [String] = [],
+        audiences: [String] = [FakeAPIServer.apiServerAudience]
+    ) {
         let user = authentication.v1.UserInfo(username: username, uid: uid, groups: groups.isEmpty ? nil : groups)
-        self.core.store.withLock { $0.tokenReviews[token] = user }
+        self.core.store.withLock { $0.tokenReviews[token] = (user, audiences) }
     }
 
     public func removeTokenReview(token: String) {

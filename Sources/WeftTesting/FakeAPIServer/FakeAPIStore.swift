@@ -36,7 +36,8 @@ struct FakeAPIStore {
     var nextWatchID = 1
     var requests: [FakeAPIServer.Request] = []
     var failures: [FakeAPIServer.FailureRule] = []
-    var tokenReviews: [String: authentication.v1.UserInfo] = [:]
+    /// Registered tokens: who they belong to and the audiences they were issued for.
+    var tokenReviews: [String: (user: authentication.v1.UserInfo, audiences: [String])] = [:]
 
     /// Requests beyond this many drop the oldest record.
     static let maxRecordedRequests = 100_000
