@@ -222,14 +222,7 @@ let package = Package(
         .testTarget(
             name: "WeftMeshTests",
             dependencies: [
-                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel", "WeftIdentity", "WeftPush",
-                "KubeClient", "WeftTesting",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -264,6 +257,9 @@ let package = Package(
             name: "WeftControllerTests",
             dependencies: [
                 "WeftController", "KubeClient", "WeftTesting", "KubeModel", "WeftAPI", "WeftCompiler", "WeftManifests",
+                "WeftIdentity",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -271,7 +267,9 @@ let package = Package(
         .testTarget(
             name: "WeftProxyTests",
             dependencies: [
-                "WeftProxy", "ProxyConfig",
+                "WeftProxy", "ProxyConfig", "WeftController", "WeftCompiler", "WeftIdentity", "WeftPush", "WeftTesting",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -58,15 +58,22 @@ public final class ConfigPushServer: Service {
                 config: .init(
                     compression: config.compression, connection: config.connection, http2: config.http2,
                     rpc: config.rpc, channelDebuggingCallbacks: config.channelDebuggingCallbacks))
-            try await self.serve(GRPCServer(transport: transport, services: services))
+            // The custom transport is not a `ListeningServerTransport`: its address comes from the transport.
+            try await self.serve(GRPCServer(transport: transport, services: services)) {
+                await transport.listeningAddress
+            }
         } else {
             let transport = HTTP2ServerTransport.Posix(
                 address: .ipv4(host: self.host, port: self.port), transportSecurity: .plaintext, config: config)
-            try await self.serve(GRPCServer(transport: transport, services: services))
+            try await self.serve(GRPCServer(transport: transport, services: services)) {
+                try await transport.listeningAddress
+            }
         }
     }
 
-    private func serve<Transport: ServerTransport>(_ server: GRPCServer<Transport>) async throws {
+    private func serve<Transport: ServerTransport>(
+        _ server: GRPCServer<Transport>, listening: @escaping @Sendable () async throws -> GRPCNIOTransportHTTP2.SocketAddress?
+    ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 try await withGracefulShutdownHandler {
@@ -76,7 +83,7 @@ public final class ConfigPushServer: Service {
                     server.beginGracefulShutdown()
                 }
             }
-            if let address = try await server.listeningAddress?.ipv4 {
+            if let address = try await listening()?.ipv4 {
                 self.bound.withLock { $0 = address.port }
                 self.logger.info(
                     "push server listening",
