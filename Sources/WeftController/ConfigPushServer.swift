@@ -1,9 +1,9 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
-import NIOPosix
 import WeftIdentity
 import WeftPush
 
@@ -72,7 +72,8 @@ public final class ConfigPushServer: Service {
     }
 
     private func serve<Transport: ServerTransport>(
-        _ server: GRPCServer<Transport>, listening: @escaping @Sendable () async throws -> GRPCNIOTransportHTTP2.SocketAddress?
+        _ server: GRPCServer<Transport>,
+        listening: @escaping @Sendable () async throws -> GRPCNIOTransportHTTP2.SocketAddress?
     ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {

@@ -64,7 +64,8 @@ extension MeshCA {
             logger.info("mesh CA loaded", metadata: ["k8s.namespace": "\(namespace)", "k8s.name": "\(secretName)"])
             return existing
         }
-        let generated = try CertificateAuthority.generateRoot(trustDomain: trustDomain, now: now(), serialNumbers: .random)
+        let generated = try CertificateAuthority.generateRoot(
+            trustDomain: trustDomain, now: now(), serialNumbers: .random)
         var object = core.v1.Secret.new(namespace: namespace, name: Self.secretName)
         object.type = MeshCASecret.secretType
         object.data = generated.secretData.mapValues { $0.base64EncodedString() }
@@ -125,7 +126,8 @@ extension MeshCA {
             logger.info("mesh CA loaded", metadata: ["ca.path": "\(folder.path)"])
             return try MeshCASecret(secretData: data)
         }
-        let generated = try CertificateAuthority.generateRoot(trustDomain: trustDomain, now: now(), serialNumbers: .random)
+        let generated = try CertificateAuthority.generateRoot(
+            trustDomain: trustDomain, now: now(), serialNumbers: .random)
         try FileManager.default.createDirectory(
             at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for (key, value) in generated.secretData {

@@ -116,7 +116,8 @@ public struct BootstrapTokenAuthenticator: WorkloadAuthenticator {
                 throw MeshCAError(
                     "bootstrap tokens, line \(index + 1): expected \"TOKEN NAMESPACE/SERVICEACCOUNT\"")
             }
-            tokens[String(fields[0])] = WorkloadAccount(namespace: String(account[0]), serviceAccount: String(account[1]))
+            tokens[String(fields[0])] = WorkloadAccount(
+                namespace: String(account[0]), serviceAccount: String(account[1]))
         }
         self.init(tokens: tokens)
     }

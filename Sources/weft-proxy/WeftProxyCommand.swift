@@ -107,7 +107,8 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "The mesh's trust domain.")
     var trustDomain: String = "cluster.local"
 
-    @Option(help: "The controller's namespace: its certificate must be spiffe://<trust domain>/ns/<it>/sa/weft-controller.")
+    @Option(
+        help: "The controller's namespace: its certificate must be spiffe://<trust domain>/ns/<it>/sa/weft-controller.")
     var controllerNamespace: String = "weft-system"
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")

@@ -208,9 +208,11 @@ struct MeshCATests {
 
                 t0ken\tshop/catalog
                 """)
-        #expect(try await tokens.authenticate(token: "s3cret") == WorkloadAccount(namespace: "shop", serviceAccount: "web"))
         #expect(
-            try await tokens.authenticate(token: "t0ken") == WorkloadAccount(namespace: "shop", serviceAccount: "catalog"))
+            try await tokens.authenticate(token: "s3cret") == WorkloadAccount(namespace: "shop", serviceAccount: "web"))
+        #expect(
+            try await tokens.authenticate(token: "t0ken")
+                == WorkloadAccount(namespace: "shop", serviceAccount: "catalog"))
         await #expect(throws: AuthenticationError.self) { try await tokens.authenticate(token: "guess") }
         #expect(throws: MeshCAError.self) { try BootstrapTokenAuthenticator(parsing: "lonely-token\n") }
         #expect(throws: MeshCAError.self) { try BootstrapTokenAuthenticator(parsing: "t shop\n") }
@@ -221,7 +223,9 @@ struct MeshCATests {
     @Test func signIssuesTheTokensIdentityAndRefusesAnyOther() async throws {
         let ca = try await MeshCA.load(from: .memory, rootNamespace: "weft-system", trustDomain: domain, logger: logger)
         let service = IdentityService(
-            ca: ca, authenticator: BootstrapTokenAuthenticator(tokens: ["web": .init(namespace: "shop", serviceAccount: "web")]),
+            ca: ca,
+            authenticator: BootstrapTokenAuthenticator(tokens: ["web": .init(namespace: "shop", serviceAccount: "web")]
+            ),
             logger: logger)
         let key = P256.Signing.PrivateKey()
         let web = try SpiffeID("spiffe://cluster.local/ns/shop/sa/web")

@@ -61,7 +61,10 @@ private struct Controller: Sendable {
             proxy: identity("catalog"),
             inbound: [InboundPort(port: 8080, protocol: .http1, tls: .strict, appPort: app)])
         var result = CompileResult(
-            proxies: ["shop/client": (try? client.versioned()) ?? client, "shop/catalog": (try? catalog.versioned()) ?? catalog])
+            proxies: [
+                "shop/client": (try? client.versioned()) ?? client,
+                "shop/catalog": (try? catalog.versioned()) ?? catalog,
+            ])
         await self.hub.process(&result, snapshot: WeftSnapshot())
     }
 
@@ -128,8 +131,11 @@ struct ProxyIdentityTests {
                             #expect(await waitUntil { catalog.store.current?.config.proxy.id == "shop/catalog" })
                             #expect(await waitUntil { controller.hub.proxies.allSatisfy { $0.status == .synced } })
                             #expect(controller.hub.proxies.map(\.id) == ["shop/catalog", "shop/client"])
-                            let bundle = try TrustBundle(trustDomain: domain, rootsPEM: try controller.ca.trustBundlePEM)
-                            for (source, expected) in [(catalogCertificates, catalogID), (clientCertificates, clientID)] {
+                            let bundle = try TrustBundle(
+                                trustDomain: domain, rootsPEM: try controller.ca.trustBundlePEM)
+                            for (source, expected) in [
+                                (catalogCertificates, catalogID), (clientCertificates, clientID),
+                            ] {
                                 let material = try #require(source.current())
                                 let identity = try await SVIDVerifier(bundle: bundle)
                                     .verify(pemChain: material.certificateChainPEM, now: Date())

@@ -105,11 +105,13 @@ extension FakeAPIStore {
         // Like the API server's decoder: a missing apiVersion or kind defaults to the endpoint's, a wrong one is
         // refused.
         if let apiVersion = body["apiVersion"]?.stringValue, apiVersion != "authentication.k8s.io/v1" {
-            throw FakeAPIError.badRequest("the API version in the data (\(apiVersion)) does not match the expected "
-                + "API version (authentication.k8s.io/v1)")
+            throw FakeAPIError.badRequest(
+                "the API version in the data (\(apiVersion)) does not match the expected "
+                    + "API version (authentication.k8s.io/v1)")
         }
         if let kind = body["kind"]?.stringValue, kind != "TokenReview" {
-            throw FakeAPIError.badRequest("the kind in the data (\(kind)) does not match the expected kind (TokenReview)")
+            throw FakeAPIError.badRequest(
+                "the kind in the data (\(kind)) does not match the expected kind (TokenReview)")
         }
         let spec = body["spec"] ?? .object([:])
         guard let token = spec["token"]?.stringValue, !token.isEmpty else {
