@@ -172,6 +172,8 @@ let package = Package(
             dependencies: [
                 "KubeModel", "ProxyConfig", "WeftCompiler", "WeftManifests",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
