@@ -180,8 +180,9 @@ let package = Package(
         .executableTarget(
             name: "WeftBench",
             dependencies: [
-                "WeftCompiler", "WeftTesting", "WeftController", "KubeClient", "KubeModel", "WeftAPI",
+                "WeftCompiler", "WeftTesting", "WeftController", "WeftProxy", "KubeClient", "KubeModel", "WeftAPI",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Benchmarks/WeftBench",
             swiftSettings: strictSettings
