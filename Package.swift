@@ -177,14 +177,17 @@ let package = Package(
             dependencies: [
                 "KubeModel", "ProxyConfig", "WeftCompiler", "WeftManifests",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "WeftBench",
             dependencies: [
-                "WeftCompiler", "WeftTesting", "WeftController", "KubeClient", "KubeModel", "WeftAPI",
+                "WeftCompiler", "WeftTesting", "WeftController", "WeftProxy", "KubeClient", "KubeModel", "WeftAPI",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Benchmarks/WeftBench",
             swiftSettings: strictSettings

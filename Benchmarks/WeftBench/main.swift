@@ -23,9 +23,19 @@ var cluster = SyntheticCluster()
 var rounds = 3
 var profileIncremental = 0
 var controllerMode = false
+var pushMode = false
+var pushClientsPort: Int?
 while let argument = arguments.next() {
     if argument == "--controller" {
         controllerMode = true
+        continue
+    }
+    if argument == "--push" {
+        pushMode = true
+        continue
+    }
+    if argument == "--push-clients" {
+        pushClientsPort = arguments.next().flatMap { Int($0) }
         continue
     }
     let value = arguments.next().flatMap { Int($0) } ?? 0
@@ -45,6 +55,14 @@ while let argument = arguments.next() {
     }
 }
 
+if let port = pushClientsPort {
+    try await PushBenchmark.clients(port: port, pods: cluster.pods)
+    exit(0)
+}
+if pushMode {
+    try await PushBenchmark.run(pods: cluster.pods)
+    exit(0)
+}
 if controllerMode {
     try await ControllerBenchmark.run(cluster: cluster)
     exit(0)

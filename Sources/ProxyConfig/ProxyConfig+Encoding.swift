@@ -8,6 +8,13 @@ extension ProxyConfig {
         return try encoder.encode(self)
     }
 
+    /// The canonical JSON without whitespace: what the push stream carries (equal configs give equal bytes).
+    public func encodedCompact() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
     /// Decodes a config, e.g. the output of `weftctl compile` or a push from the controller.
     public static func decode(_ data: Data) throws -> ProxyConfig {
         try JSONDecoder().decode(ProxyConfig.self, from: data)

@@ -107,38 +107,45 @@ struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
     ) async throws {
         var opened: Int?
         defer { opened.map { self.hub.close($0) } }
-        try await withThrowingDiscardingTaskGroup { group in
-            for try await message in request.cancelOnGracefulShutdown() {
-                switch message.kind {
-                case .hello(let hello)?:
-                    guard opened == nil else {
-                        throw RPCError(code: .invalidArgument, message: "a stream has one Hello, first")
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await message in request.cancelOnGracefulShutdown() {
+                    switch message.kind {
+                    case .hello(let hello)?:
+                        guard opened == nil else {
+                            throw RPCError(code: .invalidArgument, message: "a stream has one Hello, first")
+                        }
+                        guard Self.isProxyID(hello.proxyID) else {
+                            throw RPCError(
+                                code: .invalidArgument,
+                                message: "proxy_id must be namespace/pod, got \"\(hello.proxyID)\"")
+                        }
+                        if let peers = self.peers {
+                            try self.authorize(hello.proxyID, peer: peers.identity(remotePeer: context.remotePeer))
+                        }
+                        let (id, outbox) = self.hub.open(
+                            proxyID: hello.proxyID, running: hello.runningVersion, build: hello.build)
+                        opened = id
+                        group.addTask {
+                            for await outgoing in outbox { try await response.write(try outgoing.message()) }
+                            // The hub closed the stream (shutdown, or the proxy went away): end the RPC too.
+                            throw StreamClosed()
+                        }
+                    case .ack(let ack)?:
+                        let id = try Self.stream(opened)
+                        self.hub.acknowledged(id, version: ack.version, nonce: ack.nonce)
+                    case .nack(let nack)?:
+                        let id = try Self.stream(opened)
+                        self.hub.refused(id, version: nack.version, nonce: nack.nonce, error: nack.error)
+                    case nil:
+                        throw RPCError(code: .invalidArgument, message: "an empty message")
                     }
-                    guard Self.isProxyID(hello.proxyID) else {
-                        throw RPCError(
-                            code: .invalidArgument, message: "proxy_id must be namespace/pod, got \"\(hello.proxyID)\"")
-                    }
-                    if let peers = self.peers {
-                        try self.authorize(hello.proxyID, peer: peers.identity(remotePeer: context.remotePeer))
-                    }
-                    let (id, outbox) = self.hub.open(
-                        proxyID: hello.proxyID, running: hello.runningVersion, build: hello.build)
-                    opened = id
-                    group.addTask {
-                        for await message in outbox { try await response.write(message) }
-                    }
-                case .ack(let ack)?:
-                    let id = try Self.stream(opened)
-                    self.hub.acknowledged(id, version: ack.version, nonce: ack.nonce)
-                case .nack(let nack)?:
-                    let id = try Self.stream(opened)
-                    self.hub.refused(id, version: nack.version, nonce: nack.nonce, error: nack.error)
-                case nil:
-                    throw RPCError(code: .invalidArgument, message: "an empty message")
                 }
+                // The proxy closed its side, or the server shuts down: end the writer too.
+                opened.map { self.hub.close($0) }
             }
-            // The proxy closed its side, or the server shuts down: end the writer too.
-            opened.map { self.hub.close($0) }
+        } catch is StreamClosed {
+            // Ended by the controller: a clean end of the RPC; the proxy reconnects.
         }
     }
 
@@ -164,6 +171,8 @@ struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
                 message: "\(peer) may not stream the config of \(proxyID), whose identity is \(expected)")
         }
     }
+
+    private struct StreamClosed: Error {}
 
     private static func stream(_ opened: Int?) throws -> Int {
         guard let id = opened else {

@@ -38,16 +38,35 @@ public final class PushHub: CompileResultStage {
         public var error: String?
     }
 
+    typealias Machine = PushStreamStateMachine<ProxyConfig>
+
+    /// A config to write on a stream; the writer encodes it (`message()`), off the hub's lock.
+    struct Outgoing: Sendable {
+        var config: ProxyConfig
+        var nonce: String
+
+        func message() throws -> Weft_Push_V1_ControllerMessage {
+            let payload = try self.config.encodedCompact()
+            return .with {
+                $0.config = .with {
+                    $0.version = self.config.version
+                    $0.nonce = self.nonce
+                    $0.proxyConfig = payload
+                }
+            }
+        }
+    }
+
     private struct Stream {
         var proxyID: String
         var build: String
         var connectedSince: Date
-        var machine = PushStreamStateMachine()
-        var outbox: AsyncStream<Weft_Push_V1_ControllerMessage>.Continuation
+        var machine = Machine()
+        var outbox: AsyncStream<Outgoing>.Continuation
     }
 
     private struct State {
-        var configs: [String: PushStreamStateMachine.Config] = [:]
+        var configs: [String: Machine.Config] = [:]
         var identities: [String: String] = [:]
         var streams: [Int: Stream] = [:]
         var nextStream = 0
@@ -76,15 +95,12 @@ public final class PushHub: CompileResultStage {
     // MARK: - Compile stage
 
     public func process(_ result: inout CompileResult, snapshot: WeftSnapshot) async {
-        // Encode only what changed: a proxy whose version is the same gets nothing.
+        // Only proxies whose version changed are pushed; configs are kept as values (they share their outbound
+        // and cluster lists) and encoded by each stream's writer.
         let known = self.state.withLock { $0.configs.mapValues(\.version) }
-        var changed: [String: PushStreamStateMachine.Config] = [:]
+        var changed: [String: Machine.Config] = [:]
         for (id, config) in result.proxies where known[id] != config.version {
-            guard let payload = try? config.encoded() else {
-                self.logger.error("config not encodable", metadata: ["proxy.id": "\(id)"])
-                continue
-            }
-            changed[id] = PushStreamStateMachine.Config(version: config.version, payload: Array(payload))
+            changed[id] = Machine.Config(version: config.version, payload: config)
         }
         let versions = result.proxies.mapValues(\.version)
         let identities = result.proxies.mapValues(\.proxy.spiffeID)
@@ -114,9 +130,8 @@ public final class PushHub: CompileResultStage {
 
     /// Opens a stream for a proxy that says it runs `running`; its messages arrive on the returned stream
     /// (bounded: at most one config is in flight on a stream).
-    func open(proxyID: String, running: String, build: String) -> (Int, AsyncStream<Weft_Push_V1_ControllerMessage>) {
-        let (messages, outbox) = AsyncStream.makeStream(
-            of: Weft_Push_V1_ControllerMessage.self, bufferingPolicy: .bufferingNewest(2))
+    func open(proxyID: String, running: String, build: String) -> (Int, AsyncStream<Outgoing>) {
+        let (messages, outbox) = AsyncStream.makeStream(of: Outgoing.self, bufferingPolicy: .bufferingNewest(2))
         let now = self.now()
         let id = self.state.withLock { state -> Int in
             state.nextStream += 1
@@ -184,16 +199,9 @@ public final class PushHub: CompileResultStage {
     }
 
     @discardableResult
-    private static func perform(_ action: PushStreamStateMachine.Action, on stream: Stream) -> Bool {
+    private static func perform(_ action: Machine.Action, on stream: Stream) -> Bool {
         guard case .send(let config, let nonce) = action else { return false }
-        let message = Weft_Push_V1_ControllerMessage.with {
-            $0.config = .with {
-                $0.version = config.version
-                $0.nonce = nonce
-                $0.proxyConfig = Data(config.payload)
-            }
-        }
-        stream.outbox.yield(message)
+        stream.outbox.yield(Outgoing(config: config.payload, nonce: nonce))
         return true
     }
 
@@ -240,8 +248,9 @@ public final class PushHub: CompileResultStage {
         self.state.withLock { $0.identities[proxyID] }
     }
 
-    /// The config the controller has for a proxy, in its JSON encoding.
+    /// The config the controller has for a proxy, in its (pretty-printed) JSON encoding.
     public func config(for proxyID: String) -> [UInt8]? {
-        self.state.withLock { $0.configs[proxyID]?.payload }
+        let config = self.state.withLock { $0.configs[proxyID]?.payload }
+        return config.flatMap { try? $0.encoded() }.map { Array($0) }
     }
 }

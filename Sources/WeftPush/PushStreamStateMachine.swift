@@ -4,13 +4,16 @@
 /// older one waiting: a slow proxy gets the newest version, never a queue of stale ones. A version the proxy
 /// already runs (acknowledged, or named in its hello when it reconnects) is not sent again; a version it refused
 /// (NACK) is not sent again until a newer one exists.
-public struct PushStreamStateMachine: Sendable {
-    /// A config to push: its version (the content hash) and its encoding.
+///
+/// `Payload` is what the service turns into the message (the controller keeps the config value and encodes it
+/// when it writes, so a compile of many proxies holds no encoded copies).
+public struct PushStreamStateMachine<Payload: Sendable & Hashable>: Sendable {
+    /// A config to push: its version (the content hash) and its content.
     public struct Config: Sendable, Hashable {
         public var version: String
-        public var payload: [UInt8]
+        public var payload: Payload
 
-        public init(version: String, payload: [UInt8]) {
+        public init(version: String, payload: Payload) {
             self.version = version
             self.payload = payload
         }

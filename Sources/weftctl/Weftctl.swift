@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct Weftctl: ParsableCommand {
+struct Weftctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weftctl",
         abstract: "See and debug what the Weft mesh does.",
-        subcommands: [Analyze.self, Compile.self]
+        subcommands: [Analyze.self, Compile.self, ProxyStatusCommand.self, ProxyConfigCommand.self]
     )
 }

@@ -75,6 +75,81 @@ struct ControllerExecutableTests {
         try await server.shutdown()
     }
 
+    @Test("weftctl proxy-status and proxy-config show a proxy on the push stream, from the controller and the proxy")
+    func proxyStatusAndConfig() async throws {
+        let proxyID = "shop/frontend-6d8f7b9c4-x2k7p"
+        try await withController(["--manifests", Self.examples, "--push-port", "0"]) { controller, port in
+            var pushPort: Int?
+            _ = try await eventually {
+                pushPort = Self.port(in: controller.log, key: "push.port")
+                return pushPort != nil
+            }
+            let push = try #require(pushPort, "no push port in the log:\n\(controller.log)")
+            let proxyLog = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "weft-proxy-\(UInt64.random(in: 0...UInt64.max)).log")
+            defer { try? FileManager.default.removeItem(at: proxyLog) }
+            let proxy = try SpawnedProcess(
+                Self.root.appendingPathComponent(".build/debug/weft-proxy").path,
+                [
+                    "--controller", "127.0.0.1:\(push)", "--proxy-id", proxyID, "--outbound-port", "0",
+                    "--inbound-port", "0", "--admin-port", "0", "--concurrency", "1",
+                ], output: proxyLog.path)
+            defer { proxy.kill() }
+            let base = "http://127.0.0.1:\(port)"
+            var status = ""
+            #expect(
+                try await eventually {
+                    status = try Self.weftctl(["proxy-status", "--controller", base]).output
+                    return status.contains(proxyID) && status.contains("SYNCED")
+                }, "\(status)\n\(proxy.log)")
+            let header = try #require(status.split(separator: "\n").first)
+            #expect(header.hasPrefix("PROXY") && header.contains("ACKED") && header.contains("STATUS"))
+            // The other proxies of the example never connected.
+            #expect(status.contains("shop/catalog-v1-7c9f8d6b5-q8tlm") && status.contains("DISCONNECTED"))
+            let json = try Self.weftctl(["proxy-status", "--controller", base, "-o", "json"]).output
+            #expect(json.contains("\"status\" : \"SYNCED\""))
+
+            let fromController = try Self.weftctl(["proxy-config", proxyID, "--controller", base])
+            #expect(fromController.status == .exited(0))
+            #expect(fromController.output.contains("\"id\" : \"\(proxyID)\""))
+            let admin = try #require(Self.port(in: proxy.log, key: "http.port"), "\(proxy.log)")
+            // The proxy's /config_dump holds the config as pushed (compact JSON).
+            let fromProxy = try Self.weftctl(["proxy-config", proxyID, "--from-proxy", "http://127.0.0.1:\(admin)"])
+            #expect(fromProxy.output.contains("\"id\":\"\(proxyID)\""))
+            // Both sides run the same version.
+            let version = try #require(fromController.output.firstMatch(of: #/"version" : "([0-9a-f]+)"/#)?.1)
+            #expect(fromProxy.output.contains("\"version\":\"\(version)\""), "\(fromProxy.output.prefix(300))")
+            let missing = try Self.weftctl(["proxy-config", "shop/nope", "--controller", base])
+            #expect(missing.status == .exited(1))
+            #expect(missing.output.contains("no config for proxy shop/nope"))
+        }
+    }
+
+    /// Runs the built weftctl to completion; its output (stdout and stderr) and how it ended.
+    static func weftctl(_ arguments: [String]) throws -> (output: String, status: SpawnedProcess.Exit) {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "weftctl-\(UInt64.random(in: 0...UInt64.max)).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let process = try SpawnedProcess(
+            Self.root.appendingPathComponent(".build/debug/weftctl").path, arguments, output: log.path)
+        var status: Int32 = 0
+        waitpid(process.pid, &status, 0)
+        let signal = status & 0x7f
+        return (process.log, signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal))
+    }
+
+    /// The first `key=N` or `"key":"N"` in a log line that says `listening`.
+    static func port(in log: String, key: String) -> Int? {
+        let escaped = key.replacingOccurrences(of: ".", with: "\\.")
+        guard let pattern = try? Regex("\"?\(escaped)\"?[=:]\"?(\\d+)") else { return nil }
+        for line in log.split(separator: "\n") where line.contains("listening") {
+            if let match = line.firstMatch(of: pattern), let text = match.output[1].substring {
+                return Int(text)
+            }
+        }
+        return nil
+    }
+
     /// Starts the controller with `arguments` on a free port of 127.0.0.1 and runs `body` with it and the port
     /// it bound; kills it afterwards if it still runs.
     func withController(

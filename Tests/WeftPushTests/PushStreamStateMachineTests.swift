@@ -3,7 +3,7 @@ import WeftPush
 
 @Suite("Push stream state machine")
 struct PushStreamStateMachineTests {
-    typealias Machine = PushStreamStateMachine
+    typealias Machine = PushStreamStateMachine<[UInt8]>
     static func config(_ version: String) -> Machine.Config {
         Machine.Config(version: version, payload: Array(version.utf8))
     }
