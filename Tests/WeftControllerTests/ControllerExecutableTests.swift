@@ -78,7 +78,16 @@ struct ControllerExecutableTests {
     @Test("weftctl proxy-status and proxy-config show a proxy on the push stream, from the controller and the proxy")
     func proxyStatusAndConfig() async throws {
         let proxyID = "shop/frontend-6d8f7b9c4-x2k7p"
-        try await withController(["--manifests", Self.examples, "--push-port", "0"]) { controller, port in
+        // The proxy gets its SVID from the controller's CA with a bootstrap token, and streams over mTLS.
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("weft-state-\(UUID())")
+        try FileManager.default.createDirectory(at: state, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: state) }
+        try "t0ken shop/frontend\n".write(to: state.appendingPathComponent("tokens"), atomically: true, encoding: .utf8)
+        try "t0ken\n".write(to: state.appendingPathComponent("token"), atomically: true, encoding: .utf8)
+        try await withController([
+            "--manifests", Self.examples, "--push-port", "0", "--state-dir", state.path, "--bootstrap-tokens",
+            state.appendingPathComponent("tokens").path,
+        ]) { controller, port in
             var pushPort: Int?
             _ = try await eventually {
                 pushPort = Self.port(in: controller.log, key: "push.port")
@@ -92,7 +101,9 @@ struct ControllerExecutableTests {
                 Self.root.appendingPathComponent(".build/debug/weft-proxy").path,
                 [
                     "--controller", "127.0.0.1:\(push)", "--proxy-id", proxyID, "--outbound-port", "0",
-                    "--inbound-port", "0", "--admin-port", "0", "--concurrency", "1",
+                    "--inbound-port", "0", "--admin-port", "0", "--concurrency", "1", "--controller-ca",
+                    state.appendingPathComponent("trust-bundle.pem").path, "--token-file",
+                    state.appendingPathComponent("token").path, "--service-account", "frontend",
                 ], output: proxyLog.path)
             defer { proxy.kill() }
             let base = "http://127.0.0.1:\(port)"
