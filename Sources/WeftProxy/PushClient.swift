@@ -59,6 +59,7 @@ public final class PushClient: Service {
     private let logger: Logger
     private let jitter: @Sendable () -> Double
     private let counts = Mutex((streams: 0, acks: 0, nacks: 0))
+    private let target: Mutex<(host: String, port: Int)>
 
     /// - Parameter jitter: A value in `0..<1` that spreads the reconnects of many proxies (backoff × 0.5…1.5).
     public init(
@@ -66,9 +67,15 @@ public final class PushClient: Service {
         jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.configuration = configuration
+        self.target = Mutex((configuration.host, configuration.port))
         self.installer = installer
         self.logger = logger
         self.jitter = jitter
+    }
+
+    /// Sends the next connection attempts to another controller address (the current stream is not cut).
+    public func retarget(host: String, port: Int) {
+        self.target.withLock { $0 = (host, port) }
     }
 
     /// Streams opened (a hello sent), configs acknowledged and refused so far.
@@ -119,9 +126,13 @@ public final class PushClient: Service {
                 trustRootsPEM: material.trustRootsPEM, controllerIdentity: tls.controllerIdentity,
                 certificate: material)
         }
+        // A name (the controller's Service, in a cluster) is resolved anew on each connection.
+        let (host, port) = self.target.withLock { $0 }
+        let target: any ResolvableTarget =
+            host.split(separator: ".").count == 4 && host.allSatisfy({ $0.isNumber || $0 == "." })
+            ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
         let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: self.configuration.host, port: self.configuration.port),
-            transportSecurity: security, config: transportConfig)
+            target: target, transportSecurity: security, config: transportConfig)
         try await withGRPCClient(transport: transport) { client in
             let push = Weft_Push_V1_ConfigPush.Client(wrapping: client)
             let (answers, answer) = AsyncStream.makeStream(

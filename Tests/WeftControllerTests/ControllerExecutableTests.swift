@@ -161,8 +161,9 @@ struct ControllerExecutableTests {
         return nil
     }
 
-    /// Starts the controller with `arguments` on a free port of 127.0.0.1 and runs `body` with it and the port
-    /// it bound; kills it afterwards if it still runs.
+    /// Starts the controller with `arguments` on free ports of 127.0.0.1 (HTTP, and push unless `arguments`
+    /// names one: a fixed port taken by anything else would stop it) and runs `body` with it and the HTTP port it
+    /// bound; kills it afterwards if it still runs.
     func withController(
         _ arguments: [String], _ body: (SpawnedProcess, Int) async throws -> Void
     ) async throws {
@@ -171,7 +172,8 @@ struct ControllerExecutableTests {
         defer { try? FileManager.default.removeItem(at: log) }
         let controller = try SpawnedProcess(
             Self.binary,
-            arguments + ["--metrics-port", "0", "--listen", "127.0.0.1", "--log-format", "json"], output: log.path)
+            arguments + (arguments.contains("--push-port") ? [] : ["--push-port", "0"])
+                + ["--metrics-port", "0", "--listen", "127.0.0.1", "--log-format", "json"], output: log.path)
         defer { controller.kill() }
         var port: Int?
         _ = try await eventually {
@@ -179,7 +181,11 @@ struct ControllerExecutableTests {
             return port != nil
         }
         let bound = try #require(port, "no listening line in the log:\n\(controller.log)")
-        try await body(controller, bound)
+        do {
+            try await body(controller, bound)
+        } catch {
+            throw SpawnedProcess.SpawnError(message: "\(error)\ncontroller log:\n\(controller.log)")
+        }
     }
 
     /// The `http.port` of the JSON log line `listening`.

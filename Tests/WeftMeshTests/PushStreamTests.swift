@@ -116,16 +116,19 @@ struct PushStreamTests {
             #expect(await eventually { store.current?.config.version == v4.version } == true)
             let acksBefore = client.statistics.acks
 
-            // The controller goes away: the proxy keeps its config. A new controller (a fresh hub, same
-            // port) that compiled the same config gets a hello naming v4 and sends nothing.
+            // The controller goes away: the proxy keeps its config. A new controller (a fresh hub; on a port of
+            // its own, as a restarted pod gets a new address behind the same Service name) that compiled the
+            // same config gets a hello naming v4 and sends nothing.
             await serverGroup.triggerGracefulShutdown()
             #expect(await eventually { hub.proxies.first?.status == .disconnected } == true)
             #expect(store.current?.config.version == v4.version)
             let restarted = PushHub(logger: Self.logger)
             _ = await Self.compile(restarted, v4, generation: 4)
-            let again = ConfigPushServer(host: "127.0.0.1", port: port, hub: restarted, logger: Self.logger)
+            let again = ConfigPushServer(host: "127.0.0.1", port: 0, hub: restarted, logger: Self.logger)
             let againGroup = ServiceGroup(configuration: .init(services: [again], logger: Self.logger))
             group.addTask { try await againGroup.run() }
+            let newPort = try #require(await eventually { again.listeningPort })
+            client.retarget(host: "127.0.0.1", port: newPort)
             #expect(await eventually { restarted.proxies.first?.status == .synced } == true)
             #expect(await Self.compile(restarted, v4, generation: 4)?.reason == "Programmed")
             #expect(client.statistics.acks == acksBefore)
