@@ -535,8 +535,10 @@ import WeftTesting
             let started = ContinuousClock.now
             var watch = try await api.watch(Self.virtualServices + "?watch=true&timeoutSeconds=1")
             #expect(try await watch.next() == nil)
+            // Ended by the server's timeout, not earlier. (No upper bound: a busy machine may take longer; a
+            // stream that never ends fails the test by hanging past its suite's limit.)
             let elapsed = ContinuousClock.now - started
-            #expect(elapsed >= .milliseconds(900) && elapsed < .seconds(5))
+            #expect(elapsed >= .milliseconds(900))
             #expect(try await eventually { server.openWatches == 0 })
             // The connection is reusable: the next request works.
             #expect(try await api.call(.GET, Self.virtualServices).status == 200)

@@ -21,13 +21,6 @@ func withTemporaryFolder<T>(_ body: (URL) throws -> T) throws -> T {
     return try body(folder)
 }
 
-/// Runs `body` and returns how long it took, in seconds.
-func seconds(_ body: () throws -> Void) rethrows -> Double {
-    let clock = ContinuousClock()
-    let elapsed = try clock.measure(body)
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-}
-
 /// The package root, found from this file's path.
 let packageRoot = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent()  // WeftManifestsTests
