@@ -114,6 +114,8 @@ struct PushStreamTests {
             let v4 = Self.config(port: 1004)
             _ = await Self.compile(hub, v4, generation: 4)
             #expect(await eventually { store.current?.config.version == v4.version } == true)
+            // The hub has the ACK (the client counts it before sending it).
+            #expect(await eventually { hub.proxies.first?.acknowledged == v4.version } == true)
             let acksBefore = client.statistics.acks
 
             // The controller goes away: the proxy keeps its config. A new controller (a fresh hub; on a port of
