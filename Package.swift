@@ -227,8 +227,11 @@ let package = Package(
         .testTarget(
             name: "WeftMeshTests",
             dependencies: [
-                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel",
+                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel", "WeftHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
