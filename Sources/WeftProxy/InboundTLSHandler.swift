@@ -5,7 +5,9 @@ import NIOTLS
 /// Sits behind the `NIOSSLServerHandler` of an inbound mTLS connection until the handshake completes, then
 /// hands the decrypted connection to a new `DownstreamGuard` that knows the peer's verified identity (HTTP/1.1,
 /// h2 by its preface, or TCP, as on a plaintext connection). A failed handshake or refused certificate closes
-/// the connection, counted as `weft_proxy_tls_refused_total{reason="handshake"}`.
+/// the connection, counted as `weft_proxy_tls_refused_total{reason="handshake"}`; so does a handshake that has
+/// not completed within the header timeout (`--header-timeout`, the time a client has to start a request),
+/// counted with `reason="handshake_timeout"`: a peer that opens TLS and stalls cannot hold a connection.
 final class InboundTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -13,9 +15,23 @@ final class InboundTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let shared: ProxyListenerContext
     private var peer: PeerIdentity?
     private var refused = false
+    private var timeout: Scheduled<Void>?
 
     init(_ shared: ProxyListenerContext) {
         self.shared = shared
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.timeout = context.eventLoop.scheduleTask(in: self.shared.limits.headerTimeout) {
+            let (handler, context) = loopBound.value
+            handler.refuse(context: context, reason: "handshake_timeout")
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timeout?.cancel()
+        self.timeout = nil
     }
 
     /// The verification callback's result (before the handshake completes).
@@ -30,6 +46,8 @@ final class InboundTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
+        self.timeout?.cancel()
+        self.timeout = nil
         guard let peer = self.peer else {
             self.refuse(context: context)
             return
@@ -48,10 +66,10 @@ final class InboundTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.refuse(context: context)
     }
 
-    private func refuse(context: ChannelHandlerContext) {
+    private func refuse(context: ChannelHandlerContext, reason: String = "handshake") {
         if !self.refused {
             self.refused = true
-            self.shared.metrics.recordTLSRefused(self.shared.direction, reason: "handshake")
+            self.shared.metrics.recordTLSRefused(self.shared.direction, reason: reason)
         }
         context.close(promise: nil)
     }

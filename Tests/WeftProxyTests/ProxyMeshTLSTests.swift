@@ -147,6 +147,24 @@ struct ProxyMeshTLSTests {
         }
     }
 
+    @Test func aStalledTLSHandshakeIsClosedAfterTheHeaderTimeout() async throws {
+        let mesh = try await MeshFixture.make()
+        try await withUpstreams(["app"]) { upstreams in
+            try await ProxyHarness.withProxy(
+                config: inbound(.strict, app: upstreams[0].port),
+                limits: ProxyLimits(headerTimeout: .milliseconds(200)), meshTLS: mesh.pki.meshTLS(mesh.server)
+            ) { proxy in
+                // The start of a ClientHello record, then nothing: the proxy closes the connection (before the
+                // conversation's own 5 s limit, which would fail the test) and counts a refused handshake.
+                let answers = try await rawConversation(
+                    port: proxy.inboundPort, byteSteps: [([0x16, 0x03, 0x01, 0x02, 0x00, 0x01], "never")])
+                #expect(answers == [""])
+                #expect(proxy.metrics.renderStats().contains("inbound.tls.refused: 1"))
+                #expect(upstreams[0].requestsReceived == 0)
+            }
+        }
+    }
+
     @Test func aDeniedTCPConnectionIsClosed() async throws {
         let mesh = try await MeshFixture.make()
         let echo = try await RawServer.start(.echo)
