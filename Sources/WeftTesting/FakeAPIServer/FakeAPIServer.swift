@@ -53,10 +53,12 @@ public final class FakeAPIServer: Sendable {
         var status: Int
         var method: String?
         var pathContains: String?
+        var bodyContains: String?
 
         func matches(_ request: Request) -> Bool {
             (self.method.map { $0.uppercased() == request.method } ?? true)
                 && (self.pathContains.map { request.path.contains($0) } ?? true)
+                && (self.bodyContains.map { request.body.contains($0) } ?? true)
         }
     }
 
@@ -216,11 +218,16 @@ public final class FakeAPIServer: Sendable {
 
     // MARK: - Fault injection
 
-    /// The next `count` requests that match (by method, and by a substring of the path) fail with a `Status` of
-    /// this code, before anything else happens. Watches included: they get the error instead of a stream.
-    public func failNext(_ count: Int, status: Int = 500, method: String? = nil, pathContains: String? = nil) {
+    /// The next `count` requests that match (by method, by a substring of the path, and by a substring of the
+    /// body) fail with a `Status` of this code, before anything else happens. Watches included: they get the error
+    /// instead of a stream.
+    public func failNext(
+        _ count: Int, status: Int = 500, method: String? = nil, pathContains: String? = nil,
+        bodyContains: String? = nil
+    ) {
         guard count > 0 else { return }
-        let rule = FailureRule(remaining: count, status: status, method: method, pathContains: pathContains)
+        let rule = FailureRule(
+            remaining: count, status: status, method: method, pathContains: pathContains, bodyContains: bodyContains)
         self.core.store.withLock { $0.failures.append(rule) }
     }
 
