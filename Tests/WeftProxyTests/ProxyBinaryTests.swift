@@ -123,22 +123,36 @@ func withProxyBinary(
     defer { try? FileManager.default.removeItem(at: directory) }
     let configPath = directory.appendingPathComponent("config.json").path
     try binaryConfig(upstreamPort: upstreamPort).encoded().write(to: URL(fileURLWithPath: configPath))
-    let outbound = try await TestUpstream.unusedPort()
-    let inbound = try await TestUpstream.unusedPort()
-    let admin = try await TestUpstream.unusedPort()
-    let process = try await BackgroundProcess.start(
-        ProxyBinaryTests.binary,
-        [
-            "--config", configPath, "--outbound-port", "\(outbound)", "--inbound-port", "\(inbound)",
-            "--admin-port", "\(admin)", "--concurrency", "1",
-        ] + arguments, waitForLine: false, environment: environment)
-    defer { process.stop() }
-    try await eventually {
-        let ready = try? await rawExchange(
-            port: admin, "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        return ready?.hasPrefix("HTTP/1.1 200") ?? false
+    // Ports found free here may be taken by a parallel test before the proxy binds them; the proxy then exits,
+    // and the next attempt takes other ports. Readiness is awaited for up to 30 s (a loaded machine starts slowly).
+    for attempt in 1...3 {
+        let outbound = try await TestUpstream.unusedPort()
+        let inbound = try await TestUpstream.unusedPort()
+        let admin = try await TestUpstream.unusedPort()
+        let process = try await BackgroundProcess.start(
+            ProxyBinaryTests.binary,
+            [
+                "--config", configPath, "--outbound-port", "\(outbound)", "--inbound-port", "\(inbound)",
+                "--admin-port", "\(admin)", "--concurrency", "1",
+            ] + arguments, waitForLine: false, environment: environment)
+        defer { process.stop() }
+        var ready = false
+        for _ in 0..<1500 where process.process.isRunning {
+            let answer = try? await rawExchange(
+                port: admin, "GET /ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            if answer?.hasPrefix("HTTP/1.1 200") ?? false {
+                ready = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        guard ready else {
+            if !process.process.isRunning && attempt < 3 { continue }
+            throw HarnessError(message: "weft-proxy did not become ready (attempt \(attempt))")
+        }
+        try await body(ProxyBinary(process: process, outboundPort: outbound, adminPort: admin))
+        return
     }
-    try await body(ProxyBinary(process: process, outboundPort: outbound, adminPort: admin))
 }
 
 /// The config `withProxyBinary` serves: `catalog` to `127.0.0.1:upstreamPort`.
