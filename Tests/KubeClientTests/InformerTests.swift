@@ -87,7 +87,7 @@ struct InformerTests {
                 try await informer.waitUntilSynced()
                 #expect(informer.hasSynced)
                 #expect(informer.cache.count == 7)
-                #expect(recorder.keys.count == 7)
+                #expect(await becomesTrue { recorder.keys.count == 7 })
                 #expect(informer.cache.list(labelSelector: .init(matchLabels: ["app": "web"])).count == 3)
                 #expect(fake.count(method: "GET", pathContains: "/namespaces/shop/configmaps") >= 3)
 
@@ -106,11 +106,14 @@ struct InformerTests {
                     })
                 #expect(informer.cache.count == 7)
                 #expect(informer.cache.get(ObjectKey(namespace: "other", name: "elsewhere")) == nil)
+                // The change handler runs after the cache is updated: wait for it too.
                 #expect(
-                    Array(recorder.keys.suffix(3)) == [
-                        ObjectKey(namespace: "shop", name: "new"), ObjectKey(namespace: "shop", name: "cm-0"),
-                        ObjectKey(namespace: "shop", name: "cm-1"),
-                    ])
+                    await becomesTrue {
+                        Array(recorder.keys.suffix(3)) == [
+                            ObjectKey(namespace: "shop", name: "new"), ObjectKey(namespace: "shop", name: "cm-0"),
+                            ObjectKey(namespace: "shop", name: "cm-1"),
+                        ]
+                    })
 
                 // Bookmarks move the version on even when nothing in the namespace changes.
                 #expect(await becomesTrue { informer.cache.resourceVersion == fake.resourceVersion })
@@ -156,8 +159,13 @@ struct InformerTests {
                     await becomesTrue {
                         informer.cache.get(ObjectKey(namespace: "shop", name: "a"))?.data == ["while": "cut"]
                     })
+                // The change handler runs after the cache is updated: wait for it too.
                 #expect(
-                    recorder.keys == [ObjectKey(namespace: "shop", name: "a"), ObjectKey(namespace: "shop", name: "a")])
+                    await becomesTrue {
+                        recorder.keys == [
+                            ObjectKey(namespace: "shop", name: "a"), ObjectKey(namespace: "shop", name: "a"),
+                        ]
+                    })
                 // Resumed by a watch, not by a new list.
                 #expect(gated.lists == 1)
                 #expect(gated.watchesOpened == 2)
@@ -195,9 +203,11 @@ struct InformerTests {
                             && informer.cache.get(ObjectKey(namespace: "shop", name: "d")) != nil
                     })
                 #expect(
-                    Set(recorder.keys) == [
-                        ObjectKey(namespace: "shop", name: "b"), ObjectKey(namespace: "shop", name: "d"),
-                    ])
+                    await becomesTrue {
+                        Set(recorder.keys) == [
+                            ObjectKey(namespace: "shop", name: "b"), ObjectKey(namespace: "shop", name: "d"),
+                        ]
+                    })
                 #expect(gated.lists == 2)
                 #expect(informer.cache.keys.map(\.name) == ["a", "c", "d"])
                 let kind = ("kind", "ConfigMap")
