@@ -9,30 +9,30 @@ import WeftCompiler
 /// newest compile whose version for it is `v`. A resource whose current generation first appeared in compile
 /// `n` is programmed on a proxy when that proxy's `ackedThrough >= n`.
 public struct ProgrammedLedger: Sendable {
+    /// A version and the compile it holds through.
+    struct VersionThrough: Sendable, Hashable {
+        var version: String
+        var through: UInt64
+    }
+
+    /// A refused version and the proxy's error.
+    public struct Refusal: Sendable, Hashable {
+        public var version: String
+        public var error: String
+    }
+
     public struct Proxy: Sendable, Hashable {
         /// The version the newest compile wants it to run, and the compile that first wanted it.
         public var desired: String
         var desiredSince: UInt64
         /// The version wanted before, and the last compile that wanted it.
-        var previous: (version: String, through: UInt64)?
+        var previous: VersionThrough?
         /// The version it acknowledged last.
         public var acknowledged: String?
         /// The newest compile its acknowledged config is equal to.
         var ackedThrough: UInt64?
         /// The last version it refused, and why, while it is still the desired one.
-        public var refused: (version: String, error: String)?
-
-        public static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.desired == rhs.desired && lhs.desiredSince == rhs.desiredSince
-                && lhs.previous?.version == rhs.previous?.version && lhs.previous?.through == rhs.previous?.through
-                && lhs.acknowledged == rhs.acknowledged && lhs.ackedThrough == rhs.ackedThrough
-                && lhs.refused?.version == rhs.refused?.version && lhs.refused?.error == rhs.refused?.error
-        }
-
-        public func hash(into hasher: inout Hasher) {
-            hasher.combine(self.desired)
-            hasher.combine(self.acknowledged)
-        }
+        public var refused: Refusal?
 
         /// Whether it runs the newest desired version.
         public var isSynced: Bool { self.acknowledged == self.desired }
@@ -56,7 +56,7 @@ public struct ProgrammedLedger: Sendable {
                 continue
             }
             if proxy.desired != version {
-                proxy.previous = (proxy.desired, compile - 1)
+                proxy.previous = VersionThrough(version: proxy.desired, through: compile - 1)
                 proxy.desired = version
                 proxy.desiredSince = compile
                 if proxy.refused?.version != version { proxy.refused = nil }
@@ -92,7 +92,7 @@ public struct ProgrammedLedger: Sendable {
     /// The proxy refused `version` and keeps its last good config.
     public mutating func refused(_ id: String, version: String, error: String) {
         guard var proxy = self.proxies[id] else { return }
-        proxy.refused = (version, error)
+        proxy.refused = Refusal(version: version, error: error)
         self.proxies[id] = proxy
     }
 

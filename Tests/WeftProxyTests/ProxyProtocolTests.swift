@@ -195,14 +195,19 @@ struct ProxyProtocolTests {
         await server.stop()
     }
 
-    /// Bytes behind a CONNECT head, sent before the `200`: they go through the tunnel once it is up.
-    @Test func bytesPipelinedBehindAConnectHeadGoThroughTheTunnel() async throws {
-        let echo = try await RawServer.start(.echo)
+    /// A TCP service `db` whose cluster is `127.0.0.1:port`.
+    static func tcpDatabase(port: Int) -> ProxyConfig {
         var database = TestConfig.service("db", routes: [])
         database.protocol = .tcp
         database.tcp = TCPRoute(name: "db", backends: [WeightedCluster(cluster: "db", weight: 100)])
-        let config = TestConfig.config(
-            outbound: [database], clusters: [TestConfig.cluster("db", protocol: .tcp, ports: [echo.port])])
+        return TestConfig.config(
+            outbound: [database], clusters: [TestConfig.cluster("db", protocol: .tcp, ports: [port])])
+    }
+
+    /// Bytes behind a CONNECT head, sent before the `200`: they go through the tunnel once it is up.
+    @Test func bytesPipelinedBehindAConnectHeadGoThroughTheTunnel() async throws {
+        let echo = try await RawServer.start(.echo)
+        let config = Self.tcpDatabase(port: echo.port)
         try await ProxyHarness.withProxy(config: config) { proxy in
             let answers = try await rawConversation(
                 port: proxy.outboundPort,
@@ -242,11 +247,7 @@ struct ProxyProtocolTests {
 
     @Test func connectOpensATCPTunnelToTheService() async throws {
         let echo = try await RawServer.start(.echo)
-        var database = TestConfig.service("db", routes: [])
-        database.protocol = .tcp
-        database.tcp = TCPRoute(name: "db", backends: [WeightedCluster(cluster: "db", weight: 100)])
-        let config = TestConfig.config(
-            outbound: [database], clusters: [TestConfig.cluster("db", protocol: .tcp, ports: [echo.port])])
+        let config = Self.tcpDatabase(port: echo.port)
         try await ProxyHarness.withProxy(config: config) { proxy in
             let answers = try await rawConversation(
                 port: proxy.outboundPort,
