@@ -53,6 +53,11 @@ enum PushBenchmark {
             let connected = clock.now - start
             let withStreams = ControllerBenchmark.residentMiB()
 
+            // WEFT_BENCH_PAUSE=<seconds>: time to attach a profiler before the change.
+            if let pause = ProcessInfo.processInfo.environment["WEFT_BENCH_PAUSE"].flatMap(Int.init) {
+                FileHandle.standardError.write(Data("synced; the change follows in \(pause) s\n".utf8))
+                try await Task.sleep(for: .seconds(pause))
+            }
             // One VirtualService's timeout changes: every proxy's outbound list holds it.
             snapshot.virtualServices[0] = cluster.virtualService(0, timeout: "9s")
             let changeStart = clock.now
@@ -90,7 +95,7 @@ enum PushBenchmark {
     static func waitUntil(_ hub: PushHub, synced count: Int, timeout: Duration) async throws {
         let clock = ContinuousClock()
         let end = clock.now + timeout
-        while hub.proxies.filter({ $0.status == .synced }).count < count {
+        while hub.syncedCount < count {
             guard clock.now < end else { throw BenchmarkError("not all proxies synced in \(timeout)") }
             try await Task.sleep(for: .milliseconds(5))
         }

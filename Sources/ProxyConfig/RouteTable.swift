@@ -88,16 +88,54 @@ public struct RouteTable: Sendable {
     private let services: [CompiledService]
     /// Every host and alias (lowercase) to the indexes of the services it names, in config order.
     private let servicesByName: [Substring: [Int]]
+    /// The proxy's namespace (short names depend on it).
+    private let namespace: String
 
-    /// Compiles every route matcher of `config.outbound`.
+    /// Compiles every route matcher of `config.outbound`. With `previous` (the table of the config this one
+    /// replaces, which a delta from the controller changed in a few entries), a service equal to the one with the
+    /// same host and port there keeps its compiled matchers, and the name index is kept when every service keeps
+    /// its names and place.
     ///
     /// - Throws: `ProxyConfigError` with code `invalid_regex` when a regex does not compile.
-    public init(_ config: ProxyConfig) throws(ProxyConfigError) {
+    public init(_ config: ProxyConfig, reusing previous: RouteTable? = nil) throws(ProxyConfigError) {
         var services: [CompiledService] = []
         services.reserveCapacity(config.outbound.count)
+        let old = previous?.services ?? []
+        var oldByKey: [ServiceKey: Int]?
+        var samePlaces =
+            previous != nil && old.count == config.outbound.count
+            && previous?.namespace == config.proxy.namespace
+        for (index, service) in config.outbound.enumerated() {
+            var reused: CompiledService?
+            if index < old.count, old[index].service.port == service.port, old[index].service.host == service.host {
+                if old[index].service.aliases != service.aliases { samePlaces = false }
+                if old[index].service == service { reused = old[index] }
+            } else {
+                samePlaces = false
+                if !old.isEmpty {
+                    let table = oldByKey ?? Self.positions(of: old)
+                    oldByKey = table
+                    if let position = table[ServiceKey(host: service.host, port: service.port)],
+                        old[position].service == service
+                    {
+                        reused = old[position]
+                    }
+                }
+            }
+            if let reused {
+                services.append(reused)
+            } else {
+                services.append(try CompiledService(service))
+            }
+        }
+        self.services = services
+        self.namespace = config.proxy.namespace
+        if samePlaces, let previous {
+            self.servicesByName = previous.servicesByName
+            return
+        }
         var byName: [Substring: [Int]] = [:]
         for (index, service) in config.outbound.enumerated() {
-            services.append(try CompiledService(service))
             for name in [service.host] + service.aliases + shortName(of: service.host, in: config.proxy.namespace) {
                 let key = Substring(normalizedHostName(name[...]))
                 var indexes = byName[key, default: []]
@@ -107,8 +145,16 @@ public struct RouteTable: Sendable {
                 byName[key] = indexes
             }
         }
-        self.services = services
         self.servicesByName = byName
+    }
+
+    private static func positions(of services: [CompiledService]) -> [ServiceKey: Int] {
+        var table: [ServiceKey: Int] = [:]
+        table.reserveCapacity(services.count)
+        for (position, compiled) in services.enumerated() {
+            table[ServiceKey(host: compiled.service.host, port: compiled.service.port)] = position
+        }
+        return table
     }
 
     /// The service a request addresses, whatever its path: the one whose host or an alias equals the authority's
@@ -435,6 +481,11 @@ struct CompiledRoute: Sendable {
         }
         self.matches = matches
     }
+}
+
+private struct ServiceKey: Hashable {
+    var host: String
+    var port: Int
 }
 
 struct CompiledService: Sendable {

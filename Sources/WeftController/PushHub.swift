@@ -40,12 +40,25 @@ public final class PushHub: CompileResultStage {
 
     typealias Machine = PushStreamStateMachine<ProxyConfig>
 
-    /// A config to write on a stream; the writer encodes it (`message()`), off the hub's lock.
+    /// A config to write on a stream; the writer encodes it (`message()`), off the hub's lock. With `base` (the
+    /// config the proxy acknowledged on this stream) it goes as a delta when few entries changed.
     struct Outgoing: Sendable {
         var config: ProxyConfig
         var nonce: String
+        var base: ProxyConfig?
 
         func message() throws -> Weft_Push_V1_ControllerMessage {
+            if let base = self.base, let delta = ProxyConfigDelta.between(base, self.config) {
+                let payload = try delta.encoded()
+                return .with {
+                    $0.delta = .with {
+                        $0.version = self.config.version
+                        $0.nonce = self.nonce
+                        $0.baseVersion = base.version
+                        $0.proxyConfigDelta = payload
+                    }
+                }
+            }
             let payload = try self.config.encodedCompact()
             return .with {
                 $0.config = .with {
@@ -63,6 +76,9 @@ public final class PushHub: CompileResultStage {
         var connectedSince: Date
         var machine = Machine()
         var outbox: AsyncStream<Outgoing>.Continuation
+        /// The config the proxy acknowledged on this stream (the base of deltas), and the one in flight.
+        var running: ProxyConfig?
+        var inFlight: ProxyConfig?
     }
 
     private struct State {
@@ -112,7 +128,7 @@ public final class PushHub: CompileResultStage {
             var sends = 0
             for (id, var stream) in state.streams {
                 guard let config = changed[stream.proxyID] else { continue }
-                if Self.perform(stream.machine.desire(config), on: stream) { sends += 1 }
+                if Self.perform(stream.machine.desire(config), on: &stream) { sends += 1 }
                 state.streams[id] = stream
             }
             for (ref, status) in result.statuses {
@@ -138,7 +154,10 @@ public final class PushHub: CompileResultStage {
             var stream = Stream(proxyID: proxyID, build: build, connectedSince: now, outbox: outbox)
             _ = stream.machine.hello(running: running)
             if !running.isEmpty { state.ledger.acknowledged(proxyID, version: running) }
-            if let config = state.configs[proxyID] { Self.perform(stream.machine.desire(config), on: stream) }
+            if let config = state.configs[proxyID] {
+                if config.version == running { stream.running = config.payload }
+                Self.perform(stream.machine.desire(config), on: &stream)
+            }
             state.streams[state.nextStream] = stream
             return state.nextStream
         }
@@ -155,9 +174,14 @@ public final class PushHub: CompileResultStage {
         self.acks.increment()
         self.state.withLock { state in
             guard var stream = state.streams[id] else { return }
+            let answered = stream.machine.inFlight?.nonce == nonce
             let action = stream.machine.acknowledged(version: version, nonce: nonce)
-            if stream.machine.running == version { state.ledger.acknowledged(stream.proxyID, version: version) }
-            Self.perform(action, on: stream)
+            if stream.machine.running == version {
+                state.ledger.acknowledged(stream.proxyID, version: version)
+                if answered, stream.inFlight?.version == version { stream.running = stream.inFlight }
+            }
+            if answered { stream.inFlight = nil }
+            Self.perform(action, on: &stream)
             state.streams[id] = stream
         }
         self.answered()
@@ -168,11 +192,13 @@ public final class PushHub: CompileResultStage {
         self.nacks.increment()
         let proxyID = self.state.withLock { state -> String? in
             guard var stream = state.streams[id] else { return nil }
+            let answered = stream.machine.inFlight?.nonce == nonce
             let action = stream.machine.refused(version: version, nonce: nonce, error: error)
             if stream.machine.refused?.version == version {
                 state.ledger.refused(stream.proxyID, version: version, error: error)
             }
-            Self.perform(action, on: stream)
+            if answered { stream.inFlight = nil }
+            Self.perform(action, on: &stream)
             state.streams[id] = stream
             return stream.proxyID
         }
@@ -199,9 +225,11 @@ public final class PushHub: CompileResultStage {
     }
 
     @discardableResult
-    private static func perform(_ action: Machine.Action, on stream: Stream) -> Bool {
+    private static func perform(_ action: Machine.Action, on stream: inout Stream) -> Bool {
         guard case .send(let config, let nonce) = action else { return false }
-        stream.outbox.yield(Outgoing(config: config.payload, nonce: nonce))
+        let base = stream.running?.version == stream.machine.running ? stream.running : nil
+        stream.inFlight = config.payload
+        stream.outbox.yield(Outgoing(config: config.payload, nonce: nonce, base: base))
         return true
     }
 
@@ -240,6 +268,15 @@ public final class PushHub: CompileResultStage {
                     acknowledged: ledger?.acknowledged, desired: desired, status: sync,
                     error: ledger?.refused?.error)
             }
+        }
+    }
+
+    /// How many proxies are connected and run the newest version (what `proxies` shows as SYNCED), counted
+    /// without building the list.
+    public var syncedCount: Int {
+        self.state.withLock { state in
+            let connected = Set(state.streams.values.map(\.proxyID))
+            return state.ledger.proxies.count { connected.contains($0.key) && $0.value.isSynced }
         }
     }
 

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import ProxyConfig
 
 /// Installs a config from any source (the config file, the controller's push stream) the same way: decode,
-/// compile, swap it in whole. A config that does not decode or compile is refused and the one serving stays.
+/// compile, swap it in whole. A config that does not decode or compile is refused and the one serving stays. A
+/// delta from the push stream is applied to the config serving, and the result installed the same way.
 public struct ConfigInstaller: Sendable {
     public let store: ProxyStateStore
     let metrics: ProxyMetrics?
@@ -20,8 +22,28 @@ public struct ConfigInstaller: Sendable {
     public func install(
         _ data: Data, source: String, check: (ProxyState) throws -> Void = { _ in }
     ) -> Result<ProxyState, any Error> {
+        self.install(source: source, check: check) { try ProxyState.load(data) }
+    }
+
+    /// Applies `delta` to the config serving, then compiles and installs the result like a whole config.
+    @discardableResult
+    public func install(
+        _ delta: ProxyConfigDelta, source: String, check: (ProxyState) throws -> Void = { _ in }
+    ) -> Result<ProxyState, any Error> {
+        self.install(source: source, check: check) {
+            guard let current = self.store.current else {
+                throw ProxyConfigError(code: "delta_base", message: "a delta, but the proxy runs no config")
+            }
+            let config = try delta.applied(to: current.config)
+            return try ProxyState(config: config, json: nil, previous: current)
+        }
+    }
+
+    private func install(
+        source: String, check: (ProxyState) throws -> Void, make: () throws -> ProxyState
+    ) -> Result<ProxyState, any Error> {
         do {
-            let state = try ProxyState.load(data)
+            let state = try make()
             try check(state)
             let previous = self.store.current?.config.version
             self.store.replace(with: state)

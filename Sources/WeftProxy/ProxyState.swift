@@ -7,23 +7,48 @@ import Synchronization
 public final class ProxyState: Sendable {
     public let config: ProxyConfig
     public let routeTable: RouteTable
-    /// The config as the file gave it, for `/config_dump`.
-    public let json: String
+    /// The config as the file or the push stream gave it, if it came whole; nil for one made from a delta.
+    private let source: String?
     /// Clusters by name. Their mutable balancing state lives per event loop (`ClusterRuntime`).
     let clusters: [String: Cluster]
 
     /// Compiles `config`; throws `ProxyConfigError` when a route matcher does not compile, or when a header value
     /// it writes could split or reframe a message (`ConfigHeaderCheck`).
-    public init(config: ProxyConfig, json: String) throws(ProxyConfigError) {
-        try ConfigHeaderCheck.check(config)
-        self.routeTable = try RouteTable(config)
+    ///
+    /// With `previous` (the state serving, when `config` came as a delta of its config), route matchers of
+    /// outbound entries that did not change are reused, not compiled again.
+    public init(config: ProxyConfig, json: String?, previous: ProxyState? = nil) throws(ProxyConfigError) {
+        try ConfigHeaderCheck.check(config, previous: previous?.config)
+        self.routeTable = try RouteTable(config, reusing: previous?.routeTable)
         self.config = config
-        self.json = json
-        var clusters: [String: Cluster] = [:]
-        for cluster in config.clusters {
-            clusters[cluster.name] = cluster
+        self.source = json
+        self.clusters = Self.clustersByName(config.clusters, previous: previous)
+    }
+
+    /// `clusters` by name; from `previous`'s table, updated, when the names are the same in the same order (a delta
+    /// that changed some clusters, say endpoints).
+    private static func clustersByName(_ clusters: [Cluster], previous: ProxyState?) -> [String: Cluster] {
+        if let previous, previous.config.clusters.count == clusters.count,
+            zip(previous.config.clusters, clusters).allSatisfy({ $0.name == $1.name })
+        {
+            var table = previous.clusters
+            for (old, new) in zip(previous.config.clusters, clusters) where old != new {
+                table[new.name] = new
+            }
+            return table
         }
-        self.clusters = clusters
+        var table: [String: Cluster] = [:]
+        table.reserveCapacity(clusters.count)
+        for cluster in clusters {
+            table[cluster.name] = cluster
+        }
+        return table
+    }
+
+    /// The config's JSON for `/config_dump`: as it came, or encoded now (a config made from a delta).
+    public var json: String {
+        if let source = self.source { return source }
+        return String(decoding: (try? self.config.encoded()) ?? Data("{}".utf8), as: UTF8.self)
     }
 
     /// Decodes and compiles a config file's bytes.

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import ProxyConfig
 import ServiceLifecycle
 import Synchronization
 import WeftIdentity
@@ -58,7 +59,7 @@ public final class PushClient: Service {
     private let installer: ConfigInstaller
     private let logger: Logger
     private let jitter: @Sendable () -> Double
-    private let counts = Mutex((streams: 0, acks: 0, nacks: 0))
+    private let counts = Mutex((streams: 0, acks: 0, nacks: 0, deltas: 0))
     private let target: Mutex<(host: String, port: Int)>
 
     /// - Parameter jitter: A value in `0..<1` that spreads the reconnects of many proxies (backoff × 0.5…1.5).
@@ -78,8 +79,8 @@ public final class PushClient: Service {
         self.target.withLock { $0 = (host, port) }
     }
 
-    /// Streams opened (a hello sent), configs acknowledged and refused so far.
-    public var statistics: (streams: Int, acks: Int, nacks: Int) { self.counts.withLock { $0 } }
+    /// Streams opened (a hello sent), configs acknowledged and refused, and how many of the configs came as deltas.
+    public var statistics: (streams: Int, acks: Int, nacks: Int, deltas: Int) { self.counts.withLock { $0 } }
 
     public func run() async throws {
         var backoff = self.configuration.initialBackoff
@@ -155,8 +156,11 @@ public final class PushClient: Service {
                         "push stream open",
                         metadata: ["proxy.id": "\(self.configuration.proxyID)", "config.version": "\(running)"])
                     for try await message in response.messages {
-                        guard case .config(let config)? = message.kind else { continue }
-                        answer.yield(self.install(config))
+                        switch message.kind {
+                        case .config(let config)?: answer.yield(self.install(config))
+                        case .delta(let delta)?: answer.yield(try self.install(delta))
+                        case nil: continue
+                        }
                     }
                 })
         }
@@ -164,26 +168,56 @@ public final class PushClient: Service {
 
     /// Installs one pushed config; the answer names it by version and nonce.
     func install(_ config: Weft_Push_V1_Config) -> Weft_Push_V1_ProxyMessage {
-        let result = self.installer.install(config.proxyConfig, source: "controller") { state in
-            guard state.config.proxy.id == self.configuration.proxyID else {
-                throw PushClientError(message: "the config is for \(state.config.proxy.id), not this proxy")
-            }
+        let result = self.installer.install(config.proxyConfig, source: "controller", check: self.isOwnConfig)
+        return self.answer(result, version: config.version, nonce: config.nonce)
+    }
+
+    /// Installs one pushed delta. A delta for another version than the one serving (which a controller sends only
+    /// by mistake) ends the stream: the next one starts with a Hello naming what runs, and gets the full config.
+    func install(_ delta: Weft_Push_V1_Delta) throws -> Weft_Push_V1_ProxyMessage {
+        let running = self.installer.store.current?.config.version ?? ""
+        guard delta.baseVersion == running else {
+            throw PushClientError(
+                message: "the controller sent a delta of \(delta.baseVersion), but this proxy runs \(running)")
         }
+        self.counts.withLock { $0.deltas += 1 }
+        let result: Result<ProxyState, any Error>
+        do {
+            let decoded = try ProxyConfigDelta.decode(delta.proxyConfigDelta)
+            guard decoded.version == delta.version, decoded.base == delta.baseVersion else {
+                throw PushClientError(message: "the delta's versions differ from its message's")
+            }
+            result = self.installer.install(decoded, source: "controller", check: self.isOwnConfig)
+        } catch {
+            result = .failure(error)
+        }
+        return self.answer(result, version: delta.version, nonce: delta.nonce)
+    }
+
+    private func isOwnConfig(_ state: ProxyState) throws {
+        guard state.config.proxy.id == self.configuration.proxyID else {
+            throw PushClientError(message: "the config is for \(state.config.proxy.id), not this proxy")
+        }
+    }
+
+    private func answer(
+        _ result: Result<ProxyState, any Error>, version: String, nonce: String
+    ) -> Weft_Push_V1_ProxyMessage {
         switch result {
         case .success:
             self.counts.withLock { $0.acks += 1 }
             return .with {
                 $0.ack = .with {
-                    $0.version = config.version
-                    $0.nonce = config.nonce
+                    $0.version = version
+                    $0.nonce = nonce
                 }
             }
         case .failure(let error):
             self.counts.withLock { $0.nacks += 1 }
             return .with {
                 $0.nack = .with {
-                    $0.version = config.version
-                    $0.nonce = config.nonce
+                    $0.version = version
+                    $0.nonce = nonce
                     $0.error = "\(error)"
                 }
             }

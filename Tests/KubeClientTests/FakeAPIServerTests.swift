@@ -666,9 +666,9 @@ private func withServer(
     try await server.shutdown()
 }
 
-/// Polls a condition for up to five seconds.
+/// Polls a condition for up to 30 s (a cap reached only when the test fails).
 private func eventually(_ condition: () -> Bool) async throws -> Bool {
-    for _ in 0..<100 {
+    for _ in 0..<600 {
         if condition() { return true }
         try await Task.sleep(for: .milliseconds(50))
     }

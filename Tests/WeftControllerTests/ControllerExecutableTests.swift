@@ -197,10 +197,10 @@ struct ControllerExecutableTests {
         return nil
     }
 
-    /// Polls `condition` every 20 ms for at most 20 s.
+    /// Polls `condition` every 20 ms for at most 60 s (a cap reached only when the test fails).
     func eventually(_ condition: () throws -> Bool) async throws -> Bool {
         let clock = ContinuousClock()
-        let end = clock.now.advanced(by: .seconds(20))
+        let end = clock.now.advanced(by: .seconds(60))
         while clock.now < end {
             if (try? condition()) == true { return true }
             try await Task.sleep(for: .milliseconds(20))

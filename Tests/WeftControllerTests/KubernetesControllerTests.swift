@@ -46,7 +46,7 @@ struct KubernetesControllerTests {
     }
 
     /// Polls until `check` holds, for at most `seconds`.
-    func eventually(seconds: Double = 15, _ check: () async throws -> Bool) async throws -> Bool {
+    func eventually(seconds: Double = 60, _ check: () async throws -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try await check() { return true }

@@ -51,7 +51,7 @@ struct ManifestModeTests {
     }
 
     /// Polls until `check` holds, for at most `seconds`.
-    func eventually(seconds: Double = 10, _ check: () async throws -> Bool) async throws -> Bool {
+    func eventually(seconds: Double = 60, _ check: () async throws -> Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try await check() { return true }

@@ -5,7 +5,7 @@ import WeftIdentity
 
 /// The real `openssl` binary reads and verifies what the CA issues.
 @Suite struct OpenSSLCrossCheckTests {
-    @Test func opensslShowsTheSVIDFields() throws {
+    @Test func opensslShowsTheSVIDFields() async throws {
         // A serial with the top bit set must still be a positive INTEGER.
         let ca = try CertificateAuthority(
             secret: TestPKI.root().secret, trustDomain: TestPKI.trustDomain,
@@ -13,7 +13,7 @@ import WeftIdentity
         let issued = try TestPKI.issue(ca)
         let dir = try TemporaryDirectory()
         let leaf = try dir.write("leaf.pem", issued.certificatePEM)
-        let text = try runProcess("openssl", ["x509", "-noout", "-text", "-in", leaf])
+        let text = try await runProcess("openssl", ["x509", "-noout", "-text", "-in", leaf])
         #expect(text.status == 0)
         #expect(text.output.contains("URI:spiffe://cluster.local/ns/shop/sa/web"))
         #expect(text.output.contains("X509v3 Extended Key Usage:"))
@@ -26,19 +26,19 @@ import WeftIdentity
         #expect(!text.output.contains("Negative"))
     }
 
-    @Test func opensslVerifiesALeafFromTheRoot() throws {
+    @Test func opensslVerifiesALeafFromTheRoot() async throws {
         let (secret, _) = try TestPKI.root()
         let ca = try TestPKI.authority(secret)
         let issued = try TestPKI.issue(ca)
         let dir = try TemporaryDirectory()
         let root = try dir.write("root.pem", secret.trustRootsPEM ?? "")
         let leaf = try dir.write("leaf.pem", issued.certificatePEM)
-        let result = try Self.verify(root: root, untrusted: nil, leaf: leaf)
+        let result = try await Self.verify(root: root, untrusted: nil, leaf: leaf)
         #expect(result.status == 0)
         #expect(result.output.contains("\(leaf): OK"))
     }
 
-    @Test func opensslVerifiesALeafThroughAUserIntermediate() throws {
+    @Test func opensslVerifiesALeafThroughAUserIntermediate() async throws {
         let (rootSecret, rootKey) = try TestPKI.root()
         let rootCertificate = try TestPKI.certificate(rootSecret.certificatePEM)
         let team = try TestPKI.intermediate(name: "Team CA", issuer: rootCertificate, issuerKey: rootKey)
@@ -51,22 +51,22 @@ import WeftIdentity
         let root = try dir.write("root.pem", try ca.trustBundle.pemEncoded())
         let chain = try dir.write("chain.pem", issued.chainPEMs.joined())
         let leaf = try dir.write("leaf.pem", issued.certificatePEM)
-        let result = try Self.verify(root: root, untrusted: chain, leaf: leaf)
+        let result = try await Self.verify(root: root, untrusted: chain, leaf: leaf)
         #expect(result.status == 0)
         #expect(result.output.contains("\(leaf): OK"))
         // And without the intermediate it does not verify: the check can fail.
-        let without = try Self.verify(root: root, untrusted: nil, leaf: leaf)
+        let without = try await Self.verify(root: root, untrusted: nil, leaf: leaf)
         #expect(without.status != 0)
     }
 
     /// `openssl verify` at the tests' fixed time, with OpenSSL's strict X.509 checks and the SSL client purpose.
-    static func verify(root: String, untrusted: String?, leaf: String) throws -> (status: Int32, output: String) {
+    static func verify(root: String, untrusted: String?, leaf: String) async throws -> (status: Int32, output: String) {
         var arguments = [
             "verify", "-x509_strict", "-purpose", "sslclient", "-attime", "\(Int(TestPKI.now.timeIntervalSince1970))",
             "-CAfile", root,
         ]
         if let untrusted { arguments += ["-untrusted", untrusted] }
-        return try runProcess("openssl", arguments + [leaf])
+        return try await runProcess("openssl", arguments + [leaf])
     }
 }
 
@@ -88,8 +88,9 @@ final class TemporaryDirectory {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-/// Runs `tool` (looked up on PATH) to completion and returns its exit status and combined output.
-func runProcess(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs `tool` (looked up on PATH) to completion and returns its exit status and combined output. It waits on a
+/// Dispatch thread, not on one of the few threads of Swift's cooperative pool, which other suites need.
+func runProcess(_ tool: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [tool] + arguments
@@ -97,7 +98,12 @@ func runProcess(_ tool: String, _ arguments: [String]) throws -> (status: Int32,
     process.standardOutput = pipe
     process.standardError = pipe
     try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+        DispatchQueue.global().async {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            continuation.resume(returning: data)
+        }
+    }
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }

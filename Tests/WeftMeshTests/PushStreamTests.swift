@@ -88,6 +88,7 @@ struct PushStreamTests {
             // The full config on connect, then ACKed: Programmed once the proxy runs it.
             #expect(await eventually { store.current?.config.version == v1.version } == true)
             #expect(await eventually { hub.proxies.first?.status == .synced } == true)
+            #expect(hub.syncedCount == 1)
             #expect(await Self.compile(hub, v1, generation: 1)?.reason == "Programmed")
             #expect(await Self.compile(hub, v1, generation: 1)?.message == "1/1 proxies acknowledged")
 
@@ -96,12 +97,16 @@ struct PushStreamTests {
             #expect(await Self.compile(hub, v2, generation: 2)?.reason == "Pending")
             #expect(await eventually { store.current?.config.version == v2.version } == true)
             #expect(await eventually { hub.proxies.first?.acknowledged == v2.version } == true)
+            // One of its entries changed: it came as a delta, and the proxy rebuilt exactly the new config.
+            #expect(client.statistics.deltas == 1)
+            #expect(store.current?.config == v2)
             #expect(await Self.compile(hub, v2, generation: 2)?.status == .true)
 
             // A config the proxy cannot apply: NACKed, the old one keeps serving, the resource says Rejected.
             let bad = Self.config(port: 1003, header: "1\r\nx-injected: yes")
             _ = await Self.compile(hub, bad, generation: 3)
             #expect(await eventually { hub.proxies.first?.status == .nacked } == true)
+            #expect(hub.syncedCount == 0)
             #expect(store.current?.config.version == v2.version)
             let rejected = await Self.compile(hub, bad, generation: 3)
             #expect(rejected?.reason == "Rejected")
@@ -138,11 +143,39 @@ struct PushStreamTests {
             #expect(store.current?.config.version == v4.version)
 
             // And the next change reaches the proxy over the new stream.
+            // As a delta of the version the Hello named.
             let v5 = Self.config(port: 1005)
+            let deltas = client.statistics.deltas
             _ = await Self.compile(restarted, v5, generation: 5)
             #expect(await eventually { store.current?.config.version == v5.version } == true)
+            #expect(client.statistics.deltas == deltas + 1)
+            #expect(store.current?.config == v5)
             group.cancelAll()
         }
+    }
+
+    @Test("a delta applies only to the version it was made from; otherwise the config serving stays")
+    func deltaNeedsItsBase() throws {
+        let store = ProxyStateStore()
+        let installer = ConfigInstaller(store: store, logger: Self.logger)
+        let v1 = Self.config(port: 1001)
+        let v2 = Self.config(port: 1002)
+        let delta = try #require(ProxyConfigDelta.between(v1, v2))
+        func refusal(_ result: Result<ProxyState, any Error>) -> String? {
+            guard case .failure(let error) = result else { return nil }
+            return (error as? ProxyConfigError)?.code
+        }
+        // No config yet, or another version serving: refused, nothing changes.
+        #expect(refusal(installer.install(delta, source: "test")) == "delta_base")
+        #expect(store.current == nil)
+        _ = installer.install(try v2.encodedCompact(), source: "test")
+        #expect(refusal(installer.install(delta, source: "test")) == "delta_base")
+        #expect(store.current?.config == v2)
+        // On its base it makes the new config, and /config_dump shows that config.
+        _ = installer.install(try v1.encodedCompact(), source: "test")
+        let state = try installer.install(delta, source: "test").get()
+        #expect(state.config == v2)
+        #expect(try ProxyConfig.decode(Data(state.json.utf8)) == v2)
     }
 
     @Test("a config for another workload is refused, and a stream must start with a Hello")
@@ -162,6 +195,7 @@ struct PushStreamTests {
                 installer: ConfigInstaller(store: store, logger: Self.logger), logger: Self.logger)
             group.addTask { try await client.run() }
             #expect(await eventually { hub.proxies.first?.status == .nacked } == true)
+            #expect(hub.syncedCount == 0)
             #expect(hub.proxies.first?.error?.contains("shop/other") == true)
             #expect(store.current == nil)
             group.cancelAll()
@@ -169,10 +203,11 @@ struct PushStreamTests {
     }
 }
 
-/// Polls `value` every 10 ms for at most 20 s; the first non-nil (or true) value.
+/// Polls `value` every 10 ms for at most 60 s (a cap for a loaded machine, reached only when the test fails); the
+/// first non-nil (or true) value.
 func eventually<T>(_ value: @Sendable () async -> T?) async -> T? {
     let clock = ContinuousClock()
-    let end = clock.now.advanced(by: .seconds(20))
+    let end = clock.now.advanced(by: .seconds(60))
     while clock.now < end {
         if let value = await value() { return value }
         try? await Task.sleep(for: .milliseconds(10))

@@ -280,16 +280,16 @@ struct ProxyIdentityTests {
     }
 }
 
-/// Polls `value` every 20 ms for up to 15 s (a loaded machine); nil when it never answers.
+/// Polls `value` every 20 ms for up to 60 s (a cap for a loaded machine); nil when it never answers.
 private func waitFor<T>(_ value: () async -> T?) async -> T? {
-    for _ in 0..<750 {
+    for _ in 0..<3000 {
         if let found = await value() { return found }
         try? await Task.sleep(for: .milliseconds(20))
     }
     return nil
 }
 
-/// Polls `condition` every 20 ms for up to 15 s.
+/// Polls `condition` every 20 ms for up to 60 s.
 private func waitUntil(_ condition: () async -> Bool) async -> Bool {
     await waitFor { await condition() ? true : nil } ?? false
 }

@@ -377,13 +377,13 @@ struct ProxyListenerTests {
     }
 }
 
-/// Polls `condition` every 20 ms for up to 5 s.
+/// Polls `condition` every 20 ms for up to 30 s (a cap reached only when the test fails).
 func eventually(_ condition: () async throws -> Bool) async throws {
-    for _ in 0..<250 {
+    for _ in 0..<1500 {
         if try await condition() {
             return
         }
         try await Task.sleep(for: .milliseconds(20))
     }
-    throw HarnessError(message: "condition not met within 5 s")
+    throw HarnessError(message: "condition not met within 30 s")
 }

@@ -19,7 +19,9 @@ struct Run {
 }
 
 /// Runs the built `weftctl` with `arguments`, in the package root.
-func weftctl(_ arguments: String...) throws -> Run {
+/// The wait happens on a Dispatch thread: a test blocking in `waitUntilExit` would hold one of the few threads
+/// of Swift's cooperative pool (two on a 2-core machine) and starve every other suite running in parallel.
+func weftctl(_ arguments: String...) async throws -> Run {
     let binary = packageRoot.appendingPathComponent(".build/debug/weftctl")
     try #require(
         FileManager.default.isExecutableFile(atPath: binary.path),
@@ -44,7 +46,12 @@ func weftctl(_ arguments: String...) throws -> Run {
     process.standardError = err
     process.standardInput = FileHandle.nullDevice
     try process.run()
-    process.waitUntilExit()
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        DispatchQueue.global().async {
+            process.waitUntilExit()
+            continuation.resume()
+        }
+    }
     try out.close()
     try err.close()
     return Run(
@@ -55,14 +62,14 @@ func weftctl(_ arguments: String...) throws -> Run {
 }
 
 /// A fresh temporary folder holding `files` (name -> content), removed after `body`.
-func withManifests<T>(_ files: [String: String], _ body: (URL) throws -> T) throws -> T {
+func withManifests<T>(_ files: [String: String], _ body: (URL) async throws -> T) async throws -> T {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("weftctl-tests-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: folder) }
     for (name, content) in files {
         try Data(content.utf8).write(to: folder.appendingPathComponent(name))
     }
-    return try body(folder)
+    return try await body(folder)
 }
 
 let catalogService = """
@@ -111,8 +118,8 @@ let frontendPod = "shop/frontend-6d8f7b9c4-x2k7p"
 @Suite("weftctl analyze")
 struct AnalyzeTests {
     @Test("the examples: exit 0, no problems, a table of the 8 resources, all accepted")
-    func examples() throws {
-        let run = try weftctl("analyze", "-f", "manifests/examples")
+    func examples() async throws {
+        let run = try await weftctl("analyze", "-f", "manifests/examples")
         #expect(run.status == 0, "stderr: \(run.stderr)")
         #expect(run.stdoutLines.first == "No problems found.")
         let lines = run.stdoutLines
@@ -134,9 +141,9 @@ struct AnalyzeTests {
     }
 
     @Test("weights summing to 90: exit 1 and the located problem")
-    func invalidWeights() throws {
-        try withManifests(["cluster.yaml": catalogService, "routes.yaml": ninetyPercentSplit]) { folder in
-            let run = try weftctl("analyze", "-f", folder.path)
+    func invalidWeights() async throws {
+        try await withManifests(["cluster.yaml": catalogService, "routes.yaml": ninetyPercentSplit]) { folder in
+            let run = try await weftctl("analyze", "-f", folder.path)
             #expect(run.status == 1)
             let expected = "shop/VirtualService/catalog-split: spec.http[0].route: weights must sum to 100, got 90"
             let matching = run.stdoutLines.filter { $0.hasPrefix(expected) }
@@ -151,8 +158,8 @@ struct AnalyzeTests {
     }
 
     @Test("-o json: problems and resources")
-    func json() throws {
-        let run = try weftctl("analyze", "-f", "manifests/examples", "-o", "json")
+    func json() async throws {
+        let run = try await weftctl("analyze", "-f", "manifests/examples", "-o", "json")
         #expect(run.status == 0)
         let report = try JSONValue.parse(Data(run.stdout.utf8))
         #expect(report["problems"] == .array([]))
@@ -166,9 +173,9 @@ struct AnalyzeTests {
     }
 
     @Test("-o json with a problem: exit 1, the problem with severity, resource, field and message")
-    func jsonProblems() throws {
-        try withManifests(["all.yaml": catalogService + "\n---\n" + ninetyPercentSplit]) { folder in
-            let run = try weftctl("analyze", "-f", folder.path, "-o", "json")
+    func jsonProblems() async throws {
+        try await withManifests(["all.yaml": catalogService + "\n---\n" + ninetyPercentSplit]) { folder in
+            let run = try await weftctl("analyze", "-f", folder.path, "-o", "json")
             #expect(run.status == 1)
             let report = try JSONValue.parse(Data(run.stdout.utf8))
             let problems = try #require(report["problems"]?.arrayValue)
@@ -184,10 +191,10 @@ struct AnalyzeTests {
     }
 
     @Test("broken YAML: exit 1 and file:line:col: message")
-    func brokenYAML() throws {
+    func brokenYAML() async throws {
         let broken = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n   labels: {a: b}\n"
-        try withManifests(["broken.yaml": broken]) { folder in
-            let run = try weftctl("analyze", "-f", folder.path)
+        try await withManifests(["broken.yaml": broken]) { folder in
+            let run = try await weftctl("analyze", "-f", folder.path)
             #expect(run.status == 1)
             let file = folder.appendingPathComponent("broken.yaml").path
             let line = run.stdoutLines.first { $0.hasPrefix("\(file):") }
@@ -198,18 +205,18 @@ struct AnalyzeTests {
     }
 
     @Test("a missing path: exit 1 and the reason")
-    func missingPath() throws {
-        let run = try weftctl("analyze", "-f", "/nonexistent/weft")
+    func missingPath() async throws {
+        let run = try await weftctl("analyze", "-f", "/nonexistent/weft")
         #expect(run.status == 1)
         #expect(run.stdoutLines.first == "/nonexistent/weft: no such file or folder")
     }
 
     @Test("usage errors exit non-zero with a message on stderr")
-    func usage() throws {
-        let noFile = try weftctl("analyze")
+    func usage() async throws {
+        let noFile = try await weftctl("analyze")
         #expect(noFile.status != 0)
         #expect(noFile.stderr.contains("--filename"))
-        let badFormat = try weftctl("analyze", "-f", "manifests/examples", "-o", "yaml")
+        let badFormat = try await weftctl("analyze", "-f", "manifests/examples", "-o", "yaml")
         #expect(badFormat.status != 0)
         #expect(badFormat.stderr.contains("yaml"))
     }
@@ -218,8 +225,8 @@ struct AnalyzeTests {
 @Suite("weftctl compile")
 struct CompileTests {
     @Test("the frontend's config decodes as ProxyConfig, for that pod")
-    func frontend() throws {
-        let run = try weftctl("compile", "-f", "manifests/examples", "--proxy", frontendPod)
+    func frontend() async throws {
+        let run = try await weftctl("compile", "-f", "manifests/examples", "--proxy", frontendPod)
         #expect(run.status == 0, "stderr: \(run.stderr)")
         let config = try ProxyConfig.decode(Data(run.stdout.utf8))
         #expect(config.proxy.id == frontendPod)
@@ -238,16 +245,16 @@ struct CompileTests {
     }
 
     @Test("compiling twice gives the same bytes")
-    func deterministic() throws {
-        let first = try weftctl("compile", "-f", "manifests/examples", "--proxy", frontendPod)
-        let second = try weftctl("compile", "-f", "manifests/examples", "--proxy", frontendPod)
+    func deterministic() async throws {
+        let first = try await weftctl("compile", "-f", "manifests/examples", "--proxy", frontendPod)
+        let second = try await weftctl("compile", "-f", "manifests/examples", "--proxy", frontendPod)
         #expect(first.status == 0)
         #expect(first.stdout == second.stdout)
     }
 
     @Test("an unknown proxy: exit 1, and stderr names the available proxies")
-    func unknownProxy() throws {
-        let run = try weftctl("compile", "-f", "manifests/examples", "--proxy", "shop/nope")
+    func unknownProxy() async throws {
+        let run = try await weftctl("compile", "-f", "manifests/examples", "--proxy", "shop/nope")
         #expect(run.status == 1)
         #expect(run.stdout.isEmpty)
         let message = run.stderr.trimmingCharacters(in: .newlines)
@@ -261,15 +268,15 @@ struct CompileTests {
     }
 
     @Test("a bare pod name means the default namespace")
-    func bareName() throws {
-        let run = try weftctl("compile", "-f", "manifests/examples", "--proxy", "frontend-6d8f7b9c4-x2k7p")
+    func bareName() async throws {
+        let run = try await weftctl("compile", "-f", "manifests/examples", "--proxy", "frontend-6d8f7b9c4-x2k7p")
         #expect(run.status == 1)
         #expect(run.stderr.hasPrefix("error: no proxy default/frontend-6d8f7b9c4-x2k7p: proxies: "))
     }
 
     @Test("a malformed --proxy is a usage error")
-    func malformedProxy() throws {
-        let run = try weftctl("compile", "-f", "manifests/examples", "--proxy", "a/b/c")
+    func malformedProxy() async throws {
+        let run = try await weftctl("compile", "-f", "manifests/examples", "--proxy", "a/b/c")
         #expect(run.status != 0)
         #expect(run.stderr.contains(#"--proxy must be NAMESPACE/POD, got "a/b/c""#))
     }

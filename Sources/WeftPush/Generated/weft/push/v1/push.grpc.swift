@@ -1,8 +1,10 @@
 /// The config push protocol between weft-controller (server, port 15012) and weft-proxy (client).
 ///
 /// One long-lived bidirectional stream per proxy, opened by the proxy. The proxy says who it is and what it
-/// runs (Hello); the controller sends that proxy's full config, then a new one each time its content changes;
-/// the proxy answers each with an Ack (applied) or a Nack (refused: it keeps serving its last good config).
+/// runs (Hello); the controller sends that proxy's full config, then a new one each time its content changes:
+/// a Delta against the version the proxy acknowledged on this stream when few entries changed, else the full
+/// Config. The proxy answers each with an Ack (applied) or a Nack (refused: it keeps serving its last good
+/// config).
 /// Regenerate the Swift code with hack/gen-push-proto.
 
 // DO NOT EDIT.

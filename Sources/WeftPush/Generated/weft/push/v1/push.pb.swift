@@ -11,8 +11,10 @@
 /// The config push protocol between weft-controller (server, port 15012) and weft-proxy (client).
 ///
 /// One long-lived bidirectional stream per proxy, opened by the proxy. The proxy says who it is and what it
-/// runs (Hello); the controller sends that proxy's full config, then a new one each time its content changes;
-/// the proxy answers each with an Ack (applied) or a Nack (refused: it keeps serving its last good config).
+/// runs (Hello); the controller sends that proxy's full config, then a new one each time its content changes:
+/// a Delta against the version the proxy acknowledged on this stream when few entries changed, else the full
+/// Config. The proxy answers each with an Ack (applied) or a Nack (refused: it keeps serving its last good
+/// config).
 /// Regenerate the Swift code with hack/gen-push-proto.
 
 #if canImport(FoundationEssentials)
@@ -142,10 +144,19 @@ public nonisolated struct Weft_Push_V1_ControllerMessage: Sendable {
     set {kind = .config(newValue)}
   }
 
+  public var delta: Weft_Push_V1_Delta {
+    get {
+      if case .delta(let v)? = kind {return v}
+      return Weft_Push_V1_Delta()
+    }
+    set {kind = .delta(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
     case config(Weft_Push_V1_Config)
+    case delta(Weft_Push_V1_Delta)
 
   }
 
@@ -165,6 +176,30 @@ public nonisolated struct Weft_Push_V1_Config: Sendable {
 
   /// The ProxyConfig in its deterministic JSON encoding.
   public var proxyConfig: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A new version as the entries that changed since the version the proxy acknowledged on this stream.
+public nonisolated struct Weft_Push_V1_Delta: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The version of the config the delta produces.
+  public var version: String = String()
+
+  public var nonce: String = String()
+
+  /// The version it applies to. A proxy that runs another one ends the stream and reconnects (its Hello then
+  /// names what it runs, and the controller sends the full config).
+  public var baseVersion: String = String()
+
+  /// The ProxyConfigDelta in its deterministic JSON encoding: the changed identity and inbound ports, outbound
+  /// entries (by host and port) and clusters (by name) added, changed or removed.
+  public var proxyConfigDelta: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -376,7 +411,7 @@ nonisolated extension Weft_Push_V1_Nack: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Weft_Push_V1_ControllerMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ControllerMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}config\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}config\0\u{1}delta\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -397,6 +432,19 @@ nonisolated extension Weft_Push_V1_ControllerMessage: SwiftProtobuf.Message, Swi
           self.kind = .config(v)
         }
       }()
+      case 2: try {
+        var v: Weft_Push_V1_Delta?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .delta(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .delta(v)
+        }
+      }()
       default: break
       }
     }
@@ -407,9 +455,17 @@ nonisolated extension Weft_Push_V1_ControllerMessage: SwiftProtobuf.Message, Swi
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    try { if case .config(let v)? = self.kind {
+    switch self.kind {
+    case .config?: try {
+      guard case .config(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
+    }()
+    case .delta?: try {
+      guard case .delta(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case nil: break
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -455,6 +511,51 @@ nonisolated extension Weft_Push_V1_Config: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.version != rhs.version {return false}
     if lhs.nonce != rhs.nonce {return false}
     if lhs.proxyConfig != rhs.proxyConfig {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Weft_Push_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Delta"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{3}base_version\0\u{3}proxy_config_delta\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.version) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nonce) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.baseVersion) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.proxyConfigDelta) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.version.isEmpty {
+      try visitor.visitSingularStringField(value: self.version, fieldNumber: 1)
+    }
+    if !self.nonce.isEmpty {
+      try visitor.visitSingularStringField(value: self.nonce, fieldNumber: 2)
+    }
+    if !self.baseVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.baseVersion, fieldNumber: 3)
+    }
+    if !self.proxyConfigDelta.isEmpty {
+      try visitor.visitSingularBytesField(value: self.proxyConfigDelta, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Weft_Push_V1_Delta, rhs: Weft_Push_V1_Delta) -> Bool {
+    if lhs.version != rhs.version {return false}
+    if lhs.nonce != rhs.nonce {return false}
+    if lhs.baseVersion != rhs.baseVersion {return false}
+    if lhs.proxyConfigDelta != rhs.proxyConfigDelta {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
