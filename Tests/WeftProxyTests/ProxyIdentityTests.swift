@@ -12,30 +12,37 @@ import WeftProxy
 import WeftPush
 import WeftTesting
 
-private let logger = Logger(label: "weft.test.identity")
-private let domain = try! TrustDomain("cluster.local")
+let logger = Logger(label: "weft.test.identity")
+let domain = try! TrustDomain("cluster.local")
 private let catalogID = "spiffe://cluster.local/ns/shop/sa/catalog"
 private let clientID = "spiffe://cluster.local/ns/shop/sa/client"
-private let controllerID = try! SpiffeID("spiffe://cluster.local/ns/weft-system/sa/weft-controller")
+let controllerID = try! SpiffeID("spiffe://cluster.local/ns/weft-system/sa/weft-controller")
 
 /// The controller on loopback as weft-controller runs it in manifests mode: a CA in memory, bootstrap tokens, the
 /// push hub, and port 15012's gRPC server with TLS, ConfigPush and Identity/Sign.
-private struct Controller: Sendable {
+struct Controller: Sendable {
     let ca: MeshCA
     let hub: PushHub
     let server: ConfigPushServer
     let tokens: String
 
-    static func make() async throws -> Controller {
-        let ca = try await MeshCA.load(
-            from: .memory, rootNamespace: "weft-system", trustDomain: domain, logger: logger)
+    /// A controller; with `ca`, one that finds the CA of an earlier one (as a restarted controller reads the CA
+    /// Secret).
+    static func make(ca existing: MeshCA? = nil) async throws -> Controller {
+        let ca: MeshCA
+        if let existing {
+            ca = existing
+        } else {
+            ca = try await MeshCA.load(from: .memory, rootNamespace: "weft-system", trustDomain: domain, logger: logger)
+        }
         let hub = PushHub(logger: logger)
         let tokens = FileManager.default.temporaryDirectory.appendingPathComponent("weft-tokens-\(UUID())").path
         try FileManager.default.createDirectory(atPath: tokens, withIntermediateDirectories: true)
         try "catalog-token\n".write(toFile: tokens + "/catalog", atomically: true, encoding: .utf8)
         try "client-token\n".write(toFile: tokens + "/client", atomically: true, encoding: .utf8)
+        try "reviews-token\n".write(toFile: tokens + "/reviews", atomically: true, encoding: .utf8)
         let authenticator = try BootstrapTokenAuthenticator(
-            parsing: "catalog-token shop/catalog\nclient-token shop/client\n")
+            parsing: "catalog-token shop/catalog\nclient-token shop/client\nreviews-token shop/reviews\n")
         let server = ConfigPushServer(
             host: "127.0.0.1", port: 0, hub: hub, tls: try PushServerTLS(ca: ca),
             identity: IdentityService(ca: ca, authenticator: authenticator, logger: logger), logger: logger)
@@ -84,7 +91,7 @@ private struct Controller: Sendable {
 }
 
 /// A proxy's identity and push clients against the controller on `port`.
-private func clients(
+func clients(
     _ name: String, port: Int, controller: Controller, certificates: InMemoryCertificateSource, store: ProxyStateStore,
     clock: any Clock<Duration> = ContinuousClock()
 ) throws -> (IdentityClient, PushClient) {
@@ -281,7 +288,7 @@ struct ProxyIdentityTests {
 }
 
 /// Polls `value` every 20 ms for up to 60 s (a cap for a loaded machine); nil when it never answers.
-private func waitFor<T>(_ value: () async -> T?) async -> T? {
+func waitFor<T>(_ value: () async -> T?) async -> T? {
     for _ in 0..<3000 {
         if let found = await value() { return found }
         try? await Task.sleep(for: .milliseconds(20))
@@ -290,6 +297,6 @@ private func waitFor<T>(_ value: () async -> T?) async -> T? {
 }
 
 /// Polls `condition` every 20 ms for up to 60 s.
-private func waitUntil(_ condition: () async -> Bool) async -> Bool {
+func waitUntil(_ condition: () async -> Bool) async -> Bool {
     await waitFor { await condition() ? true : nil } ?? false
 }
