@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import Metrics
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -100,6 +101,8 @@ struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
     /// The verified client identities of a TLS server; nil for a plaintext one (streams are not checked).
     let peers: PeerIdentityRegistry?
     let logger: Logger
+    /// Configs sent as deltas (`weft_push_sent_total` counts every config sent).
+    let deltas = Counter(label: "weft_push_deltas_total")
 
     func stream(
         request: RPCAsyncSequence<Weft_Push_V1_ProxyMessage, any Error>,
@@ -127,7 +130,11 @@ struct ConfigPushService: Weft_Push_V1_ConfigPush.SimpleServiceProtocol {
                             proxyID: hello.proxyID, running: hello.runningVersion, build: hello.build)
                         opened = id
                         group.addTask {
-                            for await outgoing in outbox { try await response.write(try outgoing.message()) }
+                            for await outgoing in outbox {
+                                let message = try outgoing.message()
+                                if case .delta? = message.kind { self.deltas.increment() }
+                                try await response.write(message)
+                            }
                             // The hub closed the stream (shutdown, or the proxy went away): end the RPC too.
                             throw StreamClosed()
                         }
