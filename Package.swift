@@ -227,7 +227,8 @@ let package = Package(
         .testTarget(
             name: "WeftMeshTests",
             dependencies: [
-                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel", "WeftHTTP",
+                "WeftController", "WeftProxy", "WeftCompiler", "ProxyConfig", "KubeModel", "WeftHTTP", "KubeClient",
+                "WeftTesting", "WeftManifests", "WeftAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -16,9 +16,14 @@ public struct ProgrammedLedger: Sendable {
     }
 
     /// A refused version and the proxy's error.
-    public struct Refusal: Sendable, Hashable {
+    public struct Refusal: Sendable, Hashable, Codable {
         public var version: String
         public var error: String
+
+        public init(version: String, error: String) {
+            self.version = version
+            self.error = error
+        }
     }
 
     public struct Proxy: Sendable, Hashable {

@@ -36,6 +36,8 @@ public final class PushHub: CompileResultStage {
         public var desired: String
         public var status: Sync
         public var error: String?
+        /// The controller replica it streams from, when that is another one (in a cluster with several).
+        public var replica: String?
     }
 
     typealias Machine = PushStreamStateMachine<ProxyConfig>
@@ -88,6 +90,13 @@ public final class PushHub: CompileResultStage {
         var nextStream = 0
         var ledger = ProgrammedLedger()
         var onAnswer: (@Sendable () -> Void)?
+        /// Proxies streaming from other replicas, from their reports.
+        var remote: [String: RemoteProxy] = [:]
+    }
+
+    private struct RemoteProxy: Hashable {
+        var replica: String
+        var entry: PushReport.Entry
     }
 
     private let state = Mutex(State())
@@ -125,6 +134,7 @@ public final class PushHub: CompileResultStage {
             state.configs = state.configs.filter { versions[$0.key] != nil }.merging(changed) { $1 }
             state.identities = identities
             state.ledger.compiled(versions: versions, generations: generations)
+            Self.applyRemote(&state)
             var sends = 0
             for (id, var stream) in state.streams {
                 guard let config = changed[stream.proxyID] else { continue }
@@ -237,6 +247,57 @@ public final class PushHub: CompileResultStage {
         self.state.withLock { $0.onAnswer }?()
     }
 
+    // MARK: - Other replicas
+
+    /// This replica's report: the acknowledged version and last refusal of every proxy streaming from it.
+    public func report(replica: String) -> PushReport {
+        self.state.withLock { state in
+            var newest: [String: Stream] = [:]
+            for stream in state.streams.values
+            where (newest[stream.proxyID]?.connectedSince ?? .distantPast) <= stream.connectedSince {
+                newest[stream.proxyID] = stream
+            }
+            return PushReport(
+                replica: replica,
+                proxies: newest.mapValues { stream in
+                    PushReport.Entry(
+                        acknowledged: stream.machine.running,
+                        refused: stream.machine.refused.map {
+                            ProgrammedLedger.Refusal(version: $0.version, error: $0.error)
+                        })
+                })
+        }
+    }
+
+    /// The other replicas' current reports, oldest first (a proxy in two counts by the newer): a proxy with no
+    /// stream here counts by its replica's report, so the leader's `Programmed` covers every replica's proxies.
+    public func remoteReports(_ reports: [PushReport]) {
+        let changed = self.state.withLock { state -> Bool in
+            var remote: [String: RemoteProxy] = [:]
+            for report in reports {
+                for (id, entry) in report.proxies { remote[id] = RemoteProxy(replica: report.replica, entry: entry) }
+            }
+            guard remote != state.remote else { return false }
+            state.remote = remote
+            Self.applyRemote(&state)
+            return true
+        }
+        if changed { self.answered() }
+    }
+
+    /// Feeds the ledger what other replicas' proxies answered (refusal first: an acknowledgement of the desired
+    /// version clears it).
+    private static func applyRemote(_ state: inout State) {
+        guard !state.remote.isEmpty else { return }
+        let local = Set(state.streams.values.map(\.proxyID))
+        for (id, proxy) in state.remote where !local.contains(id) {
+            if let refused = proxy.entry.refused {
+                state.ledger.refused(id, version: refused.version, error: refused.error)
+            }
+            if let version = proxy.entry.acknowledged { state.ledger.acknowledged(id, version: version) }
+        }
+    }
+
     // MARK: - Reading
 
     /// Every proxy the last compile made a config for, and every connected one, by ID.
@@ -251,9 +312,10 @@ public final class PushHub: CompileResultStage {
             return ids.map { id in
                 let ledger = state.ledger.proxies[id]
                 let stream = streams[id]
+                let remote = stream == nil ? state.remote[id] : nil
                 let desired = ledger?.desired ?? ""
                 let sync: ProxyStatus.Sync
-                if stream == nil {
+                if stream == nil && remote == nil {
                     sync = .disconnected
                 } else if let refused = ledger?.refused, refused.version == desired {
                     sync = .nacked
@@ -266,7 +328,7 @@ public final class PushHub: CompileResultStage {
                     id: id, identity: state.identities[id] ?? "", build: stream?.build,
                     connectedSince: stream.map { rfc3339($0.connectedSince) }, sent: stream?.machine.lastSent,
                     acknowledged: ledger?.acknowledged, desired: desired, status: sync,
-                    error: ledger?.refused?.error)
+                    error: ledger?.refused?.error, replica: remote?.replica)
             }
         }
     }
@@ -275,7 +337,7 @@ public final class PushHub: CompileResultStage {
     /// without building the list.
     public var syncedCount: Int {
         self.state.withLock { state in
-            let connected = Set(state.streams.values.map(\.proxyID))
+            let connected = Set(state.streams.values.map(\.proxyID)).union(state.remote.keys)
             return state.ledger.proxies.count { connected.contains($0.key) && $0.value.isSynced }
         }
     }

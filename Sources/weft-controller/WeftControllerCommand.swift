@@ -130,14 +130,23 @@ struct WeftControllerCommand: AsyncParsableCommand {
                 svidLifetime: lifetime, logger: Logger(label: "weft.ca"))
             authenticator = TokenReviewAuthenticator(api: client)
             var options = KubernetesController.Options()
+            let replica = LeaderElector.defaultIdentity()
             options.leaderElection =
-                self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace) : nil
+                self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace, identity: replica) : nil
             options.rootNamespace = self.leaseNamespace
             let controller = try KubernetesController(
                 configuration: kube, state: state, options: options, stages: [hub], logger: logger)
             hub.onAnswer { controller.signal() }
             ready = { await controller.isReady }
             services.append(controller)
+            // What this replica's proxies acknowledged, for the leader's Programmed (and the others' for it).
+            services.append(
+                PushReporter(
+                    api: client, hub: hub,
+                    configuration: .init(
+                        namespace: self.leaseNamespace, replica: replica,
+                        name: PushReport.configMapName(host: ProcessInfo.processInfo.hostName)),
+                    logger: Logger(label: "weft.push.report")))
             logger.info("running on a cluster", metadata: ["k8s.server": "\(kube.server)"])
         }
         let http = ControllerHTTPServer(

@@ -36,6 +36,8 @@ struct ProxyStatusCommand: AsyncParsableCommand {
         var desired: String
         var status: String
         var error: String?
+        /// The controller replica it streams from, when another than the one asked.
+        var replica: String?
     }
 
     func run() async throws {
@@ -53,6 +55,7 @@ struct ProxyStatusCommand: AsyncParsableCommand {
         for proxy in proxies {
             var status = proxy.status
             if let error = proxy.error, proxy.status == "NACKED" { status += " (\(error))" }
+            if let replica = proxy.replica { status += " via \(replica)" }
             rows.append([
                 proxy.id, proxy.identity, proxy.connectedSince ?? "-", proxy.sent ?? "-", proxy.acknowledged ?? "-",
                 status,

@@ -52,7 +52,7 @@ struct ProxyProtocolTests {
             let p = proxy.outboundPort
             let unary = try await GRPCPeer.call(
                 port: p, authority: "echo.shop", method: "unary", messages: ["hi"], metadata: ["x-weft-test": "abc"])
-            #expect(unary.code == "OK")
+            #expect(unary.code == "OK", "\(unary.details)")
             #expect(unary.responses == ["alpha:hi"])
             #expect(unary.trailing["x-served-by"] == "alpha")
             #expect(unary.trailing["x-echo-weft-test"] == "abc")
@@ -60,7 +60,7 @@ struct ProxyProtocolTests {
 
             let stream = try await GRPCPeer.call(
                 port: p, authority: "echo.shop", method: "server-stream", messages: ["3"])
-            #expect(stream.code == "OK")
+            #expect(stream.code == "OK", "\(stream.details)")
             #expect(stream.responses == ["alpha:0", "alpha:1", "alpha:2"])
 
             let client = try await GRPCPeer.call(
