@@ -176,4 +176,33 @@ struct PushReportTests {
         try await client.shutdown()
         try await server.shutdown()
     }
+
+    @Test("a report ConfigMap is what server-side apply takes: identity, labels and data, no nulls; it reads back")
+    func reportRoundTrip() throws {
+        let report = PushReport(
+            replica: "weft-controller-7d9f_1",
+            proxies: [
+                "shop/a": .init(acknowledged: "v1"),
+                "shop/b": .init(acknowledged: "v1", refused: .init(version: "v2", error: "invalid_header: x")),
+            ])
+        let name = PushReport.configMapName(host: "Weft-Controller-7d9f_1")
+        #expect(name == "weft-push-report-weft-controller-7d9f-1")
+        let configMap = try report.configMap(
+            name: name, namespace: "weft-system", renewed: Date(timeIntervalSince1970: 0))
+        guard case .object(let body) = try JSONValue.from(encodable: configMap) else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(Set(body.keys) == ["apiVersion", "kind", "metadata", "data"])
+        guard case .object(let metadata)? = body["metadata"] else {
+            Issue.record("no metadata")
+            return
+        }
+        #expect(Set(metadata.keys) == ["name", "namespace", "labels"])
+        #expect(configMap.data?["renewed"] == "1970-01-01T00:00:00Z")
+        #expect(PushReport(configMap: configMap) == report)
+        var unlabelled = configMap
+        unlabelled.metadata.labels = [:]
+        #expect(PushReport(configMap: unlabelled) == nil)
+    }
 }
