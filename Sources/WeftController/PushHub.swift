@@ -48,6 +48,7 @@ public final class PushHub: CompileResultStage {
         var config: ProxyConfig
         var nonce: String
         var base: ProxyConfig?
+        var trustBundle = ""
 
         func message() throws -> Weft_Push_V1_ControllerMessage {
             if let base = self.base, let delta = ProxyConfigDelta.between(base, self.config) {
@@ -58,6 +59,7 @@ public final class PushHub: CompileResultStage {
                         $0.nonce = self.nonce
                         $0.baseVersion = base.version
                         $0.proxyConfigDelta = payload
+                        $0.trustBundlePem = self.trustBundle
                     }
                 }
             }
@@ -67,6 +69,7 @@ public final class PushHub: CompileResultStage {
                     $0.version = self.config.version
                     $0.nonce = self.nonce
                     $0.proxyConfig = payload
+                    $0.trustBundlePem = self.trustBundle
                 }
             }
         }
@@ -92,6 +95,8 @@ public final class PushHub: CompileResultStage {
         var onAnswer: (@Sendable () -> Void)?
         /// Proxies streaming from other replicas, from their reports.
         var remote: [String: RemoteProxy] = [:]
+        /// The mesh CA's roots, sent with every config.
+        var trustBundle = ""
     }
 
     private struct RemoteProxy: Hashable {
@@ -110,6 +115,11 @@ public final class PushHub: CompileResultStage {
     public init(logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.logger = logger
         self.now = now
+    }
+
+    /// The trust bundle (PEM roots of the mesh CA) to send with every config from now on.
+    public func trustBundle(_ pem: String) {
+        self.state.withLock { $0.trustBundle = pem }
     }
 
     /// Called after every ACK or NACK (set it to the reconciler's `signal`).
@@ -138,7 +148,7 @@ public final class PushHub: CompileResultStage {
             var sends = 0
             for (id, var stream) in state.streams {
                 guard let config = changed[stream.proxyID] else { continue }
-                if Self.perform(stream.machine.desire(config), on: &stream) { sends += 1 }
+                if Self.perform(stream.machine.desire(config), on: &stream, bundle: state.trustBundle) { sends += 1 }
                 state.streams[id] = stream
             }
             for (ref, status) in result.statuses {
@@ -166,7 +176,7 @@ public final class PushHub: CompileResultStage {
             if !running.isEmpty { state.ledger.acknowledged(proxyID, version: running) }
             if let config = state.configs[proxyID] {
                 if config.version == running { stream.running = config.payload }
-                Self.perform(stream.machine.desire(config), on: &stream)
+                Self.perform(stream.machine.desire(config), on: &stream, bundle: state.trustBundle)
             }
             state.streams[state.nextStream] = stream
             return state.nextStream
@@ -191,7 +201,7 @@ public final class PushHub: CompileResultStage {
                 if answered, stream.inFlight?.version == version { stream.running = stream.inFlight }
             }
             if answered { stream.inFlight = nil }
-            Self.perform(action, on: &stream)
+            Self.perform(action, on: &stream, bundle: state.trustBundle)
             state.streams[id] = stream
         }
         self.answered()
@@ -208,7 +218,7 @@ public final class PushHub: CompileResultStage {
                 state.ledger.refused(stream.proxyID, version: version, error: error)
             }
             if answered { stream.inFlight = nil }
-            Self.perform(action, on: &stream)
+            Self.perform(action, on: &stream, bundle: state.trustBundle)
             state.streams[id] = stream
             return stream.proxyID
         }
@@ -235,11 +245,11 @@ public final class PushHub: CompileResultStage {
     }
 
     @discardableResult
-    private static func perform(_ action: Machine.Action, on stream: inout Stream) -> Bool {
+    private static func perform(_ action: Machine.Action, on stream: inout Stream, bundle: String) -> Bool {
         guard case .send(let config, let nonce) = action else { return false }
         let base = stream.running?.version == stream.machine.running ? stream.running : nil
         stream.inFlight = config.payload
-        stream.outbox.yield(Outgoing(config: config.payload, nonce: nonce, base: base))
+        stream.outbox.yield(Outgoing(config: config.payload, nonce: nonce, base: base, trustBundle: bundle))
         return true
     }
 

@@ -40,6 +40,17 @@ public final class InMemoryCertificateSource: CertificateSource {
 
     public func current() -> TLSMaterial? { self.material.withLock { $0 } }
 
+    /// Replaces only the trust bundle (the controller sends it with each config), keeping the certificate; the
+    /// version moves on when it differs.
+    public func replaceTrustRoots(_ trustRootsPEM: String) {
+        self.material.withLock {
+            guard var material = $0, material.trustRootsPEM != trustRootsPEM else { return }
+            material.trustRootsPEM = trustRootsPEM
+            material.version += 1
+            $0 = material
+        }
+    }
+
     /// Replaces the material; its version becomes one more than the last.
     public func replace(certificateChainPEM: String, privateKeyPEM: String, trustRootsPEM: String) {
         self.material.withLock {

@@ -168,8 +168,32 @@ public final class PushClient: Service {
 
     /// Installs one pushed config; the answer names it by version and nonce.
     func install(_ config: Weft_Push_V1_Config) -> Weft_Push_V1_ProxyMessage {
-        let result = self.installer.install(config.proxyConfig, source: "controller", check: self.isOwnConfig)
+        let result = self.withTrustBundle(config.trustBundlePem) {
+            self.installer.install(config.proxyConfig, source: "controller", check: self.isOwnConfig)
+        }
         return self.answer(result, version: config.version, nonce: config.nonce)
+    }
+
+    /// Runs `install`, taking the trust bundle that came with the config when it installs: a bundle that does not
+    /// build TLS contexts with the proxy's certificate refuses the config (the old bundle and config stay).
+    private func withTrustBundle(
+        _ pem: String, _ install: () -> Result<ProxyState, any Error>
+    ) -> Result<ProxyState, any Error> {
+        guard !pem.isEmpty, let source = self.configuration.tls?.certificates as? InMemoryCertificateSource,
+            var material = source.current(), material.trustRootsPEM != pem
+        else { return install() }
+        material.trustRootsPEM = pem
+        do {
+            _ = try MeshTLS.makeContexts(material)
+        } catch {
+            return .failure(PushClientError(message: "the trust bundle that came with the config: \(error)"))
+        }
+        let result = install()
+        if case .success = result {
+            source.replaceTrustRoots(pem)
+            self.logger.info("trust bundle updated from the controller")
+        }
+        return result
     }
 
     /// Installs one pushed delta. A delta for another version than the one serving (which a controller sends only
@@ -187,7 +211,9 @@ public final class PushClient: Service {
             guard decoded.version == delta.version, decoded.base == delta.baseVersion else {
                 throw PushClientError(message: "the delta's versions differ from its message's")
             }
-            result = self.installer.install(decoded, source: "controller", check: self.isOwnConfig)
+            result = self.withTrustBundle(delta.trustBundlePem) {
+                self.installer.install(decoded, source: "controller", check: self.isOwnConfig)
+            }
         } catch {
             result = .failure(error)
         }

@@ -149,6 +149,7 @@ struct WeftControllerCommand: AsyncParsableCommand {
                     logger: Logger(label: "weft.push.report")))
             logger.info("running on a cluster", metadata: ["k8s.server": "\(kube.server)"])
         }
+        hub.trustBundle(try ca.trustBundlePEM)
         let http = ControllerHTTPServer(
             host: self.listen, port: self.metricsPort, state: state, ready: ready,
             metrics: { registry.emitToString() }, hub: hub, logger: Logger(label: "weft.controller.http"))

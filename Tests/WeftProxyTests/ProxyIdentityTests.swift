@@ -46,12 +46,15 @@ struct Controller: Sendable {
         let server = ConfigPushServer(
             host: "127.0.0.1", port: 0, hub: hub, tls: try PushServerTLS(ca: ca),
             identity: IdentityService(ca: ca, authenticator: authenticator, logger: logger), logger: logger)
+        hub.trustBundle(try ca.trustBundlePEM)
         return Controller(ca: ca, hub: hub, server: server, tokens: tokens)
     }
 
     /// Compiles the two proxies' configs: the client's outbound `catalog` goes over mTLS to the catalog proxy's
     /// STRICT inbound, which forwards to `app`.
-    func compile(catalogInbound: Int, app: Int) async {
+    /// `revision` > 0 adds the alias `catalog-<revision>` to the client's outbound entry: a new client config that
+    /// routes the same.
+    func compile(catalogInbound: Int, app: Int, revision: Int = 0) async {
         func identity(_ name: String) -> ProxyIdentity {
             ProxyIdentity(
                 id: "shop/\(name)", namespace: "shop", name: name, serviceAccount: name,
@@ -60,10 +63,9 @@ struct Controller: Sendable {
         }
         var cluster = TestConfig.cluster("catalog", ports: [])
         cluster.endpoints = [Endpoint(address: "127.0.0.1", port: catalogInbound, identity: catalogID)]
-        let client = ProxyConfig(
-            proxy: identity("client"),
-            outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "catalog")])],
-            clusters: [cluster])
+        var service = TestConfig.service("catalog", routes: [TestConfig.forward(to: "catalog")])
+        if revision > 0 { service.aliases.append("catalog-\(revision)") }
+        let client = ProxyConfig(proxy: identity("client"), outbound: [service], clusters: [cluster])
         let catalog = ProxyConfig(
             proxy: identity("catalog"),
             inbound: [InboundPort(port: 8080, protocol: .http1, tls: .strict, appPort: app)])

@@ -177,6 +177,10 @@ public nonisolated struct Weft_Push_V1_Config: Sendable {
   /// The ProxyConfig in its deterministic JSON encoding.
   public var proxyConfig: Data = Data()
 
+  /// The mesh's trust bundle (PEM roots), with every config: a proxy that streams over mTLS trusts peers (and
+  /// the controller) by it from then on. Empty: unchanged (a controller without a CA).
+  public var trustBundlePem: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -200,6 +204,9 @@ public nonisolated struct Weft_Push_V1_Delta: Sendable {
   /// The ProxyConfigDelta in its deterministic JSON encoding: the changed identity and inbound ports, outbound
   /// entries (by host and port) and clusters (by name) added, changed or removed.
   public var proxyConfigDelta: Data = Data()
+
+  /// As in Config.
+  public var trustBundlePem: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -478,7 +485,7 @@ nonisolated extension Weft_Push_V1_ControllerMessage: SwiftProtobuf.Message, Swi
 
 nonisolated extension Weft_Push_V1_Config: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Config"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{3}proxy_config\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{3}proxy_config\0\u{3}trust_bundle_pem\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -489,6 +496,7 @@ nonisolated extension Weft_Push_V1_Config: SwiftProtobuf.Message, SwiftProtobuf.
       case 1: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.nonce) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.proxyConfig) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.trustBundlePem) }()
       default: break
       }
     }
@@ -504,6 +512,9 @@ nonisolated extension Weft_Push_V1_Config: SwiftProtobuf.Message, SwiftProtobuf.
     if !self.proxyConfig.isEmpty {
       try visitor.visitSingularBytesField(value: self.proxyConfig, fieldNumber: 3)
     }
+    if !self.trustBundlePem.isEmpty {
+      try visitor.visitSingularStringField(value: self.trustBundlePem, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -511,6 +522,7 @@ nonisolated extension Weft_Push_V1_Config: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.version != rhs.version {return false}
     if lhs.nonce != rhs.nonce {return false}
     if lhs.proxyConfig != rhs.proxyConfig {return false}
+    if lhs.trustBundlePem != rhs.trustBundlePem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -518,7 +530,7 @@ nonisolated extension Weft_Push_V1_Config: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Weft_Push_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Delta"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{3}base_version\0\u{3}proxy_config_delta\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}nonce\0\u{3}base_version\0\u{3}proxy_config_delta\0\u{3}trust_bundle_pem\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -530,6 +542,7 @@ nonisolated extension Weft_Push_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._
       case 2: try { try decoder.decodeSingularStringField(value: &self.nonce) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.baseVersion) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.proxyConfigDelta) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.trustBundlePem) }()
       default: break
       }
     }
@@ -548,6 +561,9 @@ nonisolated extension Weft_Push_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.proxyConfigDelta.isEmpty {
       try visitor.visitSingularBytesField(value: self.proxyConfigDelta, fieldNumber: 4)
     }
+    if !self.trustBundlePem.isEmpty {
+      try visitor.visitSingularStringField(value: self.trustBundlePem, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -556,6 +572,7 @@ nonisolated extension Weft_Push_V1_Delta: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.nonce != rhs.nonce {return false}
     if lhs.baseVersion != rhs.baseVersion {return false}
     if lhs.proxyConfigDelta != rhs.proxyConfigDelta {return false}
+    if lhs.trustBundlePem != rhs.trustBundlePem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
