@@ -46,6 +46,10 @@ done
 out=$(python3 hack/check-imports.py 2>&1) || fail "Package.swift and the imports disagree:
 $out"
 
+# The install renders (kubectl kustomize, as `kubectl apply -k manifests/`) with every object and port it needs.
+out=$(python3 hack/check-manifests.py 2>&1) || fail "manifests/:
+$out"
+
 # 2. Structured concurrency and no crash operators in Sources/.
 hits=$(grep -rnE '(^|[^A-Za-z_.])Task(\.detached)? *\{|Task\.detached' Sources || true)
 [ -n "$hits" ] && fail "unstructured Task in Sources/ (use a Service or a task group):

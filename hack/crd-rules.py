@@ -97,7 +97,7 @@ def load_crds(directory, rules):
     """kind -> openAPIV3Schema of its (only) version."""
     schemas = {}
     for file_name in sorted(os.listdir(directory)):
-        if not file_name.endswith(".yaml"):
+        if not file_name.endswith(".yaml") or file_name == "kustomization.yaml":
             continue
         with open(os.path.join(directory, file_name)) as file:
             crd = yaml.safe_load(file)
