@@ -56,3 +56,31 @@ public final class AdminServer: Service {
         }
     }
 }
+
+/// The status port (`--status-port`, 15020 in an injected pod, on all addresses so that the kubelet reaches it):
+/// `/healthz/ready`, 200 once a config is loaded, else 503. It is the injected sidecar's startup and readiness
+/// probe.
+public final class StatusServer: Service {
+    private let server: EndpointServer
+
+    public init(host: String = "0.0.0.0", port: Int, store: ProxyStateStore, logger: Logger) {
+        self.server = EndpointServer(host: host, port: port, logger: logger) { request in
+            switch request.path {
+            case "/healthz/ready":
+                guard let state = store.current else {
+                    return EndpointServer.Response(.serviceUnavailable, "not ready: no config loaded\n")
+                }
+                return EndpointServer.Response(.ok, "ready: config \(state.config.version)\n")
+            default:
+                return EndpointServer.Response(.notFound, "no such path: \(request.path); try /healthz/ready\n")
+            }
+        }
+    }
+
+    /// The port actually bound (useful with port 0), once listening.
+    public var listeningPort: Int? { self.server.listeningPort }
+
+    public func run() async throws {
+        try await self.server.run()
+    }
+}

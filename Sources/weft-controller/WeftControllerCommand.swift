@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import WeftCompiler
 import WeftController
 import WeftIdentity
 
@@ -44,6 +45,24 @@ struct WeftControllerCommand: AsyncParsableCommand {
 
     @Option(help: "Port of the config push stream (gRPC) the proxies connect to.")
     var pushPort: Int = 15012
+
+    @Option(help: "HTTPS port of the admission webhooks, /inject and /validate (0: any free port).")
+    var webhookPort: Int = 15017
+
+    @Option(
+        help: """
+            A DNS name or IP address for the webhook's certificate besides weft-controller.<namespace>.svc \
+            (repeatable): the host the API server dials when it reaches the webhook by URL.
+            """)
+    var webhookHost: [String] = []
+
+    @Option(
+        help: "A user-provided webhook certificate chain (PEM, e.g. from cert-manager) instead of one from the mesh CA."
+    )
+    var webhookCert: String?
+
+    @Option(help: "The private key (PEM) of --webhook-cert.")
+    var webhookKey: String?
 
     @Option(help: "Address to listen on.")
     var listen: String = "0.0.0.0"
@@ -102,6 +121,10 @@ struct WeftControllerCommand: AsyncParsableCommand {
         let hub = PushHub(logger: Logger(label: "weft.push"))
         var services: [any Service] = []
         let ready: ControllerHTTPServer.Readiness
+        let admission: AdmissionReviewer.Context
+        let injectionDefaults = InjectionSettings(
+            controllerAddress: "weft-controller.\(self.leaseNamespace).svc:15012", trustDomain: self.trustDomain,
+            rootNamespace: self.leaseNamespace)
         let ca: MeshCA
         let authenticator: any WorkloadAuthenticator
         var kubeForIdentity: KubeClient?
@@ -119,6 +142,13 @@ struct WeftControllerCommand: AsyncParsableCommand {
             let reconciler = Reconciler(source: source, state: state, stages: [hub], logger: logger)
             hub.onAnswer { reconciler.signal() }
             ready = { await source.hasSynced && state.hasCompiled }
+            admission = .init(
+                injectionSettings: { injectionDefaults },
+                namespaceLabels: { name in
+                    await source.snapshot().namespaces.first { $0.metadata.name == name }.map {
+                        $0.metadata.labels ?? [:]
+                    }
+                }, snapshot: { await source.snapshot() })
             services.append(reconciler)
             logger.info("running on manifests", metadata: ["manifest.path": "\(manifests)"])
         } else {
@@ -138,6 +168,10 @@ struct WeftControllerCommand: AsyncParsableCommand {
                 configuration: kube, state: state, options: options, stages: [hub], logger: logger)
             hub.onAnswer { controller.signal() }
             ready = { await controller.isReady }
+            admission = .init(
+                injectionSettings: { controller.source.injectionSettings(defaults: injectionDefaults) },
+                namespaceLabels: { controller.source.namespaceLabels($0) },
+                snapshot: { await controller.source.snapshot() })
             services.append(controller)
             // What this replica's proxies acknowledged, for the leader's Programmed (and the others' for it).
             services.append(
@@ -159,6 +193,19 @@ struct WeftControllerCommand: AsyncParsableCommand {
                 host: self.listen, port: self.pushPort, hub: hub, tls: try PushServerTLS(ca: ca),
                 identity: IdentityService(ca: ca, authenticator: authenticator, logger: Logger(label: "weft.ca")),
                 logger: Logger(label: "weft.push")))
+        let webhookTLS: WebhookTLS
+        switch (self.webhookCert, self.webhookKey) {
+        case (let certificate?, let key?): webhookTLS = try WebhookTLS(.files(certificate: certificate, key: key))
+        case (nil, nil):
+            webhookTLS = try WebhookTLS(
+                .meshCA(ca, hosts: WebhookTLS.serviceHosts(rootNamespace: self.leaseNamespace) + self.webhookHost))
+        default: throw ValidationError("--webhook-cert and --webhook-key go together")
+        }
+        services.append(
+            AdmissionWebhookServer(
+                host: self.listen, port: self.webhookPort, tls: webhookTLS,
+                reviewer: AdmissionReviewer(context: admission, logger: Logger(label: "weft.webhook")),
+                logger: Logger(label: "weft.webhook")))
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)

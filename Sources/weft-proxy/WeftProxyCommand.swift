@@ -46,6 +46,13 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "Admin port on 127.0.0.1: /ready, /config_dump, /stats, /metrics.")
     var adminPort: Int = 15000
 
+    @Option(
+        help: """
+            Status port on all addresses (0.0.0.0): /healthz/ready, 200 once a config is loaded (the injected \
+            sidecar's startup and readiness probe). Default: off.
+            """)
+    var statusPort: Int?
+
     @Option(help: "Address the outbound and inbound listeners bind.")
     var listen: String = "127.0.0.1"
 
@@ -237,6 +244,10 @@ struct WeftProxyCommand: AsyncParsableCommand {
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
         var services: [any Service] = sources + [outbound, inbound, admin]
+        if let statusPort = self.statusPort {
+            services.append(
+                StatusServer(port: statusPort, store: store, logger: Logger(label: "weft.proxy.status")))
+        }
         if let identitySource {
             services.append(identitySource)
         }

@@ -173,7 +173,8 @@ struct ControllerExecutableTests {
         let controller = try SpawnedProcess(
             Self.binary,
             arguments + (arguments.contains("--push-port") ? [] : ["--push-port", "0"])
-                + ["--metrics-port", "0", "--listen", "127.0.0.1", "--log-format", "json"], output: log.path)
+                + ["--metrics-port", "0", "--webhook-port", "0", "--listen", "127.0.0.1", "--log-format", "json"],
+            output: log.path)
         defer { controller.kill() }
         var port: Int?
         _ = try await eventually {
