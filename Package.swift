@@ -176,9 +176,14 @@ let package = Package(
             name: "weftctl",
             dependencies: [
                 "KubeModel", "ProxyConfig", "WeftCompiler", "WeftManifests",
+                // `weftctl demo` runs the controller, the proxies and the demo's apps in its own process.
+                "WeftController", "WeftProxy", "WeftHTTP", "WeftIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

@@ -7,7 +7,8 @@ import NIOTLS
 /// h2 by its preface, or TCP, as on a plaintext connection). A failed handshake or refused certificate closes
 /// the connection, counted as `weft_proxy_tls_refused_total{reason="handshake"}`; so does a handshake that has
 /// not completed within the header timeout (`--header-timeout`, the time a client has to start a request),
-/// counted with `reason="handshake_timeout"`: a peer that opens TLS and stalls cannot hold a connection.
+/// counted with `reason="handshake_timeout"`: a peer that opens TLS and stalls cannot hold a connection. A completed
+/// handshake with a verified peer is counted in `weft_proxy_tls_connections_total`.
 final class InboundTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -52,6 +53,7 @@ final class InboundTLSHandler: ChannelInboundHandler, RemovableChannelHandler {
             self.refuse(context: context)
             return
         }
+        self.shared.metrics.recordTLSAccepted(self.shared.direction)
         do {
             try context.pipeline.syncOperations.addHandler(
                 DownstreamGuard(self.shared, peer: peer), position: .after(self))

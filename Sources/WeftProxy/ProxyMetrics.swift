@@ -54,6 +54,7 @@ extension ProxyReason {
 /// - `weft_proxy_tcp_connections_total{direction}`, `weft_proxy_tcp_bytes_total{direction, flow}`
 ///   (`sent` to the upstream, `received` from the client), `weft_proxy_tcp_rejected_total{direction}`
 /// - `weft_proxy_tls_refused_total{direction, reason}`, `weft_proxy_rbac_denied_total{direction, protocol}`
+/// - `weft_proxy_tls_connections_total{direction}`: mTLS connections accepted (handshake done, peer verified)
 ///
 /// The swift-metrics handles of each label set are created once per thread and cached there (an event loop
 /// is a thread), so recording a request takes no lock. `/stats` reads plain atomics.
@@ -70,7 +71,7 @@ public final class ProxyMetrics: Sendable {
         let count = ProxyDirection.allCases.count * Self.classes.count * ProxyReason.allCases.count
         self.stats = (0..<count).map { _ in StatCell() }
         self.retries = (0..<4).map { _ in StatCell() }
-        self.tcp = (0..<12).map { _ in StatCell() }
+        self.tcp = (0..<14).map { _ in StatCell() }
     }
 
     private static func index(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
@@ -147,6 +148,12 @@ public final class ProxyMetrics: Sendable {
         ).increment()
     }
 
+    /// An mTLS connection was accepted: the handshake completed and the peer's SVID verified.
+    func recordTLSAccepted(_ direction: ProxyDirection) {
+        self.tcp[direction == .outbound ? 12 : 13].value.add(1, ordering: .relaxed)
+        self.cache.counter("weft_proxy_tls_connections_total", [("direction", direction.rawValue)]).increment()
+    }
+
     /// The inbound authorization policy denied a request (`http`, also counted as a request with reason
     /// `rbac_denied`) or a TCP connection (`tcp`, closed).
     func recordRBACDenied(_ direction: ProxyDirection, protocol: String) {
@@ -197,6 +204,7 @@ public final class ProxyMetrics: Sendable {
                 ("tcp.bytes_received", self.tcp[2 + offset * 2]),
                 ("tcp.bytes_sent", self.tcp[3 + offset * 2]),
                 ("tcp.rejected", self.tcp[6 + offset]),
+                ("tls.connections", self.tcp[12 + offset]),
                 ("tls.refused", self.tcp[8 + offset]),
                 ("rbac.denied", self.tcp[10 + offset]),
             ]

@@ -5,6 +5,8 @@ struct Weftctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weftctl",
         abstract: "See and debug what the Weft mesh does.",
-        subcommands: [Analyze.self, Compile.self, ProxyStatusCommand.self, ProxyConfigCommand.self]
+        subcommands: [
+            DemoCommand.self, Analyze.self, Compile.self, ProxyStatusCommand.self, ProxyConfigCommand.self,
+        ]
     )
 }

@@ -86,6 +86,8 @@ struct ProxyMeshTLSTests {
                 let foreign = try await curl(proxy.inboundPort, svid: mesh.foreign)
                 #expect(foreign.status != 0)
                 #expect(upstreams[0].requestsReceived == 2)
+                // Only the two handshakes with a mesh certificate count as accepted mTLS connections.
+                #expect(proxy.metrics.renderStats().contains("inbound.tls.connections: 2"))
             }
         }
     }

@@ -19,9 +19,14 @@ struct Run {
 }
 
 /// Runs the built `weftctl` with `arguments`, in the package root.
+func weftctl(_ arguments: String...) async throws -> Run {
+    try await weftctl(arguments: arguments)
+}
+
+/// Runs the built `weftctl` with `arguments`, in the package root.
 /// The wait happens on a Dispatch thread: a test blocking in `waitUntilExit` would hold one of the few threads
 /// of Swift's cooperative pool (two on a 2-core machine) and starve every other suite running in parallel.
-func weftctl(_ arguments: String...) async throws -> Run {
+func weftctl(arguments: [String]) async throws -> Run {
     let binary = packageRoot.appendingPathComponent(".build/debug/weftctl")
     try #require(
         FileManager.default.isExecutableFile(atPath: binary.path),
