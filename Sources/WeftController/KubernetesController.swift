@@ -18,6 +18,9 @@ public final class KubernetesController: Service {
         public var debounceMax: Duration
         /// Drives the leader election's retry, renew and expiry timings (tests step a manual clock).
         public var leaderElectionClock: any Clock<Duration>
+        /// The mesh's trust bundle (PEM): when set, the leader publishes it as `weft-ca-root` in every namespace
+        /// (``TrustBundlePublisher``).
+        public var trustBundle: String?
 
         public init(
             leaderElection: LeaderElector.Configuration? = .init(),
@@ -80,8 +83,14 @@ public final class KubernetesController: Service {
             api: api, lookup: { source.current($0) }, isLeader: { elector?.isLeader ?? true },
             identity: options.leaderElection?.identity ?? LeaderElector.defaultIdentity(), logger: logger)
         self.writer = writer
+        var sinks: [any CompileResultSink] = [writer]
+        if let bundle = options.trustBundle {
+            sinks.append(
+                TrustBundlePublisher(
+                    api: api, bundle: bundle, isLeader: { elector?.isLeader ?? true }, logger: logger))
+        }
         self.reconciler = Reconciler(
-            source: source, state: state, stages: stages, sinks: [writer], logger: logger,
+            source: source, state: state, stages: stages, sinks: sinks, logger: logger,
             quiet: options.debounceQuiet, maxDelay: options.debounceMax)
     }
 

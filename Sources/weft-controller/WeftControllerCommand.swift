@@ -164,6 +164,7 @@ struct WeftControllerCommand: AsyncParsableCommand {
             options.leaderElection =
                 self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace, identity: replica) : nil
             options.rootNamespace = self.leaseNamespace
+            options.trustBundle = try ca.trustBundlePEM
             let controller = try KubernetesController(
                 configuration: kube, state: state, options: options, stages: [hub], logger: logger)
             hub.onAnswer { controller.signal() }

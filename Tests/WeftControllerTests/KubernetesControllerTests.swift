@@ -353,6 +353,38 @@ struct KubernetesControllerTests {
         try await server.shutdown()
     }
 
+    @Test("the leader publishes the trust bundle as weft-ca-root in every namespace but Kubernetes' own")
+    func trustBundlePublished() async throws {
+        let (server, client) = try await self.shop()
+        var system = core.v1.Namespace()
+        system.metadata.name = "kube-system"
+        try server.seed(system)
+        var options = Self.options()
+        options.trustBundle = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        let controller = KubernetesController(
+            api: client, state: ControllerState(), options: options, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group throws in
+            defer { group.cancelAll() }
+            group.addTask { try await controller.run() }
+            #expect(
+                try await self.eventually {
+                    server.get(core.v1.ConfigMap.self, namespace: "shop", name: "weft-ca-root")?.data?["ca.crt"]
+                        == options.trustBundle
+                })
+            // A namespace created later gets it too; kube-system never.
+            var late = core.v1.Namespace()
+            late.metadata.name = "late"
+            _ = try await client.create(late)
+            #expect(
+                try await self.eventually {
+                    server.get(core.v1.ConfigMap.self, namespace: "late", name: "weft-ca-root") != nil
+                })
+            #expect(server.get(core.v1.ConfigMap.self, namespace: "kube-system", name: "weft-ca-root") == nil)
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
+
     @Test("two controllers: one leader writes; the other takes over at its next retry when the leader stops")
     func leaderTakeover() async throws {
         let (server, client) = try await self.shop()
