@@ -191,6 +191,8 @@ let package = Package(
             name: "WeftBench",
             dependencies: [
                 "WeftCompiler", "WeftTesting", "WeftController", "WeftProxy", "KubeClient", "KubeModel", "WeftAPI",
+                "WeftIdentity",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

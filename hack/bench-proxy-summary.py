@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""One markdown table from a run-anchors.sh result dir in which weft-proxy ran as `custom` (see hack/bench-proxy).
+"""One markdown table from a run-anchors.sh result dir in which weft-proxy ran as `custom` (see hack/bench-proxy),
+and/or hack/bench-proxy-mtls measured the mTLS pairs (targets `envoy-mtls`, `weft-mtls`).
 
-usage: bench-proxy-summary.py RESULT_DIR [--h2-note TEXT]
+usage: bench-proxy-summary.py RESULT_DIR [--h2-note TEXT] [--mtls-note TEXT]
 
 Reads RESULT_DIR/summary.json (written by the harness's summarize.py: medians over reps) and env.txt, and prints
 the anchors and weft side by side with weft ÷ Envoy and the targets: req/s >= Envoy's, p99 <= Envoy's, idle
-RSS < 20 MiB. A cell the run has no data for is "n/a"; runs with failed requests are marked.
+RSS < 20 MiB; then, when the run has them, the two mTLS pairs with their own weft ÷ Envoy and targets. A cell the
+run has no data for is "n/a"; runs with failed requests are marked.
 """
 import argparse
 import json
@@ -13,7 +15,11 @@ import math
 import os
 import re
 
-NAMES = {"direct": "direct", "envoy": "Envoy", "nginx": "nginx", "haproxy": "HAProxy", "custom": "weft"}
+NAMES = {"direct": "direct", "envoy": "Envoy", "nginx": "nginx", "haproxy": "HAProxy", "custom": "weft",
+         "envoy-mtls": "Envoy mTLS pair", "weft-mtls": "weft mTLS pair"}
+# Column groups: (the targets, weft's target, Envoy's target, the ratio column's and the target column's heads).
+PLAINTEXT = (["envoy", "nginx", "haproxy", "custom"], "custom", "envoy", "weft ÷ Envoy", "target")
+MTLS = (["envoy-mtls", "weft-mtls"], "weft-mtls", "envoy-mtls", "weft ÷ Envoy, mTLS", "target, mTLS")
 IDLE_RSS_TARGET_MIB = 20.0
 
 
@@ -37,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
     ap.add_argument("--h2-note", default="")
+    ap.add_argument("--mtls-note", default="")
     args = ap.parse_args()
 
     with open(os.path.join(args.outdir, "summary.json")) as f:
@@ -52,7 +59,13 @@ def main():
     rate_conns = params.get("RATE_CONNS", "16")
 
     present = {k.split("/")[0] for k in agg} | set(rss)
-    targets = [t for t in ("direct", "envoy", "nginx", "haproxy") if t in present] + ["custom"]
+    groups = []
+    if present & {"custom", "envoy", "nginx", "haproxy"}:
+        groups.append(([t for t in PLAINTEXT[0] if t in present or t == "custom"],) + PLAINTEXT[1:])
+    if present & set(MTLS[0]):
+        groups.append(MTLS)
+    leading = ["direct"] if "direct" in present else []
+    targets = leading + [t for g in groups for t in g[0]]
 
     def value(t, kind, key):
         a = agg.get(f"{t}/{kind}")
@@ -86,54 +99,78 @@ def main():
          None, False, True),
     ]
 
-    head = ["metric"] + [NAMES.get(t, t) for t in targets] + ["weft ÷ Envoy", "target"]
+    head = ["metric"] + [NAMES.get(t, t) for t in leading]
+    align = "|---|" + "---:|" * len(leading)
+    for members, _, _, ratio_head, target_head in groups:
+        head += [NAMES.get(t, t) for t in members] + [ratio_head, target_head]
+        align += "---:|" * (len(members) + 1) + "---|"
     print("| " + " | ".join(head) + " |")
-    print("|---|" + "---:|" * (len(targets) + 1) + "---|")
+    print(align)
     any_errors = False
+    shown = []
     for label, get, fmt, lower, target, added, proxies_only in rows:
-        cells = []
         vals = {t: get(t) for t in targets}
+        if not any(num(v) for t, (v, _) in vals.items() if not (t == "direct" and proxies_only)):
+            continue  # no target has this metric (e.g. RSS in an mTLS-only run)
+        shown.append(label)
         base = vals.get("direct", (None, 0))[0]
-        for t in targets:
+
+        def cell(t):
+            nonlocal any_errors
             v, errs = vals[t]
             if t == "direct" and proxies_only:
-                cells.append("—")
-                continue
+                return "—"
             if not num(v):
-                cells.append("n/a")
-                continue
+                return "n/a"
             c = fmt(v)
             if added and t != "direct" and num(base):
                 c += f" ({v - base:+,.0f})"
             if errs:
                 c += f" ⚠ {errs:,} failed"
                 any_errors = True
-            cells.append(c)
-        weft, envoy = vals["custom"][0], vals.get("envoy", (None, 0))[0]
-        ratio = weft / envoy if num(weft) and num(envoy) and envoy else None
-        cells.append(f"{ratio:.2f}" if ratio is not None else "n/a")
-        if target is None:
-            verdict = ""
-        elif target == "<MiB":
-            verdict = f"< {IDLE_RSS_TARGET_MIB:.0f} MiB " + ("n/a" if not num(weft) else
-                                                           "✅" if weft < IDLE_RSS_TARGET_MIB else "❌")
-        else:
-            want = "≥ Envoy" if target == ">=" else "≤ Envoy"
-            ok = None if ratio is None else (ratio >= 1.0 if target == ">=" else ratio <= 1.0)
-            if ok is not None and vals["custom"][1]:
-                ok = False  # failed requests do not meet a target
-            verdict = f"{want} " + ("n/a" if ok is None else "✅" if ok else "❌")
-        cells.append(verdict)
+            return c
+
+        cells = [cell(t) for t in leading]
+        for members, weft_target, envoy_target, _, _ in groups:
+            cells += [cell(t) for t in members]
+            weft, envoy = vals[weft_target][0], vals.get(envoy_target, (None, 0))[0]
+            ratio = weft / envoy if num(weft) and num(envoy) and envoy else None
+            cells.append(f"{ratio:.2f}" if ratio is not None else "n/a")
+            if target is None:
+                verdict = ""
+            elif target == "<MiB":
+                verdict = f"< {IDLE_RSS_TARGET_MIB:.0f} MiB " + ("n/a" if not num(weft) else
+                                                               "✅" if weft < IDLE_RSS_TARGET_MIB else "❌")
+                if weft_target != "custom":
+                    verdict = ""  # the idle RSS target is one proxy's; the pairs' RSS is not recorded
+            else:
+                want = "≥ Envoy" if target == ">=" else "≤ Envoy"
+                ok = None if ratio is None else (ratio >= 1.0 if target == ">=" else ratio <= 1.0)
+                if ok is not None and vals[weft_target][1]:
+                    ok = False  # failed requests do not meet a target
+                verdict = f"{want} " + ("n/a" if ok is None else "✅" if ok else "❌")
+            cells.append(verdict)
         print(f"| {label} | " + " | ".join(cells) + " |")
 
     notes = [
         f"Medians of {params.get('REPS', '?')} rep(s) of {params.get('DUR', '?')} s, one worker thread each; "
         f"latency is client-side (h2load, {rate_conns} connections), (+n) = µs added over direct.",
-        "RSS from /proc/PID/status of the proxy process: idle = 3 s after every target answered its first "
-        "requests; VmRSS counts the mapped binary and shared libraries (RssAnon does not); 'direct' has no proxy.",
     ]
+    if any("RSS" in label for label in shown):
+        notes.append(
+            "RSS from /proc/PID/status of the proxy process: idle = 3 s after every target answered its first "
+            "requests; VmRSS counts the mapped binary and shared libraries (RssAnon does not); 'direct' has no "
+            "proxy.")
+    if any(g is MTLS for g in groups):
+        notes.append(
+            "mTLS pairs: client → A (plaintext, as from the app) → mutual TLS 1.3 (SVIDs from one Weft CA, A checks "
+            "B's SPIFFE ID; HTTP/1.1 over TLS, pooled) → B (requires a client certificate; weft: tls STRICT) → "
+            "backend. Each proxy one worker thread; A, B and the backend share the SUT CPU; CPU µs/req is A + B; "
+            "h2c rows: h2c from the client to A only. RSS is not recorded for the pairs.")
     if args.h2_note:
         notes.append(f"h2c: {args.h2_note}.")
+    if args.mtls_note:
+        notes.append(f"mTLS: {args.mtls_note}.")
     if any_errors:
         notes.append("⚠: requests failed in those runs (errors, timeouts or non-200); see summary.md.")
     print()

@@ -1,6 +1,7 @@
 // Compile benchmark: a synthetic cluster (10,000 pods, 2,000 services, 1,000 VirtualServices, 500
 // DestinationPolicies by default), full compile time, recompile time after one VirtualService changes, and
-// peak memory. Run through hack/bench-compile (release build).
+// peak memory. Run through hack/bench-compile (release build). Also: --controller (hack/bench-controller), --push
+// and --push-clients (hack/bench-push), --mint-svids DIR (the certificates of hack/bench-proxy's mTLS rows).
 import Foundation
 import WeftCompiler
 import WeftTesting
@@ -25,6 +26,7 @@ var profileIncremental = 0
 var controllerMode = false
 var pushMode = false
 var pushClientsPort: Int?
+var mintDirectory: String?
 while let argument = arguments.next() {
     if argument == "--controller" {
         controllerMode = true
@@ -32,6 +34,14 @@ while let argument = arguments.next() {
     }
     if argument == "--push" {
         pushMode = true
+        continue
+    }
+    if argument == "--mint-svids" {
+        guard let directory = arguments.next() else {
+            print("usage: weft-bench --mint-svids DIR")
+            exit(2)
+        }
+        mintDirectory = directory
         continue
     }
     if argument == "--push-clients" {
@@ -50,11 +60,16 @@ while let argument = arguments.next() {
     default:
         print(
             "usage: weft-bench [--pods N] [--services N] [--virtual-services N] [--destination-policies N] [--namespaces N] [--rounds N]"
+                + " | --mint-svids DIR"
         )
         exit(2)
     }
 }
 
+if let directory = mintDirectory {
+    try MintSVIDs.run(directory: directory)
+    exit(0)
+}
 if let port = pushClientsPort {
     try await PushBenchmark.clients(port: port, pods: cluster.pods)
     exit(0)
