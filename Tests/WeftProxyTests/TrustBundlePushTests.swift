@@ -37,9 +37,13 @@ struct TrustBundlePushTests {
                             let both = root + other.caPEM
                             controller.hub.trustBundle(both)
                             let version = client.store.current?.config.version
+                            let acks = clientPush.statistics.acks
                             await controller.compile(
                                 catalogInbound: catalog.inboundPort, app: upstreams[0].port, revision: 1)
-                            #expect(await waitUntil { client.store.current?.config.version != version })
+                            // The ACK is counted once the config and its bundle are both in (the bundle goes in
+                            // right after the config, so the version alone can be seen a moment earlier).
+                            #expect(await waitUntil { clientPush.statistics.acks > acks })
+                            #expect(client.store.current?.config.version != version)
                             #expect(clientCertificates.current()?.trustRootsPEM == both)
                             // The catalog's config did not change: it keeps the bundle it has.
                             #expect(catalogCertificates.current()?.trustRootsPEM == root)
