@@ -2,9 +2,6 @@ import NIOCore
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The destination a connection was meant for before `weft-proxy init`'s REDIRECT rule sent it to this listener:
 /// `getsockopt(SO_ORIGINAL_DST)` (IPv4, level SOL_IP) or `IP6T_SO_ORIGINAL_DST` (IPv6, level SOL_IPV6) on the
@@ -34,3 +31,4 @@ public enum OriginalDestination {
         }
     }
 }
+#endif

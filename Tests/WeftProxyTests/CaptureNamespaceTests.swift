@@ -49,7 +49,7 @@ struct CaptureNamespaceTests {
             // One listener on 15001 that answers each connection with the destination it was meant for, and a
             // client: the captured connection prints that destination; the excluded one is refused (nothing listens).
             let script = """
-                import socket, struct, threading
+                socket, struct, threading = map(__import__, ["socket", "struct", "threading"])
                 server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 server.bind(("0.0.0.0", 15001)); server.listen(4)
                 def serve():
