@@ -1,3 +1,6 @@
+import NIOCore
+import NIOPosix
+import Synchronization
 import Testing
 import WeftProxy
 
@@ -76,5 +79,47 @@ struct CaptureRulesTests {
         #expect(CaptureRules.cidrs("10.0.0/8") == .failure(.badCIDR("10.0.0/8")))
         #expect(CaptureRules.cidrs("10.0.0.0/33") == .failure(.badCIDR("10.0.0.0/33")))
         #expect(CaptureRules.cidrs("10.0.0.0") == .failure(.badCIDR("10.0.0.0")))
+    }
+}
+
+/// Without root or a namespace: the reader and the command's dry run.
+@Suite("capture without a namespace")
+struct CaptureWithoutNamespaceTests {
+    /// A connection that no REDIRECT rule touched has no original destination: nil, not an error or a crash.
+    @Test func aConnectionThatWasNotRedirectedHasNoOriginalDestination() async throws {
+        let accepted = Mutex<(any Channel)?>(nil)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.withLock { $0 = channel }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port).get()
+        var channel = accepted.withLock { $0 }
+        for _ in 0..<200 where channel == nil {
+            try await Task.sleep(for: .milliseconds(10))
+            channel = accepted.withLock { $0 }
+        }
+        let serverSide = try #require(channel)
+        #expect(try await OriginalDestination.read(serverSide).get() == nil)
+        try await client.close()
+        try await server.close()
+    }
+
+    @Test func dryRunPrintsBothFamiliesAndRejectsABadList() async throws {
+        let result = try await runProcess([
+            ProxyBinaryTests.binary, "init", "--dry-run", "--exclude-outbound-cidrs", "10.96.0.0/12,fd00::/64",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("-A WEFT_OUTPUT -d 10.96.0.0/12 -j RETURN"), "\(result.stdout)")
+        #expect(result.stdout.contains("-A WEFT_OUTPUT -d fd00::/64 -j RETURN"), "\(result.stdout)")
+        #expect(result.stdout.contains("-A WEFT_REDIRECT -p tcp -j REDIRECT --to-ports 15001"), "\(result.stdout)")
+        let bad = try await runProcess([
+            ProxyBinaryTests.binary, "init", "--dry-run", "--exclude-inbound-ports", "http",
+        ])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--exclude-inbound-ports: 'http' is not a port"), "\(bad.stderr)")
     }
 }
