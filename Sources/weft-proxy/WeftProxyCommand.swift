@@ -10,10 +10,9 @@ import ServiceLifecycle
 import WeftIdentity
 import WeftProxy
 
-@main
 struct WeftProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "weft-proxy",
+        commandName: "run",
         abstract:
             "The Weft sidecar proxy: outbound and inbound listeners (HTTP/1.1, h2c, gRPC, TCP) and an admin port.",
         discussion: """
