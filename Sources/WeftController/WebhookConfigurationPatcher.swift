@@ -45,11 +45,13 @@ public struct WebhookConfigurationPatcher: Service {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask {
-                    await self.keep(admissionregistration.v1.MutatingWebhookConfiguration.self,
+                    await self.keep(
+                        admissionregistration.v1.MutatingWebhookConfiguration.self,
                         name: Self.injectorName, path: "/inject", webhooks: { $0.webhooks ?? [] })
                 }
                 group.addTask {
-                    await self.keep(admissionregistration.v1.ValidatingWebhookConfiguration.self,
+                    await self.keep(
+                        admissionregistration.v1.ValidatingWebhookConfiguration.self,
                         name: Self.validatorName, path: "/validate", webhooks: { $0.webhooks ?? [] })
                 }
             }
@@ -72,7 +74,8 @@ public struct WebhookConfigurationPatcher: Service {
                 continue
             }
             if config.caBundle != caBundle {
-                changes.append(JSONPatchOperation(op: "add", path: "\(base)/clientConfig/caBundle", value: .string(caBundle)))
+                changes.append(
+                    JSONPatchOperation(op: "add", path: "\(base)/clientConfig/caBundle", value: .string(caBundle)))
             }
             if let url {
                 if config.url != url {
@@ -93,7 +96,8 @@ public struct WebhookConfigurationPatcher: Service {
     }
 
     private func keep<R: KubeResource>(
-        _ type: R.Type, name: String, path: String, webhooks: @escaping @Sendable (R) -> [admissionregistration.v1.Webhook]
+        _ type: R.Type, name: String, path: String,
+        webhooks: @escaping @Sendable (R) -> [admissionregistration.v1.Webhook]
     ) async {
         let url = self.webhookURL.map { $0 + path }
         while !Task.isCancelled {

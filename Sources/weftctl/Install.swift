@@ -157,7 +157,9 @@ struct Uninstall: ParsableCommand {
         guard self.output == "commands" else { return Render.print(objects, output: self.output) }
         for object in objects {
             let kind = object["kind"]?.stringValue ?? ""
-            let group = object["apiVersion"]?.stringValue.flatMap { $0.contains("/") ? $0.split(separator: "/").first : nil }
+            let group = object["apiVersion"]?.stringValue.flatMap {
+                $0.contains("/") ? $0.split(separator: "/").first : nil
+            }
             let resource = group.map { "\(kind.lowercased()).\($0)" } ?? kind.lowercased()
             let name = object["metadata"]?["name"]?.stringValue ?? ""
             let namespace = object["metadata"]?["namespace"]?.stringValue.map { " -n \($0)" } ?? ""

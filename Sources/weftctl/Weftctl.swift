@@ -6,7 +6,8 @@ struct Weftctl: AsyncParsableCommand {
         commandName: "weftctl",
         abstract: "See and debug what the Weft mesh does.",
         subcommands: [
-            DemoCommand.self, Analyze.self, Compile.self, Inject.self, Install.self, Uninstall.self, ProxyStatusCommand.self,
+            DemoCommand.self, Analyze.self, Compile.self, Inject.self, Install.self, Uninstall.self,
+            ProxyStatusCommand.self,
             ProxyConfigCommand.self,
         ]
     )

@@ -92,7 +92,11 @@ struct InjectTests {
         let template = items[0]["spec"]?["template"]?["spec"]
         #expect(template?["initContainers"]?.arrayValue?.first?["name"] == .string("weft-proxy"))
         #expect(template?["containers"]?.arrayValue?.first?["name"] == .string("app"))
-        #expect(items[1] == (try json(#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"catalog","namespace":"shop"},"spec":{"ports":[{"port":80}]}}"#)))
+        #expect(
+            items[1]
+                == (try json(
+                    #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"catalog","namespace":"shop"},"spec":{"ports":[{"port":80}]}}"#
+                )))
         let inner = try #require(items[2]["items"]?.arrayValue)
         #expect(inner[0]["spec"]?["initContainers"]?.arrayValue?.first?["name"] == .string("weft-proxy"))
         #expect(inner[1]["spec"]?["template"]?["spec"]?["initContainers"] == nil)
@@ -146,12 +150,14 @@ struct InstallTests {
         objects.first { $0["kind"]?.stringValue == kind && $0["metadata"]?["name"]?.stringValue == name }
     }
 
-    @Test("the same objects as kubectl kustomize manifests/, the webhooks included")
+    @Test("the objects of manifests/ kustomization files, the webhooks included")
     func defaults() async throws {
         let objects = try await self.objects()
         let kinds = objects.compactMap { $0["kind"]?.stringValue }
         #expect(kinds.filter { $0 == "CustomResourceDefinition" }.count == 4)
-        for kind in ["Namespace", "Deployment", "Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"] {
+        for kind in [
+            "Namespace", "Deployment", "Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+        ] {
             #expect(kinds.contains(kind), "\(kind)")
         }
         #expect(self.object(objects, "MutatingWebhookConfiguration", "weft-injector") != nil)
@@ -170,7 +176,9 @@ struct InstallTests {
         #expect(data?["proxyImage"] == .string("r/p:1"))
         #expect(data?["trustDomain"] == .string("example.org"))
         #expect(data?["nativeSidecars"] == .string("false"))
-        for (kind, name) in [("MutatingWebhookConfiguration", "weft-injector"), ("ValidatingWebhookConfiguration", "weft-validator")] {
+        for (kind, name) in [
+            ("MutatingWebhookConfiguration", "weft-injector"), ("ValidatingWebhookConfiguration", "weft-validator"),
+        ] {
             let hooks = self.object(objects, kind, name)?["webhooks"]?.arrayValue ?? []
             #expect(!hooks.isEmpty && hooks.allSatisfy { $0["failurePolicy"] == .string("Ignore") })
         }
@@ -188,7 +196,10 @@ struct InstallTests {
         let run = try await weftctl("uninstall")
         #expect(run.status == 0, "\(run.stderr)")
         let lines = run.stdoutLines.filter { !$0.isEmpty }
-        #expect(lines.first == "kubectl delete validatingwebhookconfiguration.admissionregistration.k8s.io weft-validator --ignore-not-found")
+        #expect(
+            lines.first
+                == "kubectl delete validatingwebhookconfiguration.admissionregistration.k8s.io weft-validator --ignore-not-found"
+        )
         #expect(lines.contains("kubectl delete namespace weft-system --ignore-not-found"))
         #expect(lines.contains("kubectl delete deployment.apps weft-controller -n weft-system --ignore-not-found"))
         #expect(lines.filter { $0.contains("customresourcedefinition.apiextensions.k8s.io") }.count == 4)
