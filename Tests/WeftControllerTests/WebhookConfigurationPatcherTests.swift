@@ -141,4 +141,30 @@ struct WebhookConfigurationPatcherTests {
         try await client.shutdown()
         try await server.shutdown()
     }
+
+    @Test func theControllerPatchesWhenAskedTo() async throws {
+        let server = try await FakeAPIServer.start()
+        let url = try #require(URL(string: server.baseURL))
+        let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Logger(label: "test"))
+        try server.seed(try Self.mutating())
+        try server.seed(try Self.validating())
+        var options = KubernetesController.Options(leaderElection: nil)
+        options.trustBundle = Self.bundle
+        options.patchWebhookConfigurations = true
+        let controller = KubernetesController(
+            api: client, state: ControllerState(), options: options, logger: Logger(label: "test"))
+        let encoded = Data(Self.bundle.utf8).base64EncodedString()
+        try await withThrowingTaskGroup { group in
+            group.addTask { try await controller.run() }
+            let patched = try await self.eventually {
+                server.get(
+                    admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil,
+                    name: "weft-validator")?.webhooks?.first?.clientConfig?.caBundle == encoded
+            }
+            #expect(patched)
+            group.cancelAll()
+        }
+        try await client.shutdown()
+        try await server.shutdown()
+    }
 }
