@@ -8,3 +8,4 @@ public enum discovery { public enum v1 {} }
 public enum coordination { public enum v1 {} }
 public enum admission { public enum v1 {} }
 public enum authentication { public enum v1 {} }
+public enum admissionregistration { public enum v1 {} }

@@ -21,6 +21,10 @@ public final class KubernetesController: Service {
         /// The mesh's trust bundle (PEM): when set, the leader publishes it as `weft-ca-root` in every namespace
         /// (``TrustBundlePublisher``).
         public var trustBundle: String?
+        /// With `trustBundle`: the leader keeps the caBundle of `weft-injector` and `weft-validator` on it
+        /// (``WebhookConfigurationPatcher``), and their `clientConfig.url` on `webhookURL` when that is set.
+        public var patchWebhookConfigurations = false
+        public var webhookURL: String?
 
         public init(
             leaderElection: LeaderElector.Configuration? = .init(),
@@ -45,6 +49,7 @@ public final class KubernetesController: Service {
     private let state: ControllerState
     private let client: KubeClient?
     private let logger: Logger
+    private let webhookPatcher: WebhookConfigurationPatcher?
     private let retryDepth = Gauge(label: "weft_controller_status_retry_queue_depth")
 
     /// A controller over any API implementation.
@@ -89,6 +94,12 @@ public final class KubernetesController: Service {
                 TrustBundlePublisher(
                     api: api, bundle: bundle, isLeader: { elector?.isLeader ?? true }, logger: logger))
         }
+        self.webhookPatcher = options.trustBundle.flatMap { bundle in
+            options.patchWebhookConfigurations
+                ? WebhookConfigurationPatcher(
+                    api: api, trustBundle: bundle, webhookURL: options.webhookURL,
+                    isLeader: { elector?.isLeader ?? true }, logger: logger) : nil
+        }
         self.reconciler = Reconciler(
             source: source, state: state, stages: stages, sinks: sinks, logger: logger,
             quiet: options.debounceQuiet, maxDelay: options.debounceMax)
@@ -122,6 +133,7 @@ public final class KubernetesController: Service {
                         }
                     }
                 }
+                if let patcher = self.webhookPatcher { group.addTask { try await patcher.run() } }
                 if let elector = self.elector {
                     group.addTask { try await elector.run() }
                     group.addTask {

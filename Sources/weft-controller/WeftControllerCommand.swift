@@ -57,6 +57,13 @@ struct WeftControllerCommand: AsyncParsableCommand {
     var webhookHost: [String] = []
 
     @Option(
+        help: ArgumentHelp(
+            "The API server reaches the webhooks at this URL (https://HOST:PORT, the controller out of cluster): "
+                + "the leader sets clientConfig.url of weft-injector and weft-validator to it plus /inject, /validate.",
+            valueName: "url"))
+    var webhookURL: String?
+
+    @Option(
         help: "A user-provided webhook certificate chain (PEM, e.g. from cert-manager) instead of one from the mesh CA."
     )
     var webhookCert: String?
@@ -113,6 +120,9 @@ struct WeftControllerCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--trust-domain: \(error)")
         }
+        if let url = self.webhookURL, URL(string: url)?.scheme != "https" || URL(string: url)?.host == nil {
+            throw ValidationError("--webhook-url must be https://HOST:PORT, got \(url)")
+        }
         if self.manifests == nil, self.stateDir != nil || self.bootstrapTokens != nil {
             throw ValidationError("--state-dir and --bootstrap-tokens are for --manifests mode")
         }
@@ -165,6 +175,9 @@ struct WeftControllerCommand: AsyncParsableCommand {
                 self.leaderElect ? LeaderElector.Configuration(namespace: self.leaseNamespace, identity: replica) : nil
             options.rootNamespace = self.leaseNamespace
             options.trustBundle = try ca.trustBundlePEM
+            // A user-provided certificate (cert-manager) comes with its own caBundle injection.
+            options.patchWebhookConfigurations = self.webhookCert == nil
+            options.webhookURL = self.webhookURL
             let controller = try KubernetesController(
                 configuration: kube, state: state, options: options, stages: [hub], logger: logger)
             hub.onAnswer { controller.signal() }

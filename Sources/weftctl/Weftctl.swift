@@ -6,7 +6,9 @@ struct Weftctl: AsyncParsableCommand {
         commandName: "weftctl",
         abstract: "See and debug what the Weft mesh does.",
         subcommands: [
-            DemoCommand.self, Analyze.self, Compile.self, ProxyStatusCommand.self, ProxyConfigCommand.self,
+            DemoCommand.self, Analyze.self, Compile.self, Inject.self, Install.self, Uninstall.self,
+            ProxyStatusCommand.self,
+            ProxyConfigCommand.self,
         ]
     )
 }

@@ -52,6 +52,12 @@ struct FakeAPIResource: Sendable, Hashable {
         FakeAPIResource(group: "discovery.k8s.io", version: "v1", plural: "endpointslices", kind: "EndpointSlice"),
         FakeAPIResource(group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease"),
         FakeAPIResource(
+            group: "admissionregistration.k8s.io", version: "v1", plural: "mutatingwebhookconfigurations",
+            kind: "MutatingWebhookConfiguration", namespaced: false),
+        FakeAPIResource(
+            group: "admissionregistration.k8s.io", version: "v1", plural: "validatingwebhookconfigurations",
+            kind: "ValidatingWebhookConfiguration", namespaced: false),
+        FakeAPIResource(
             group: "weft.dev", version: "v1alpha1", plural: "virtualservices", kind: "VirtualService",
             hasStatus: true, isCustom: true),
         FakeAPIResource(
