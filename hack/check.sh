@@ -64,6 +64,7 @@ $hits"
 if command -v shellcheck >/dev/null 2>&1; then
   scripts=(.ci/run)
   for script in hack/*; do
+    [ -f "$script" ] || continue
     head -n 1 "$script" | grep -qE '^#!.*(ba)?sh' && scripts+=("$script")
   done
   out=$(shellcheck -S style "${scripts[@]}" 2>&1) || fail "shellcheck:
