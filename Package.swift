@@ -199,6 +199,18 @@ let package = Package(
             path: "Benchmarks/WeftBench",
             swiftSettings: strictSettings
         ),
+        // libFuzzer target (hack/fuzz-libfuzzer): without -DWEFT_FUZZ it is a replay tool, so a normal build works.
+        .executableTarget(
+            name: "WeftFuzz",
+            dependencies: [
+                "ProxyConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/WeftFuzz",
+            swiftSettings: strictSettings
+        ),
         // MARK: - Test support
         .target(
             name: "WeftTesting",

@@ -64,6 +64,7 @@ $hits"
 if command -v shellcheck >/dev/null 2>&1; then
   scripts=(.ci/run)
   for script in hack/*; do
+    [ -f "$script" ] || continue
     head -n 1 "$script" | grep -qE '^#!.*(ba)?sh' && scripts+=("$script")
   done
   out=$(shellcheck -S style "${scripts[@]}" 2>&1) || fail "shellcheck:
@@ -76,10 +77,10 @@ $out"
 
 # 4. Formatting.
 if swift format --version >/dev/null 2>&1; then
-  out=$(swift format lint --strict -r Sources Tests Package.swift 2>&1)
+  out=$(swift format lint --strict -r Sources Tests Fuzz Package.swift 2>&1)
   if [ -n "$out" ]; then
     echo "$out" | head -40
-    fail "swift format lint found $(echo "$out" | wc -l) problems (fix: swift format -i -r Sources Tests Package.swift)"
+    fail "swift format lint found $(echo "$out" | wc -l) problems (fix: swift format -i -r Sources Tests Fuzz Package.swift)"
   fi
 else
   echo "check: swift format is not available; skipping lint"
