@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
+import WeftHTTP
 
 /// The admission webhooks over HTTPS (`--webhook-port`, 15017): `POST /inject` and `POST /validate`, answered by
 /// ``AdmissionReviewer``, with the certificate of ``WebhookTLS``.
@@ -79,7 +80,7 @@ public final class AdmissionWebhookServer: Service {
                         }
                     case .end:
                         guard let request = head else { continue }
-                        let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+                        let path = request.path
                         let answer: AdmissionReviewer.Answer
                         if request.method != .POST {
                             answer = .init(status: 405, reason: "unsupported_method", body: "only POST is served\n")

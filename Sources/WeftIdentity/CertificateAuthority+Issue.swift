@@ -51,14 +51,8 @@ extension CertificateAuthority {
         let publicKey = try Self.checkedPublicKey(of: csr, for: identity, trustDomain: trustDomain)
         try checkValid(at: now)
 
-        var window = CertificateValidity(lifetime: lifetime).window(at: now)
-        let caNotAfter = ([certificate, root] + intermediates).map(\.notValidAfter).min() ?? certificate.notValidAfter
-        window.notAfter = min(window.notAfter, caNotAfter)
-        window.notBefore = max(window.notBefore, certificate.notValidBefore)
-
-        let authorityKeyID =
-            (try? certificate.extensions.subjectKeyIdentifier)?.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
+        let window = self.leafWindow(at: now, lifetime: lifetime)
+        let authorityKeyID = self.authorityKeyIdentifier
         let leafKey = Certificate.PublicKey(publicKey)
         let leaf = try Certificate(
             version: .v3,
@@ -79,6 +73,21 @@ extension CertificateAuthority {
             issuerPrivateKey: privateKey
         )
         return try IssuedCertificate(identity: identity, certificate: leaf, chain: chainBelowRoot)
+    }
+
+    /// A leaf's validity: `CertificateValidity`'s window at `now`, within the CA's own validity and its chain's.
+    func leafWindow(at now: Date, lifetime: TimeInterval) -> (notBefore: Date, notAfter: Date) {
+        var window = CertificateValidity(lifetime: lifetime).window(at: now)
+        let caNotAfter = ([certificate, root] + intermediates).map(\.notValidAfter).min() ?? certificate.notValidAfter
+        window.notAfter = min(window.notAfter, caNotAfter)
+        window.notBefore = max(window.notBefore, certificate.notValidBefore)
+        return window
+    }
+
+    /// The key identifier the CA's leaves name as their authority's.
+    var authorityKeyIdentifier: ArraySlice<UInt8> {
+        (try? certificate.extensions.subjectKeyIdentifier)?.keyIdentifier
+            ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
     }
 
     /// Throws `certificateAuthorityNotValid` unless the CA certificate and its chain are valid at `now`.

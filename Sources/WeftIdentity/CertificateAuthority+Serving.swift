@@ -36,19 +36,14 @@ extension CertificateAuthority {
             throw IdentityError(.invalidArgument, "the certificate lifetime must be positive (got \(lifetime) s)")
         }
         try checkValid(at: now)
-        var window = CertificateValidity(lifetime: lifetime).window(at: now)
-        let caNotAfter = ([certificate, root] + intermediates).map(\.notValidAfter).min() ?? certificate.notValidAfter
-        window.notAfter = min(window.notAfter, caNotAfter)
-        window.notBefore = max(window.notBefore, certificate.notValidBefore)
+        let window = self.leafWindow(at: now, lifetime: lifetime)
         let names: [GeneralName] = hosts.map { host in
             if let bytes = Self.addressBytes(host) {
                 return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))
             }
             return .dnsName(host)
         }
-        let authorityKeyID =
-            (try? certificate.extensions.subjectKeyIdentifier)?.keyIdentifier
-            ?? SubjectKeyIdentifier(hash: certificate.publicKey).keyIdentifier
+        let authorityKeyID = self.authorityKeyIdentifier
         let leafKey = Certificate.PublicKey(publicKey)
         let leaf = try Certificate(
             version: .v3,

@@ -21,15 +21,7 @@ struct PushReportTests {
     static func shop() async throws -> (FakeAPIServer, KubeClient) {
         let server = try await FakeAPIServer.start(bookmarkInterval: .milliseconds(200))
         let snapshot = ManifestLoader().load(path: Self.examples.path).snapshot
-        for object in snapshot.namespaces { try server.seed(object) }
-        for object in snapshot.pods { try server.seed(object) }
-        for object in snapshot.services { try server.seed(object) }
-        for object in snapshot.endpointSlices { try server.seed(object) }
-        for object in snapshot.deployments { try server.seed(object) }
-        for object in snapshot.virtualServices { try server.seed(object) }
-        for object in snapshot.destinationPolicies { try server.seed(object) }
-        for object in snapshot.meshTLSPolicies { try server.seed(object) }
-        for object in snapshot.authorizationPolicies { try server.seed(object) }
+        try server.seed(snapshot)
         let url = try #require(URL(string: server.baseURL))
         let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Self.logger)
         return (server, client)
