@@ -15,6 +15,8 @@ struct ProxyListenerContext: Sendable {
     let tracer: ProxyTracer?
     /// The proxy's certificate and peer verification (nil: no mTLS at all).
     let meshTLS: MeshTLS?
+    /// The process-wide connection and buffer caps (shared by both listeners).
+    let overload: OverloadManager
 }
 
 /// Bounds on what a downstream may send, and the proxy's own buffers.
@@ -37,12 +39,24 @@ public struct ProxyLimits: Sendable, Hashable {
     /// The protocols an HTTP/1.1 `Upgrade` may switch to (lowercase tokens); any other `Upgrade` is removed and
     /// the request forwarded as a plain one.
     public var upgradeProtocols: [String]
+    /// Open downstream connections per proxy process, both listeners together; past it a new connection is
+    /// refused (outbound: answered `503` `overload` and closed; inbound: closed).
+    public var maxDownstreamConnections: Int
+    /// Request bytes the process holds in memory (retry buffers, bodies waiting for an upstream connection); a
+    /// retry buffer past it is dropped (the request streams, not retried), a waiting body past it gets `503`
+    /// `overload`.
+    public var maxBufferedBytes: Int
+    /// How long a request body may make no progress (the client sends nothing while the proxy is reading) before
+    /// the request is aborted: `408` `body_timeout` when no response began, otherwise the connection (HTTP/2:
+    /// the stream) is reset.
+    public var bodyTimeout: TimeAmount
 
     public init(
         maxHeaderCount: Int = 100, maxHeaderBytes: Int = 64 << 10, headerTimeout: TimeAmount = .seconds(10),
         detectTimeout: TimeAmount = .milliseconds(200), retryBufferBytes: Int = 64 << 10,
         mirrorBufferBytes: Int = 64 << 10, idleTimeout: TimeAmount = .seconds(300),
-        upgradeProtocols: [String] = ["websocket"]
+        upgradeProtocols: [String] = ["websocket"], maxDownstreamConnections: Int = 10_000,
+        maxBufferedBytes: Int = 64 << 20, bodyTimeout: TimeAmount = .seconds(30)
     ) {
         self.maxHeaderCount = maxHeaderCount
         self.maxHeaderBytes = maxHeaderBytes
@@ -52,6 +66,9 @@ public struct ProxyLimits: Sendable, Hashable {
         self.mirrorBufferBytes = mirrorBufferBytes
         self.idleTimeout = idleTimeout
         self.upgradeProtocols = upgradeProtocols.map { $0.lowercased() }
+        self.maxDownstreamConnections = maxDownstreamConnections
+        self.maxBufferedBytes = maxBufferedBytes
+        self.bodyTimeout = bodyTimeout
     }
 }
 

@@ -24,14 +24,15 @@ public final class ProxyListener: Service {
         direction: ProxyDirection, host: String = "127.0.0.1", port: Int, store: ProxyStateStore,
         metrics: ProxyMetrics, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         limits: ProxyLimits = ProxyLimits(), accessLog: AccessLog? = nil, tracer: ProxyTracer? = nil,
-        drainTimeout: Duration = .seconds(5), meshTLS: MeshTLS? = nil, logger: Logger
+        drainTimeout: Duration = .seconds(5), meshTLS: MeshTLS? = nil, overload: OverloadManager? = nil,
+        logger: Logger
     ) {
         self.host = host
         self.port = port
         self.shared = ProxyListenerContext(
             direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group),
             pools: UpstreamPools(group: group, decoderLimits: limits.decoderLimits, meshTLS: meshTLS), limits: limits,
-            accessLog: accessLog, tracer: tracer, meshTLS: meshTLS)
+            accessLog: accessLog, tracer: tracer, meshTLS: meshTLS, overload: overload ?? OverloadManager(limits))
         self.group = group
         self.drainTimeout = drainTimeout
         self.logger = logger
@@ -46,7 +47,11 @@ public final class ProxyListener: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: DownstreamAdmission.recvAllocator)
             .childChannelInitializer { [self] channel in
+                guard shared.overload.admitConnection() else {
+                    return DownstreamAdmission.refuse(channel, shared)
+                }
                 self.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(DownstreamGuard(shared))
@@ -82,6 +87,7 @@ public final class ProxyListener: Service {
         lifecycle.connectionOpened(direction)
         channel.closeFuture.whenComplete { [self] _ in
             self.connections.withLock { _ = $0.removeValue(forKey: id) }
+            self.shared.overload.connectionClosed()
             lifecycle.connectionClosed(direction)
         }
     }

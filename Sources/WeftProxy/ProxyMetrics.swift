@@ -36,6 +36,18 @@ public enum ProxyReason: String, Sendable, CaseIterable {
     case downstreamReset = "downstream_reset"
     /// The inbound authorization policy denied the request (403).
     case rbacDenied = "rbac_denied"
+    /// A process-wide cap was reached (503): buffered request bytes (`ProxyLimits.maxBufferedBytes`).
+    case overload
+    /// The request body made no progress for `ProxyLimits.bodyTimeout` (408).
+    case bodyTimeout = "body_timeout"
+}
+
+/// Which process-wide cap refused work (`weft_proxy_overload_total{limit}`).
+enum OverloadLimit: String, Sendable {
+    /// `ProxyLimits.maxDownstreamConnections`: a new connection was refused.
+    case connections
+    /// `ProxyLimits.maxBufferedBytes`: a request was answered 503, or its retry buffer dropped.
+    case bufferedBytes = "buffered_bytes"
 }
 
 extension ProxyReason {
@@ -55,6 +67,8 @@ extension ProxyReason {
 ///   (`sent` to the upstream, `received` from the client), `weft_proxy_tcp_rejected_total{direction}`
 /// - `weft_proxy_tls_refused_total{direction, reason}`, `weft_proxy_rbac_denied_total{direction, protocol}`
 /// - `weft_proxy_tls_connections_total{direction}`: mTLS connections accepted (handshake done, peer verified)
+/// - `weft_proxy_overload_total{direction, limit}`: work a process-wide cap refused (`connections`,
+///   `buffered_bytes`)
 ///
 /// The swift-metrics handles of each label set are created once per thread and cached there (an event loop
 /// is a thread), so recording a request takes no lock. `/stats` reads plain atomics.
@@ -71,7 +85,7 @@ public final class ProxyMetrics: Sendable {
         let count = ProxyDirection.allCases.count * Self.classes.count * ProxyReason.allCases.count
         self.stats = (0..<count).map { _ in StatCell() }
         self.retries = (0..<4).map { _ in StatCell() }
-        self.tcp = (0..<14).map { _ in StatCell() }
+        self.tcp = (0..<18).map { _ in StatCell() }
     }
 
     private static func index(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
@@ -124,6 +138,15 @@ public final class ProxyMetrics: Sendable {
     /// A circuit-breaking limit answered 503 (also counted as a request with reason `overflow`).
     func recordOverflow(_ direction: ProxyDirection) {
         self.cache.counter("weft_proxy_overflows_total", [("direction", direction.rawValue)]).increment()
+    }
+
+    /// A process-wide cap refused a connection, a request, or a retry buffer.
+    func recordOverload(_ direction: ProxyDirection, limit: OverloadLimit) {
+        let offset = direction == .outbound ? 0 : 1
+        self.tcp[(limit == .connections ? 14 : 16) + offset].value.add(1, ordering: .relaxed)
+        self.cache.counter(
+            "weft_proxy_overload_total", [("direction", direction.rawValue), ("limit", limit.rawValue)]
+        ).increment()
     }
 
     /// A TCP connection was proxied as opaque bytes.
@@ -207,6 +230,8 @@ public final class ProxyMetrics: Sendable {
                 ("tls.connections", self.tcp[12 + offset]),
                 ("tls.refused", self.tcp[8 + offset]),
                 ("rbac.denied", self.tcp[10 + offset]),
+                ("overload.connections", self.tcp[14 + offset]),
+                ("overload.buffered_bytes", self.tcp[16 + offset]),
             ]
             for (name, cell) in named {
                 let value = cell.value.load(ordering: .relaxed)

@@ -66,6 +66,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The request's body parts, kept for retries (nil: no retry possible any more).
     private var retained: [HTTPClientRequestPart]?
     private var retainedBytes = 0
+    /// What `retained` and `pending` body parts hold of the process-wide buffer budget (`OverloadManager`).
+    private var retainedReservation = BufferReservation()
+    private var pendingReservation = BufferReservation()
+    /// Stalled request bodies (`ProxyLimits.bodyTimeout`).
+    private var bodyStall = BodyStallStateMachine()
+    private var bodyTimer: Scheduled<Void>?
     /// Balancer state for an event loop outside the listener's group (not expected; per connection then).
     private var connectionRuntime: ClusterRuntime?
     private var connectionPool: UpstreamPool?
@@ -109,6 +115,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        self.stopBodyTimer()
+        self.releaseBuffers()
     }
 
     // MARK: Downstream events
@@ -123,6 +131,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.requestHead(head, bodyFollows: nil, context: context)
         case .body(let buffer):
             self.routeDeferredHead(bodyFollows: true, context: context)
+            self.bodyStall.bodyRead()
             self.requestBytes += buffer.readableBytes
             if self.forwardsBody {
                 self.requestPart(.body(.byteBuffer(buffer)))
@@ -130,6 +139,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         case .end(let trailers):
             self.routeDeferredHead(bodyFollows: false, context: context)
             self.requestEnded = true
+            self.stopBodyTimer()
             switch self.phase {
             case .forwarding:
                 self.requestPart(.end(trailers))
@@ -153,6 +163,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     func channelReadComplete(context: ChannelHandlerContext) {
         // No end in this read: the stream goes on, so a body follows.
         self.routeDeferredHead(bodyFollows: true, context: context)
+        if self.bodyStall.readComplete(waiting: self.waitsForBody) == .arm {
+            self.armBodyTimer(context: context)
+        }
         if self.upstreamReady {
             self.upstream?.flush()
         }
@@ -176,6 +189,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.closeUpstream()
         self.mirror?.abandon()
         self.mirror = nil
+        self.stopBodyTimer()
+        self.releaseBuffers()
         context.fireChannelInactive()
     }
 
@@ -237,10 +252,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.upgradeResponse = nil
         self.service = self.shared.direction == .inbound ? "inbound" : "unknown"
         self.retry = nil
-        self.retained = nil
+        self.dropRetained()
         self.retainedBytes = 0
         self.target = nil
-        self.pending.removeAll(keepingCapacity: true)
+        self.clearPending()
+        self.stopBodyTimer()
         self.phase = .forwarding
         if !self.shared.limits.admits(head.headers) {
             self.respond(status: 431, reason: .headerLimits)
@@ -382,7 +398,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 self.retainedBytes += buffer.readableBytes
             }
             if self.retainedBytes > self.shared.limits.retryBufferBytes {
-                self.retained = nil
+                self.dropRetained()
+            } else if !self.retainedReservation.take(part.bufferedBytes, from: self.shared.overload) {
+                // The process holds too much already: this request streams and is not retried.
+                self.shared.metrics.recordOverload(self.shared.direction, limit: .bufferedBytes)
+                self.dropRetained()
             } else {
                 self.retained?.append(part)
             }
@@ -390,8 +410,84 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.mirror?.send(part)
         if self.upstreamReady, let upstream = self.upstream {
             upstream.send(part)
-        } else {
+        } else if self.pendingReservation.take(part.bufferedBytes, from: self.shared.overload) {
             self.pending.append(part)
+        } else {
+            // No upstream yet and no room to hold the body meanwhile: 503; the rest of the body is read and
+            // discarded (draining), not held.
+            self.shared.metrics.recordOverload(self.shared.direction, limit: .bufferedBytes)
+            self.cancelWait()
+            self.closeUpstream()
+            self.respond(status: 503, reason: .overload)
+        }
+    }
+
+    // MARK: Buffers and stalled bodies
+
+    /// No more retries for this request: its kept parts and their share of the buffer budget go.
+    private func dropRetained() {
+        self.retained = nil
+        self.retainedReservation.releaseAll(to: self.shared.overload)
+    }
+
+    /// The parts waiting for an upstream were sent (or dropped): their share of the buffer budget goes.
+    private func clearPending() {
+        self.pending.removeAll()
+        self.pendingReservation.releaseAll(to: self.shared.overload)
+    }
+
+    private func releaseBuffers() {
+        self.dropRetained()
+        self.clearPending()
+    }
+
+    /// The request's body is still coming: what `bodyTimeout` watches (also while draining after a response).
+    private var waitsForBody: Bool {
+        (self.phase == .forwarding || self.phase == .draining) && !self.requestEnded && self.requestHead != nil
+    }
+
+    private func armBodyTimer(context: ChannelHandlerContext) {
+        self.bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.limits.bodyTimeout) {
+            [self] in
+            self.bodyTimer = nil
+            switch self.bodyStall.timerFired(waiting: self.waitsForBody, held: self.readPending) {
+            case .arm:
+                if let context = self.context {
+                    self.armBodyTimer(context: context)
+                }
+            case .stalled:
+                self.bodyStalled()
+            case .none:
+                break
+            }
+        }
+    }
+
+    private func stopBodyTimer() {
+        self.bodyTimer?.cancel()
+        self.bodyTimer = nil
+        self.bodyStall.reset()
+    }
+
+    /// The client stopped sending its body: `408 body_timeout` if no response began (the upstream, which may
+    /// have part of the request, is closed), otherwise the connection (HTTP/2: the stream) is reset.
+    private func bodyStalled() {
+        guard let context = self.context else {
+            return
+        }
+        if self.phase == .forwarding, !self.responseHeadSent {
+            self.cancelWait()
+            self.closeUpstream()
+            self.mirror?.abandon()
+            self.mirror = nil
+            self.keepAlive = false
+            self.respond(status: 408, reason: .bodyTimeout)
+        } else if self.phase == .forwarding {
+            self.abortDownstream(reason: .bodyTimeout)
+        } else {
+            // Draining the body of an answered request: nothing to record, just close.
+            self.releaseBuffers()
+            context.close(promise: nil)
         }
     }
 
@@ -434,7 +530,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         for part in self.pending {
             stream.send(part)
         }
-        self.pending.removeAll(keepingCapacity: true)
+        self.clearPending()
         stream.flush()
         self.resumeReads()
     }
@@ -487,6 +583,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.endLease()
         self.ticket += 1
         let ticket = self.ticket
+        self.clearPending()
         self.pending = [.head(plan.head)] + retained
         self.delayTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff))) {
             [self] in
@@ -560,7 +657,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 return
             }
         }
-        self.retained = nil
+        self.dropRetained()
         if self.isUpgrade, status == 101 {
             // The decoder ends the 101 response right after its head; the tunnel starts after that end.
             self.upgradeResponse = response
@@ -872,7 +969,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.endLease()
         self.record()
         self.plan = nil
-        self.retained = nil
+        self.dropRetained()
+        self.clearPending()
         self.mirror = nil
         self.phase = self.requestEnded ? .idle : .draining
         if self.phase == .idle {
@@ -899,7 +997,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.reason = reason
         self.record()
         self.plan = nil
-        self.retained = nil
+        self.dropRetained()
+        self.clearPending()
         self.phase = .draining
         self.closeUpstream()
         self.context?.close(promise: nil)

@@ -69,6 +69,15 @@ struct WeftProxyCommand: AsyncParsableCommand {
             "Seconds a keep-alive client connection (HTTP/1.1) may be idle, no request in flight, before it is closed.")
     var idleTimeout: Double = 300
 
+    @Option(help: "Seconds a request body may make no progress before the request is aborted (408 body_timeout).")
+    var bodyTimeout: Double = 30
+
+    @Option(help: "Client connections open at most, both listeners (default 10,000, or 3/4 of the fd limit).")
+    var maxConnections: Int?
+
+    @Option(help: "MiB of request bodies the proxy holds in memory (retry buffers, bodies waiting for a connection).")
+    var maxBufferedMib: Int = 64
+
     @Option(
         help: "A protocol an HTTP/1.1 Upgrade may switch to (a tunnel); repeat for more. Default: websocket.")
     var allowUpgrade: [String] = []
@@ -197,7 +206,11 @@ struct WeftProxyCommand: AsyncParsableCommand {
             headerTimeout: .milliseconds(Int64(self.headerTimeout * 1000)),
             detectTimeout: .milliseconds(Int64(self.detectTimeoutMs)),
             idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000)),
-            upgradeProtocols: self.allowUpgrade.isEmpty ? ["websocket"] : self.allowUpgrade)
+            upgradeProtocols: self.allowUpgrade.isEmpty ? ["websocket"] : self.allowUpgrade,
+            maxDownstreamConnections: self.maxConnections ?? defaultMaxConnections(),
+            maxBufferedBytes: self.maxBufferedMib << 20,
+            bodyTimeout: .milliseconds(Int64(self.bodyTimeout * 1000)))
+        let overload = OverloadManager(limits)
         var tracing: (tracer: ProxyTracer, service: any Service)?
         let environment = ProcessInfo.processInfo.environment
         if self.otlpEndpoint != nil || environment["OTEL_EXPORTER_OTLP_ENDPOINT"] != nil
@@ -234,11 +247,11 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let outbound = ProxyListener(
             direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
-            meshTLS: meshTLS, logger: Logger(label: "weft.proxy.outbound"))
+            meshTLS: meshTLS, overload: overload, logger: Logger(label: "weft.proxy.outbound"))
         let inbound = ProxyListener(
             direction: .inbound, host: self.listen, port: self.inboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
-            meshTLS: meshTLS, logger: Logger(label: "weft.proxy.inbound"))
+            meshTLS: meshTLS, overload: overload, logger: Logger(label: "weft.proxy.inbound"))
         let admin = AdminServer(
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
@@ -271,4 +284,14 @@ struct WeftProxyCommand: AsyncParsableCommand {
         }
         try await group.shutdownGracefully()
     }
+}
+
+/// 10,000 client connections, or three quarters of the soft file descriptor limit when that is lower (the rest
+/// is for upstream connections, listeners and files).
+func defaultMaxConnections() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else {
+        return 10_000
+    }
+    return max(1, min(10_000, Int(clamping: limit.rlim_cur) / 4 * 3))
 }

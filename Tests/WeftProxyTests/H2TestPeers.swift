@@ -14,6 +14,8 @@ struct H2Request: Sendable {
     var headers: [(String, String)] = []
     /// DATA frames after HEADERS (END_STREAM on the last).
     var data: [String] = []
+    /// The stream stays open after the DATA frames (no END_STREAM): a body that stalls.
+    var stallsBody = false
 }
 
 struct H2Response: Sendable {
@@ -88,11 +90,14 @@ private final class H2ClientStreamHandler: ChannelInboundHandler {
             ] + self.request.headers
         // (HPACKHeaders by inference: the test target does not import NIOHPACK.)
         context.write(
-            self.wrapOutboundOut(.headers(.init(headers: .init(fields), endStream: self.request.data.isEmpty))),
+            self.wrapOutboundOut(
+                .headers(
+                    .init(headers: .init(fields), endStream: self.request.data.isEmpty && !self.request.stallsBody))),
             promise: nil)
         for (index, chunk) in self.request.data.enumerated() {
             let data = HTTP2Frame.FramePayload.Data(
-                data: .byteBuffer(ByteBuffer(string: chunk)), endStream: index == self.request.data.count - 1)
+                data: .byteBuffer(ByteBuffer(string: chunk)),
+                endStream: index == self.request.data.count - 1 && !self.request.stallsBody)
             context.write(self.wrapOutboundOut(.data(data)), promise: nil)
         }
         context.flush()

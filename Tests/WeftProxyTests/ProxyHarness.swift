@@ -53,6 +53,8 @@ struct ProxyHarness {
     let outboundPort: Int
     let inboundPort: Int
     let adminPort: Int
+    /// The process-wide caps both listeners share.
+    let overload: OverloadManager
 
     /// With `singleEventLoop`, the listeners run on one event loop of their own: pools, limits and balancer
     /// state are per loop, so every request then shares them.
@@ -91,12 +93,13 @@ struct ProxyHarness {
         }
         let metrics = ProxyMetrics()
         let loops = group ?? MultiThreadedEventLoopGroup.singleton
+        let overload = OverloadManager(limits)
         let outbound = ProxyListener(
             direction: .outbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
-            accessLog: accessLog, meshTLS: meshTLS, logger: logger)
+            accessLog: accessLog, meshTLS: meshTLS, overload: overload, logger: logger)
         let inbound = ProxyListener(
             direction: .inbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
-            accessLog: accessLog, meshTLS: meshTLS, logger: logger)
+            accessLog: accessLog, meshTLS: meshTLS, overload: overload, logger: logger)
         let admin = AdminServer(port: 0, store: store, metrics: metrics, logger: logger)
         var services: [any Service] = [outbound, inbound, admin]
         if let accessLog {
@@ -121,7 +124,8 @@ struct ProxyHarness {
             guard let (o, i, a) = ports else {
                 throw HarnessError(message: "listeners did not bind")
             }
-            let harness = ProxyHarness(store: store, metrics: metrics, outboundPort: o, inboundPort: i, adminPort: a)
+            let harness = ProxyHarness(
+                store: store, metrics: metrics, outboundPort: o, inboundPort: i, adminPort: a, overload: overload)
             do {
                 let result = try await body(harness)
                 await group.triggerGracefulShutdown()
