@@ -1,12 +1,7 @@
 import NIOCore
 
-/// What a downstream connection gets before its first handler: the receive buffer sizing, and, past
-/// `ProxyLimits.maxDownstreamConnections`, the refusal.
+/// What a downstream connection gets past `ProxyLimits.maxDownstreamConnections`: the refusal.
 enum DownstreamAdmission {
-    /// Read buffers start small (a request head of a few hundred bytes fits) and grow with busy connections; NIO's
-    /// default starts at 2 KiB.
-    static let recvAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 64 << 10)
-
     /// Refuses a connection over the cap: outbound it is answered `503` `overload` and closed, inbound (which may
     /// speak TLS or opaque TCP) just closed. Counted in `weft_proxy_overload_total{direction, limit="connections"}`.
     static func refuse(_ channel: any Channel, _ shared: ProxyListenerContext) -> EventLoopFuture<Void> {

@@ -47,7 +47,6 @@ public final class ProxyListener: Service {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.recvAllocator, value: DownstreamAdmission.recvAllocator)
             .childChannelInitializer { [self] channel in
                 guard shared.overload.admitConnection() else {
                     return DownstreamAdmission.refuse(channel, shared)

@@ -113,49 +113,6 @@ struct ProxyOverloadTests {
 
     // MARK: Slow clients
 
-    @Test func aHeadTrickledAByteAtATimeStillTimesOut() async throws {
-        let limits = ProxyLimits(headerTimeout: .milliseconds(300))
-        try await ProxyHarness.withProxy(config: nil, limits: limits) { proxy in
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connect(host: "127.0.0.1", port: proxy.outboundPort) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
-            let received = try await channel.executeThenClose { inbound, outbound in
-                try await withThrowingTaskGroup(of: String?.self) { group in
-                    group.addTask {
-                        // Each byte is progress on the wire, but the head's deadline runs from its first byte.
-                        let head =
-                            Array("GET / HTTP/1.1\r\nHost: catalog\r\nx-slow: ".utf8)
-                            + Array(repeating: 0x61, count: 500)
-                        for byte in head {
-                            try await outbound.write(ByteBuffer(bytes: [byte]))
-                            try await Task.sleep(for: .milliseconds(20))
-                        }
-                        return nil
-                    }
-                    group.addTask {
-                        var received = ""
-                        for try await buffer in inbound {
-                            received += String(buffer: buffer)
-                        }
-                        return received
-                    }
-                    defer { group.cancelAll() }
-                    while let result = try await group.next() {
-                        if let received = result {
-                            return received
-                        }
-                    }
-                    return ""
-                }
-            }
-            #expect(received.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(received)")
-            #expect(received.contains("x-weft-reason: header_timeout\r\n"))
-        }
-    }
-
     @Test func aStalledHTTP1BodyGets408AndItsMemoryGoes() async throws {
         // The recorder answers only a complete request: nothing comes back before the timeout.
         let recorder = try await RawRecorder.start()
