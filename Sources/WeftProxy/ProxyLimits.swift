@@ -15,6 +15,8 @@ struct ProxyListenerContext: Sendable {
     let tracer: ProxyTracer?
     /// The proxy's certificate and peer verification (nil: no mTLS at all).
     let meshTLS: MeshTLS?
+    /// The connection's original destination when capture redirected it (per connection; nil: explicit mode).
+    var captured: CapturedDestination? = nil
 }
 
 /// Bounds on what a downstream may send, and the proxy's own buffers.
