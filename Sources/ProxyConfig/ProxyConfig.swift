@@ -13,17 +13,29 @@ public struct ProxyConfig: Codable, Hashable, Sendable {
     public var outbound: [OutboundService]
     /// Upstream clusters referenced by routes, sorted by name.
     public var clusters: [Cluster]
+    /// What the outbound listener does with a captured connection whose original destination no outbound entry
+    /// (ClusterIP:port) or endpoint (pod IP:port) names: nil (the default) passes it through as TCP.
+    public var outboundUnknown: UnknownDestinationPolicy?
 
     public init(
         version: String = "", proxy: ProxyIdentity, inbound: [InboundPort] = [], outbound: [OutboundService] = [],
-        clusters: [Cluster] = []
+        clusters: [Cluster] = [], outboundUnknown: UnknownDestinationPolicy? = nil
     ) {
         self.version = version
         self.proxy = proxy
         self.inbound = inbound
         self.outbound = outbound
         self.clusters = clusters
+        self.outboundUnknown = outboundUnknown
     }
+}
+
+/// A captured outbound connection to a destination the mesh does not know.
+public enum UnknownDestinationPolicy: String, Codable, Hashable, Sendable, CaseIterable {
+    /// Plain TCP to the original destination (the default).
+    case passthrough
+    /// Closed at once (`weft_proxy_tcp_rejected_total`).
+    case refuse
 }
 
 /// The workload a proxy serves.

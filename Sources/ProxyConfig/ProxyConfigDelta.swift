@@ -51,6 +51,8 @@ public struct ProxyConfigDelta: Codable, Hashable, Sendable {
     /// (or with a duplicate key), or more than half of the entries changed.
     public static func between(_ old: ProxyConfig, _ new: ProxyConfig) -> ProxyConfigDelta? {
         guard old.isCanonicallyOrdered, new.isCanonicallyOrdered else { return nil }
+        // A delta does not carry the unknown-destination policy: a change to it sends the full config.
+        guard old.outboundUnknown == new.outboundUnknown else { return nil }
         var delta = ProxyConfigDelta(version: new.version, base: old.version)
         if old.proxy != new.proxy { delta.proxy = new.proxy }
         if old.inbound != new.inbound { delta.inbound = new.inbound }

@@ -66,10 +66,11 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = nil
     }
 
-    /// The inbound port this connection serves (until transparent capture gives the original destination:
-    /// the first one of the config).
+    /// The inbound port this connection serves: the one of its original destination when captured, else the
+    /// first one of the config (explicit mode).
     private var inboundPort: InboundPort? {
-        self.shared.direction == .inbound ? self.shared.store.current?.config.inbound.first : nil
+        guard self.shared.direction == .inbound else { return nil }
+        return self.shared.store.current?.config.inboundPort(captured: self.shared.captured)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -78,6 +79,19 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
+        if self.shared.direction == .outbound, let captured = self.shared.captured,
+            let state = self.shared.store.current
+        {
+            let runtime = self.shared.runtimes.runtime(for: state, on: context.eventLoop) ?? ClusterRuntime(state)
+            let route = state.decideCaptured(captured, runtime: runtime, remoteAddress: context.channel.remoteAddress)
+            switch route {
+            case .http:
+                break
+            case .tcp, .passthrough, .refuse:
+                self.becomeOutboundTCP(context: context, route: route)
+                return
+            }
+        }
         let inbound = self.inboundPort
         // A port that may terminate TLS first looks at the client's bytes (inside TLS, or DISABLE: at once).
         let waitsForTLS = self.peer == nil && InboundTLSPolicy.waitsForFirstBytes(inbound?.tls ?? .disable)
@@ -147,6 +161,14 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if first == 0x16 {
             if let inbound = self.inboundPort {
                 self.becomeTCP(context: context, appPort: inbound.appPort)
+            } else if let captured = self.shared.captured, let state = self.shared.store.current,
+                let service = state.capturedService(captured)
+            {
+                // The app's own TLS to a mesh HTTP service: opaque TCP to the service's backends.
+                let runtime = self.shared.runtimes.runtime(for: state, on: context.eventLoop) ?? ClusterRuntime(state)
+                let route = state.decideCapturedTCP(
+                    service, runtime: runtime, remoteAddress: context.channel.remoteAddress)
+                self.becomeOutboundTCP(context: context, route: route)
             } else {
                 self.shared.metrics.recordTCPRejected(self.shared.direction)
                 context.close(promise: nil)
@@ -291,6 +313,36 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Opaque TCP for a captured outbound connection (a TCP service, a mesh endpoint by pod IP, or passthrough to
+    /// its original destination); `refuse` closes it.
+    private func becomeOutboundTCP(context: ChannelHandlerContext, route: CapturedOutbound) {
+        self.state = .done
+        let buffered = self.takeBuffered()
+        let metrics = self.shared.metrics
+        let direction = self.shared.direction
+        guard let (target, lease) = route.tunnel else {
+            metrics.recordTCPRejected(direction)
+            context.close(promise: nil)
+            return
+        }
+        metrics.recordTCPConnection(direction)
+        let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
+        do {
+            try context.pipeline.syncOperations.addHandler(downstream, position: .after(self))
+        } catch {
+            lease?.end()
+            context.close(promise: nil)
+            return
+        }
+        if let buffered {
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        connectCapturedTunnel(
+            from: downstream, on: context.eventLoop, target: target, lease: lease, meshTLS: self.shared.meshTLS
+        ) { metrics.recordTunnelBytes(direction, sent: $0) }
+    }
+
     private func armHeaderTimer(context: ChannelHandlerContext) {
         let deadline = NIODeadline.now() + self.shared.limits.headerTimeout
         self.headerDeadline = deadline
@@ -411,7 +463,7 @@ func connectTunnel(
     let bound = NIOLoopBound(downstream, eventLoop: loop)
     let onBytesBound = NIOLoopBound(onBytes, eventLoop: loop)
     ClientBootstrap(group: loop)
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         .connectTimeout(.seconds(1))
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {

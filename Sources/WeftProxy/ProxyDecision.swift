@@ -142,8 +142,12 @@ extension ProxyState {
     /// Routes an outbound request with the route table: redirect, fault, weighted backend, endpoint (picked by
     /// the cluster's balancer in `runtime`, which must serve this state; `remoteAddress` is the client's, for
     /// source IP hashing). A forward plan holds a lease on the endpoint that the caller must end.
+    ///
+    /// A captured connection's requests take the routes of the service its original destination names, whatever
+    /// their `Host` (which still goes upstream as sent); the route's authority matcher then sees that service's host.
     func decideOutbound(
-        _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?
+        _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?,
+        captured: CapturedDestination? = nil
     ) -> ProxyDecision {
         let (authority, path) = requestTarget(head)
         var fields: [(name: String, value: String)] = []
@@ -151,7 +155,14 @@ extension ProxyState {
         for field in head.headers {
             fields.append(field)
         }
-        let request = RequestInfo(authority: authority, method: head.method.rawValue, path: path, headers: fields)
+        var routed = authority
+        if let captured {
+            guard let service = self.capturedService(captured) else {
+                return .respond(status: 404, reason: .routeNotFound, location: nil)
+            }
+            routed = "\(service.host):\(service.port)"
+        }
+        let request = RequestInfo(authority: routed, method: head.method.rawValue, path: path, headers: fields)
         guard let match = self.routeTable.match(request) else {
             return .respond(status: 404, reason: .routeNotFound, location: nil)
         }
@@ -238,15 +249,17 @@ extension ProxyState {
             service: balancer.cluster.service)
     }
 
-    /// Forwards an inbound request to the app on 127.0.0.1: the inbound port named by `x-weft-inbound-port` when
-    /// the client may choose it (see `InboundPortHeader`), otherwise the first one. Temporary until the inbound
-    /// listener knows the original destination port (transparent capture).
+    /// Forwards an inbound request to the app on 127.0.0.1: a captured connection's to the inbound port of its
+    /// original destination port; in explicit mode, the port named by `x-weft-inbound-port` when the client may
+    /// choose it (see `InboundPortHeader`), otherwise the first one.
     func decideInbound(
         _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?,
-        peer: String? = nil
+        peer: String? = nil, captured: CapturedDestination? = nil
     ) -> ProxyDecision {
         let inbound: InboundPort?
-        if InboundPortHeader.isHonoured(from: remoteAddress),
+        if let captured {
+            inbound = self.config.inbound.first(where: { $0.port == captured.port })
+        } else if InboundPortHeader.isHonoured(from: remoteAddress),
             let requested = head.headers.first(name: InboundPortHeader.name)
         {
             let port = Int(requested)

@@ -17,6 +17,8 @@ struct ProxyListenerContext: Sendable {
     let meshTLS: MeshTLS?
     /// The process-wide connection and buffer caps (shared by both listeners).
     let overload: OverloadManager
+    /// The connection's original destination when capture redirected it (per connection; nil: explicit mode).
+    var captured: CapturedDestination? = nil
 }
 
 /// Bounds on what a downstream may send, and the proxy's own buffers.

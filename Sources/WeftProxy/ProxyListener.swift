@@ -16,6 +16,8 @@ public final class ProxyListener: Service {
     private let shared: ProxyListenerContext
     private let group: any EventLoopGroup
     private let drainTimeout: Duration
+    /// The proxy's listener ports: a captured connection meant for one of them is refused (a loop).
+    private let proxyPorts: Set<Int>
     private let logger: Logger
     private let boundPort = Mutex<Int?>(nil)
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
@@ -25,8 +27,9 @@ public final class ProxyListener: Service {
         metrics: ProxyMetrics, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         limits: ProxyLimits = ProxyLimits(), accessLog: AccessLog? = nil, tracer: ProxyTracer? = nil,
         drainTimeout: Duration = .seconds(5), meshTLS: MeshTLS? = nil, overload: OverloadManager? = nil,
-        logger: Logger
+        proxyPorts: Set<Int> = [], logger: Logger
     ) {
+        self.proxyPorts = proxyPorts
         self.host = host
         self.port = port
         self.shared = ProxyListenerContext(
@@ -46,14 +49,22 @@ public final class ProxyListener: Service {
         let server = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 guard shared.overload.admitConnection() else {
                     return DownstreamAdmission.refuse(channel, shared)
                 }
                 self.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(DownstreamGuard(shared))
+                return CaptureClassification.read(channel, proxyPorts: self.proxyPorts).flatMapThrowing { capture in
+                    var connection = shared
+                    switch capture {
+                    case .explicit: break
+                    case .captured(let destination): connection.captured = destination
+                    case .loop:
+                        shared.metrics.recordTCPRejected(shared.direction)
+                        throw CaptureLoopError()
+                    }
+                    try channel.pipeline.syncOperations.addHandler(DownstreamGuard(connection))
                 }
             }
             .bind(host: self.host, port: self.port).get()

@@ -290,10 +290,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         let runtime = self.runtime(for: state, on: context.eventLoop)
         let remote = context.channel.remoteAddress
         if self.shared.direction == .outbound {
-            decision = state.decideOutbound(head, envelope: envelope, runtime: runtime, remoteAddress: remote)
+            decision = state.decideOutbound(
+                head, envelope: envelope, runtime: runtime, remoteAddress: remote, captured: self.shared.captured)
         } else {
             decision = state.decideInbound(
-                head, envelope: envelope, runtime: runtime, remoteAddress: remote, peer: self.peer?.spiffeID)
+                head, envelope: envelope, runtime: runtime, remoteAddress: remote, peer: self.peer?.spiffeID,
+                captured: self.shared.captured)
         }
         switch decision {
         case .respond(let status, let reason, let location):
@@ -829,7 +831,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         let direction = self.shared.direction
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         ClientBootstrap(group: context.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

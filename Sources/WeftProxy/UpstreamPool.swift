@@ -193,7 +193,7 @@ final class UpstreamPool {
         encoder.automaticallySetFramingHeaders = false
         let encoderConfiguration = encoder
         ClientBootstrap(group: self.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -400,7 +400,7 @@ final class HTTP2Connection {
         let target = self.target
         let meshTLS = pool.meshTLS
         ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(self.target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

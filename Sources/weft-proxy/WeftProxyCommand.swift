@@ -247,11 +247,13 @@ struct WeftProxyCommand: AsyncParsableCommand {
         let outbound = ProxyListener(
             direction: .outbound, host: self.listen, port: self.outboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
-            meshTLS: meshTLS, overload: overload, logger: Logger(label: "weft.proxy.outbound"))
+            meshTLS: meshTLS, overload: overload, proxyPorts: [self.outboundPort, self.inboundPort],
+            logger: Logger(label: "weft.proxy.outbound"))
         let inbound = ProxyListener(
             direction: .inbound, host: self.listen, port: self.inboundPort, store: store, metrics: metrics,
             group: group, limits: limits, accessLog: accessLog, tracer: tracing?.tracer, drainTimeout: drain,
-            meshTLS: meshTLS, overload: overload, logger: Logger(label: "weft.proxy.inbound"))
+            meshTLS: meshTLS, overload: overload, proxyPorts: [self.outboundPort, self.inboundPort],
+            logger: Logger(label: "weft.proxy.inbound"))
         let admin = AdminServer(
             port: self.adminPort, store: store, metrics: metrics, renderMetrics: { registry.emitToString() },
             logger: Logger(label: "weft.proxy.admin"))
