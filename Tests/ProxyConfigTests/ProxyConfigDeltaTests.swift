@@ -82,6 +82,23 @@ struct ProxyConfigDeltaTests {
         #expect(ProxyConfigDelta.between(Self.base, most) == nil)
     }
 
+    @Test("a change of outboundUnknown sends the full config; a config without it passes through")
+    func outboundUnknown() throws {
+        var new = Self.base
+        new.version = "v2"
+        new.outboundUnknown = .refuse
+        #expect(ProxyConfigDelta.between(Self.base, new) == nil)
+        var same = new
+        same.version = "v3"
+        same.outbound[0] = service(same.outbound[0].host, alias: "changed")
+        let delta = try #require(ProxyConfigDelta.between(new, same))
+        #expect(try delta.applied(to: new).outboundUnknown == .refuse)
+        // Absent in the JSON (older controllers, and the default): nil, which is passthrough.
+        let decoded = try ProxyConfig.decode(try Self.base.encoded())
+        #expect(decoded.outboundUnknown == nil)
+        #expect(!String(decoding: try Self.base.encoded(), as: UTF8.self).contains("outboundUnknown"))
+    }
+
     @Test("a delta applies only to the version it was made from")
     func wrongBase() throws {
         var new = Self.base

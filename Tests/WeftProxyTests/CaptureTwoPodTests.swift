@@ -36,11 +36,13 @@ struct CaptureTwoPodTests {
                 }
                 var processes: [BackgroundProcess] = []
                 defer { processes.forEach { $0.stop() } }
-                // The server app in pod B: answers every GET with who it is and the path it saw.
-                processes.append(
-                    try await BackgroundProcess.start(
-                        "ip", ["netns", "exec", podB.name, "python3", "-c", Self.serverApp], waitForLine: true))
-                try #require(processes[0].firstLine == "READY", "server app: \(processes[0].firstLine)")
+                // The server app in pod B on 8080 (a mesh port), and another app on 9090, a port no config names.
+                for (port, name) in [(8080, "served-by-pod-b"), (9090, "other-app")] {
+                    let app = try await BackgroundProcess.start(
+                        "ip", ["netns", "exec", podB.name, "python3", "-c", Self.serverApp, "\(port)", name])
+                    processes.append(app)
+                    try #require(app.firstLine == "READY", "server app: \(app.firstLine)")
+                }
                 for (pod, name) in [(podA, "a"), (podB, "b")] {
                     processes.append(
                         try await BackgroundProcess.start(
@@ -69,6 +71,9 @@ struct CaptureTwoPodTests {
                 // The client app in pod A: plain HTTP to the ClusterIP, no proxy configured, Host names no service.
                 let answer = try await podA.fetch("http://\(Self.clusterIP)/hello/\(marker)", host: "elsewhere.example")
                 #expect(answer == "200 served-by-pod-b path=/hello/\(marker)", "\(answer)")
+                // Pod B's IP and port directly (a mesh endpoint in A's config): TCP to it, in mTLS too.
+                let direct = try await podA.fetch("http://10.77.0.2:8080/direct/\(marker)")
+                #expect(direct == "200 served-by-pod-b path=/direct/\(marker)", "\(direct)")
 
                 let metricsA = try await podA.fetch("http://127.0.0.1:15000/metrics")
                 let outbound = prometheusValues(
@@ -81,7 +86,7 @@ struct CaptureTwoPodTests {
                 #expect((accepted.first ?? 0) >= 1, "\(metricsB)")
                 let inbound = prometheusValues(
                     metricsB, "weft_proxy_requests_total", ["direction=\"inbound\"", "response_class=\"2xx\""])
-                #expect(inbound == [1], "\(metricsB)")
+                #expect(inbound == [2], "\(metricsB)")
 
                 // Stop the capture once it holds packets (tcpdump writes each at once: --immediate-mode, -U), then
                 // read what crossed the veth.
@@ -97,6 +102,25 @@ struct CaptureTwoPodTests {
                 // A TLS handshake record (0x16 0x03 0x01|0x03) and application data records (0x17 0x03 0x03).
                 #expect(Self.contains(bytes, [0x16, 0x03, 0x01]) || Self.contains(bytes, [0x16, 0x03, 0x03]))
                 #expect(Self.contains(bytes, [0x17, 0x03, 0x03]), "no TLS application data on the veth")
+
+                // A destination the mesh does not know passes through as plain TCP (A's default), and B delivers a
+                // port its config does not list to the app on that port.
+                let passthrough = try await podA.fetch("http://10.77.0.2:9090/plain")
+                #expect(passthrough == "200 other-app path=/plain", "\(passthrough)")
+                // With `outboundUnknown: refuse` (the file is watched), the same call is closed.
+                var refusing = try Self.clientConfig()
+                refusing.outboundUnknown = .refuse
+                refusing = try refusing.versioned()
+                try refusing.encoded().write(to: URL(fileURLWithPath: "\(directory)/a.json"))
+                try await eventually {
+                    try await podA.fetch("http://127.0.0.1:15000/ready").contains(refusing.version)
+                }
+                let refused = try await podA.fetch("http://10.77.0.2:9090/plain")
+                #expect(refused.hasPrefix("000"), "\(refused)")
+                let rejected = prometheusValues(
+                    try await podA.fetch("http://127.0.0.1:15000/metrics"), "weft_proxy_tcp_rejected_total",
+                    ["direction=\"outbound\""])
+                #expect(rejected == [1])
             }
         }
     }
@@ -105,11 +129,11 @@ struct CaptureTwoPodTests {
         import http.server, sys
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                body = ("served-by-pod-b path=%s" % self.path).encode()
+                body = ("%s path=%s" % (sys.argv[2], self.path)).encode()
                 self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers()
                 self.wfile.write(body)
             def log_message(self, *args): pass
-        server = http.server.HTTPServer(("0.0.0.0", 8080), Handler)
+        server = http.server.HTTPServer(("0.0.0.0", int(sys.argv[1])), Handler)
         print("READY", flush=True)
         server.serve_forever()
         """
