@@ -299,6 +299,7 @@ let package = Package(
             name: "WeftProxyTests",
             dependencies: [
                 "WeftProxy", "ProxyConfig", "WeftController", "WeftCompiler", "WeftIdentity", "WeftPush", "WeftTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

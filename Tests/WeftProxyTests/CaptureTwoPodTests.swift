@@ -126,7 +126,7 @@ struct CaptureTwoPodTests {
     }
 
     static let serverApp = """
-        import http.server, sys
+        sys = __import__("sys"); http = __import__("http.server")
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 body = ("%s path=%s" % (sys.argv[2], self.path)).encode()
@@ -239,7 +239,7 @@ extension CaptureNamespace {
     /// when it fails.
     func fetch(_ url: String, host: String? = nil) async throws -> String {
         let script = """
-            import sys, urllib.request
+            sys = __import__("sys"); urllib = __import__("urllib.request")
             request = urllib.request.Request(sys.argv[1])
             if len(sys.argv) > 2: request.add_header("Host", sys.argv[2])
             try:
