@@ -33,30 +33,32 @@ public final class AdmissionWebhookServer: Service {
 
     public func run() async throws {
         let tls = self.tls
+        // The classic initializer with an `AcceptQueue`, not the async `bind`: see `CancellationSafeServing`.
+        let queue = AcceptQueue<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: self.host, port: self.port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         NIOSSLServerHandler(context: tls.connectionContext()))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
-                }
-            }
-        let bound = server.channel.localAddress?.port ?? self.port
-        self.boundPort.withLock { $0 = bound }
-        self.logger.info("webhook listening", metadata: ["webhook.port": "\(bound)"])
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await cancelWhenGracefulShutdown { await self.serve(connection) } }
+                    try queue.admit {
+                        try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                            wrappingChannelSynchronously: channel)
                     }
                 }
             }
+            .bind(host: self.host, port: self.port).get()
+        let bound = server.localAddress?.port ?? self.port
+        self.boundPort.withLock { $0 = bound }
+        self.logger.info("webhook listening", metadata: ["webhook.port": "\(bound)"])
+        await withGracefulShutdownHandler {
+            await CancellationSafeServing.serve(listener: server, queue: queue) { connection in
+                await cancelWhenGracefulShutdown { await self.serve(connection) }
+            }
         } onGracefulShutdown: {
-            server.channel.close(promise: nil)
+            queue.finish()
+            server.close(promise: nil)
         }
     }
 

@@ -5,6 +5,7 @@ import Metrics
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import WeftHTTP
 import WeftIdentity
 import WeftPush
 
@@ -78,9 +79,17 @@ public final class ConfigPushServer: Service {
     ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                try await withGracefulShutdownHandler {
-                    try await server.serve()
-                } onGracefulShutdown: {
+                // grpc-swift's accept loop must not be cancelled while a proxy connects (NIO traps on a
+                // connection dropped unserved: see `CancellationSafeServing`): cancellation is a graceful
+                // shutdown, forced only if that has not finished 5 s later.
+                try await CancellationSafeServing.shielded {
+                    try await withGracefulShutdownHandler {
+                        try await server.serve()
+                    } onGracefulShutdown: {
+                        self.hub.closeAll()
+                        server.beginGracefulShutdown()
+                    }
+                } onCancel: {
                     self.hub.closeAll()
                     server.beginGracefulShutdown()
                 }

@@ -42,29 +42,31 @@ public final class EndpointServer: Service {
     public var listeningPort: Int? { self.boundPort.withLock { $0 } }
 
     public func run() async throws {
+        // The classic initializer with an `AcceptQueue`, not the async `bind`: see `CancellationSafeServing`.
+        let queue = AcceptQueue<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>>()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: self.host, port: self.port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
-                }
-            }
-        let bound = server.channel.localAddress?.port ?? self.port
-        self.boundPort.withLock { $0 = bound }
-        self.logger.info("listening", metadata: ["http.port": "\(bound)"])
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        // Kept-alive connections (a Prometheus scraper's) must not hold a shutdown up.
-                        group.addTask { try? await cancelWhenGracefulShutdown { await self.serve(connection) } }
+                    try queue.admit {
+                        try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
+                            wrappingChannelSynchronously: channel)
                     }
                 }
             }
+            .bind(host: self.host, port: self.port).get()
+        let bound = server.localAddress?.port ?? self.port
+        self.boundPort.withLock { $0 = bound }
+        self.logger.info("listening", metadata: ["http.port": "\(bound)"])
+        await withGracefulShutdownHandler {
+            await CancellationSafeServing.serve(listener: server, queue: queue) { connection in
+                // Kept-alive connections (a Prometheus scraper's) must not hold a shutdown up.
+                try? await cancelWhenGracefulShutdown { await self.serve(connection) }
+            }
         } onGracefulShutdown: {
-            server.channel.close(promise: nil)
+            queue.finish()
+            server.close(promise: nil)
         }
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import KubeModel
-import Synchronization
 import Testing
 import WeftCompiler
 import WeftManifests
@@ -137,34 +136,6 @@ struct ProcessResult: Sendable {
 
 /// Runs a command to completion off the cooperative pool, reading both pipes at once so that neither fills.
 func runProcess(_ arguments: [String]) async throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let stdout = Pipe()
-    let stderr = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    return await withCheckedContinuation { continuation in
-        let group = DispatchGroup()
-        let errors = ErrorOutput()
-        DispatchQueue.global().async(group: group) {
-            let data = stderr.fileHandleForReading.readDataToEndOfFile()
-            errors.data.withLock { $0 = data }
-        }
-        DispatchQueue.global().async {
-            let out = stdout.fileHandleForReading.readDataToEndOfFile()
-            group.wait()
-            process.waitUntilExit()
-            continuation.resume(
-                returning: ProcessResult(
-                    status: process.terminationStatus, stdout: out,
-                    stderr: String(decoding: errors.data.withLock { $0 }, as: UTF8.self)))
-        }
-    }
-}
-
-private final class ErrorOutput: Sendable {
-    let data = Mutex(Data())
+    let result = try await ChildProcess.run(arguments)
+    return ProcessResult(status: result.status, stdout: result.stdout, stderr: result.stderrText)
 }

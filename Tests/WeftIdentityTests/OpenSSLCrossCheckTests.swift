@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Testing
 import WeftIdentity
+import WeftTesting
 
 /// The real `openssl` binary reads and verifies what the CA issues.
 @Suite struct OpenSSLCrossCheckTests {
@@ -88,22 +89,8 @@ final class TemporaryDirectory {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-/// Runs `tool` (looked up on PATH) to completion and returns its exit status and combined output. It waits on a
-/// Dispatch thread, not on one of the few threads of Swift's cooperative pool, which other suites need.
+/// Runs `tool` (looked up on PATH) to completion and returns its exit status and combined output.
 func runProcess(_ tool: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [tool] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
-        DispatchQueue.global().async {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            continuation.resume(returning: data)
-        }
-    }
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let result = try await ChildProcess.run([tool] + arguments, mergeStandardError: true)
+    return (result.status, result.stdoutText)
 }

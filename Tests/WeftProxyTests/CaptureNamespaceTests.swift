@@ -80,9 +80,12 @@ struct CaptureNamespace {
     static let unavailableReason: String? = {
         guard getuid() == 0 else { return "capture tests need root (ip netns, iptables); not root" }
         let name = "weft-probe-\(getpid())"
-        defer { _ = Self.runSync(["ip", "netns", "del", name]) }
-        guard Self.runSync(["ip", "netns", "add", name]) == 0 else { return "ip netns add failed (no netns support)" }
-        guard Self.runSync(["ip", "netns", "exec", name, "iptables", "-t", "nat", "-L", "-n"]) == 0 else {
+        defer { _ = Self.runSync(["timeout", "20", "ip", "netns", "del", name]) }
+        guard Self.runSync(["timeout", "20", "ip", "netns", "add", name]) == 0 else {
+            return "ip netns add failed (no netns support)"
+        }
+        guard Self.runSync(["timeout", "20", "ip", "netns", "exec", name, "iptables", "-t", "nat", "-L", "-n"]) == 0
+        else {
             return "iptables is missing or the kernel refuses a nat table in a new namespace"
         }
         return nil

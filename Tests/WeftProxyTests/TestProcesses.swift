@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
+import WeftTesting
 
 /// The package's root directory (tests run from anywhere).
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -15,31 +16,10 @@ struct ProcessResult: Sendable {
     var stderr: String
 }
 
-/// Runs `arguments` (looked up in PATH) to completion, killing it after `timeout`.
+/// Runs `arguments` (looked up in PATH) to completion, killing it (and its process group) after `timeout`.
 func runProcess(_ arguments: [String], timeout: Duration = .seconds(20)) async throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let stdout = Pipe()
-    let stderr = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    try process.run()
-    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) {
-        [process] in
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-    return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            let out = stdout.fileHandleForReading.readDataToEndOfFile()
-            let err = stderr.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            continuation.resume(
-                returning: ProcessResult(
-                    status: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                    stderr: String(decoding: err, as: UTF8.self)))
-        }
-    }
+    let result = try await ChildProcess.run(arguments, timeout: timeout)
+    return ProcessResult(status: result.status, stdout: result.stdoutText, stderr: result.stderrText)
 }
 
 /// A long-running helper process (a gRPC server, the proxy binary) that prints a first line when ready.
