@@ -1,5 +1,6 @@
 import Logging
 import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 import WeftHTTP
 
@@ -58,21 +59,30 @@ public final class AdminServer: Service {
 }
 
 /// The status port (`--status-port`, 15020 in an injected pod, on all addresses so that the kubelet reaches it):
-/// `/healthz/ready`, 200 once a config is loaded, else 503. It is the injected sidecar's startup and readiness
-/// probe.
+/// `/healthz/ready`, 200 once a config is loaded, else 503 (the injected sidecar's startup and readiness probe);
+/// and `/app-health/<container>/<probe>`, the app's own HTTP probes run from the proxy (``AppProbes``).
 public final class StatusServer: Service {
     private let server: EndpointServer
 
-    public init(host: String = "0.0.0.0", port: Int, store: ProxyStateStore, logger: Logger) {
+    public init(
+        host: String = "0.0.0.0", port: Int, store: ProxyStateStore, probes: AppProbes = AppProbes(),
+        logger: Logger
+    ) {
         self.server = EndpointServer(host: host, port: port, logger: logger) { request in
-            switch request.path {
+            let path = request.path
+            if path.hasPrefix("/app-health/") {
+                let eventLoop = MultiThreadedEventLoopGroup.singleton.any()
+                return await probes.run(path, on: eventLoop)
+                    ?? EndpointServer.Response(.notFound, "no app probe at \(path)\n")
+            }
+            switch path {
             case "/healthz/ready":
                 guard let state = store.current else {
                     return EndpointServer.Response(.serviceUnavailable, "not ready: no config loaded\n")
                 }
                 return EndpointServer.Response(.ok, "ready: config \(state.config.version)\n")
             default:
-                return EndpointServer.Response(.notFound, "no such path: \(request.path); try /healthz/ready\n")
+                return EndpointServer.Response(.notFound, "no such path: \(path); try /healthz/ready\n")
             }
         }
     }

@@ -48,7 +48,8 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(
         help: """
             Status port on all addresses (0.0.0.0): /healthz/ready, 200 once a config is loaded (the injected \
-            sidecar's startup and readiness probe). Default: off.
+            sidecar's startup and readiness probe), and /app-health/<container>/<probe>, the app's HTTP probes \
+            that the injector rewrote, run from the proxy (their originals in WEFT_APP_PROBES). Default: off.
             """)
     var statusPort: Int?
 
@@ -140,6 +141,17 @@ struct WeftProxyCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "weft.proxy")
 
+        // The app's probes, which the injector moved to the status port: a value the proxy cannot use stops it
+        // here, with the field, rather than failing the kubelet's probes one by one.
+        let appProbes: AppProbes
+        do {
+            appProbes =
+                try ProcessInfo.processInfo.environment[AppProbes.environmentVariable].map {
+                    try AppProbes(json: $0)
+                } ?? AppProbes()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let threads = max(1, self.concurrency ?? System.coreCount)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let store = ProxyStateStore()
@@ -260,7 +272,8 @@ struct WeftProxyCommand: AsyncParsableCommand {
         var services: [any Service] = sources + [outbound, inbound, admin]
         if let statusPort = self.statusPort {
             services.append(
-                StatusServer(port: statusPort, store: store, logger: Logger(label: "weft.proxy.status")))
+                StatusServer(
+                    port: statusPort, store: store, probes: appProbes, logger: Logger(label: "weft.proxy.status")))
         }
         if let identitySource {
             services.append(identitySource)

@@ -6,8 +6,10 @@ import ArgumentParser
 struct WeftProxyMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft-proxy",
-        abstract: "The Weft sidecar proxy (run, the default) and its traffic capture setup (init).",
-        subcommands: [WeftProxyCommand.self, InitCommand.self],
+        abstract:
+            "The Weft sidecar proxy (run, the default), its traffic capture setup (init) and the classic sidecar's "
+            + "readiness hold (wait).",
+        subcommands: [WeftProxyCommand.self, InitCommand.self, WaitCommand.self],
         defaultSubcommand: WeftProxyCommand.self
     )
 }

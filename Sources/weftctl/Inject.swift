@@ -35,6 +35,11 @@ struct Inject: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Native sidecar (Kubernetes 1.29+); --no-native-sidecars: classic.")
     var nativeSidecars: Bool = true
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Transparent capture (the weft-init container, app probes via the status port); --no-capture: none.")
+    var capture: Bool = true
+
     func validate() throws {
         guard ["yaml", "json"].contains(self.output) else {
             throw ValidationError("-o must be yaml or json, got \(self.output)")
@@ -65,7 +70,7 @@ struct Inject: ParsableCommand {
             Self.fail("\(self.filename): \(error)")
         }
         let settings = InjectionSettings(
-            proxyImage: self.proxyImage, nativeSidecars: self.nativeSidecars,
+            proxyImage: self.proxyImage, nativeSidecars: self.nativeSidecars, capture: self.capture,
             controllerAddress: "weft-controller.\(self.controllerNamespace).svc:15012", trustDomain: self.trustDomain,
             rootNamespace: self.controllerNamespace)
         var out: [JSONValue] = []

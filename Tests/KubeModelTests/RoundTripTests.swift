@@ -104,8 +104,10 @@ struct RoundTripTests {
         let web = spec.containers[0]
         #expect(
             web.unknownFields.keys.sorted() == [
-                "envFrom", "lifecycle", "terminationMessagePath", "terminationMessagePolicy",
+                "envFrom", "terminationMessagePath", "terminationMessagePolicy",
             ])
+        // Modelled (the injector writes a postStart hook), kept as it came.
+        #expect(web.lifecycle == ["preStop": ["exec": ["command": ["sleep", "5"]]]])
         #expect(web.ports?[0].containerPort == 8080)
         #expect(web.ports?[0].unknownFields == ["hostIP": "0.0.0.0"])
         #expect(web.env?[0].valueFrom == ["fieldRef": ["apiVersion": "v1", "fieldPath": "metadata.name"]])

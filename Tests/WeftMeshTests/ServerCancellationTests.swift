@@ -16,9 +16,14 @@ struct ServerCancellationTests {
     static let rounds = 30
 
     @Test func endpointServer() async throws {
-        for _ in 0..<Self.rounds {
-            let server = EndpointServer(host: "127.0.0.1", port: 0, logger: Self.logger) { _ in .init(.ok, "ok") }
-            try await Self.cancelWhileConnecting(run: { try await server.run() }, port: { server.listeningPort })
+        for round in 0..<Self.rounds {
+            // Each round's server answers with its own token, so that a listener another test opened on the
+            // freed port (tests run in parallel and ports are ephemeral) is not taken for a leaked one.
+            let token = "round-\(round)-\(UInt64.random(in: 0...UInt64.max))"
+            let server = EndpointServer(host: "127.0.0.1", port: 0, logger: Self.logger) { _ in .init(.ok, token) }
+            try await Self.cancelWhileConnecting(
+                run: { try await server.run() }, port: { server.listeningPort },
+                stillServes: { port in await Self.httpBody(port, within: .seconds(5))?.contains(token) == true })
         }
     }
 
@@ -26,14 +31,17 @@ struct ServerCancellationTests {
         for _ in 0..<Self.rounds {
             let server = ConfigPushServer(
                 host: "127.0.0.1", port: 0, hub: PushHub(logger: Self.logger), logger: Self.logger)
-            try await Self.cancelWhileConnecting(run: { try await server.run() }, port: { server.listeningPort })
+            try await Self.cancelWhileConnecting(
+                run: { try await server.run() }, port: { server.listeningPort },
+                stillServes: { port in await Self.connectAndClose(port) })
         }
     }
 
     /// Starts `run`, opens connections to its port in bursts and cancels it once the first burst is accepted;
-    /// then the port must refuse connections (the listener is closed, not leaked) and `run` must have ended.
+    /// then `run` must have ended and `stillServes` (whether the server still answers on its port) be false.
     static func cancelWhileConnecting(
-        run: @escaping @Sendable () async throws -> Void, port: @escaping @Sendable () -> Int?
+        run: @escaping @Sendable () async throws -> Void, port: @escaping @Sendable () -> Int?,
+        stillServes: @Sendable (Int) async -> Bool
     ) async throws {
         let ended = try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
@@ -60,7 +68,42 @@ struct ServerCancellationTests {
             return serverEnded
         }
         #expect(ended)
-        #expect(await Self.connectAndClose(try #require(port())) == false, "the listener outlived its server")
+        #expect(await stillServes(try #require(port())) == false, "the listener outlived its server")
+    }
+
+    /// The response to `GET /` on 127.0.0.1:`port` (head and body), or nil when no connection opened or no
+    /// answer ended `within` (a stranger's listener may never answer).
+    static func httpBody(_ port: Int, within limit: Duration) async -> String? {
+        await withTaskGroup(of: String?.self) { group in
+            group.addTask { await Self.httpBody(port) }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    static func httpBody(_ port: Int) async -> String? {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(2))
+                .connect(host: "127.0.0.1", port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            return try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+                var text = ""
+                for try await chunk in inbound { text += String(buffer: chunk) }
+                return text
+            }
+        } catch {
+            return nil
+        }
     }
 
     /// Whether a TCP connection to 127.0.0.1:`port` opened (it is closed at once).

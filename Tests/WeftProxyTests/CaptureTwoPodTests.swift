@@ -44,6 +44,8 @@ struct CaptureTwoPodTests {
                     try #require(app.firstLine == "READY", "server app: \(app.firstLine)")
                 }
                 for (pod, name) in [(podA, "a"), (podB, "b")] {
+                    // B also serves the status port, with its app's readiness probe as the injector rewrites it.
+                    let status = name == "b" ? ["--status-port", "15020"] : []
                     processes.append(
                         try await BackgroundProcess.start(
                             "ip",
@@ -52,7 +54,11 @@ struct CaptureTwoPodTests {
                                 ProxyBinaryTests.binary, "--config", "\(directory)/\(name).json", "--listen", "0.0.0.0",
                                 "--concurrency", "1", "--tls-cert", "\(directory)/\(name).crt", "--tls-key",
                                 "\(directory)/\(name).key", "--trust-bundle", "\(directory)/ca.crt",
-                            ], waitForLine: false))
+                            ] + status, waitForLine: false,
+                            environment: [
+                                "WEFT_APP_PROBES":
+                                    #"{"/app-health/app/readyz": {"httpGet": {"path": "/ready", "port": 8080}}}"#
+                            ]))
                 }
                 for pod in [podA, podB] {
                     try await eventually { try await pod.fetch("http://127.0.0.1:15000/ready").hasPrefix("200") }
@@ -74,6 +80,11 @@ struct CaptureTwoPodTests {
                 // Pod B's IP and port directly (a mesh endpoint in A's config): TCP to it, in mTLS too.
                 let direct = try await podA.fetch("http://10.77.0.2:8080/direct/\(marker)")
                 #expect(direct == "200 served-by-pod-b path=/direct/\(marker)", "\(direct)")
+
+                // The kubelet's probe of B's app, rewritten to B's status port (which capture leaves alone): the
+                // proxy runs it against the app, whose own port only takes mTLS from outside the pod.
+                let probe = try await podA.fetch("http://10.77.0.2:15020/app-health/app/readyz")
+                #expect(probe.hasPrefix("200 app probe: HTTP 200"), "\(probe)")
 
                 let metricsA = try await podA.fetch("http://127.0.0.1:15000/metrics")
                 let outbound = prometheusValues(

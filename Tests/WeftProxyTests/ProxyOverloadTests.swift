@@ -31,7 +31,11 @@ struct ProxyOverloadTests {
     // MARK: Connections
 
     @Test func connectionsPastTheCapAreRefusedOnBothListeners() async throws {
-        let limits = ProxyLimits(maxDownstreamConnections: 2)
+        // The two held connections send nothing: with no config the proxy closes a silent connection after
+        // `headerTimeout` (10 s by default; `detectTimeout` on a `detect` port). Once, on a machine loaded by a
+        // parallel build, the test outlived that: both were closed, `openConnections` 0 and "Already closed".
+        let limits = ProxyLimits(
+            headerTimeout: .seconds(300), detectTimeout: .seconds(300), maxDownstreamConnections: 2)
         try await ProxyHarness.withProxy(config: nil, limits: limits) { proxy in
             let first = try await Self.connect(proxy.outboundPort)
             let second = try await Self.connect(proxy.inboundPort)

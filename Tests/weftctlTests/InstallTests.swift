@@ -90,7 +90,11 @@ struct InjectTests {
         let items = try #require(list["items"]?.arrayValue)
         #expect(items.count == 3)
         let template = items[0]["spec"]?["template"]?["spec"]
-        #expect(template?["initContainers"]?.arrayValue?.first?["name"] == .string("weft-proxy"))
+        // Capture is on by default: weft-init, then the proxy (native sidecar).
+        #expect(
+            template?["initContainers"]?.arrayValue?.map { $0["name"] } == [
+                .string("weft-init"), .string("weft-proxy"),
+            ])
         #expect(template?["containers"]?.arrayValue?.first?["name"] == .string("app"))
         #expect(
             items[1]
@@ -98,7 +102,10 @@ struct InjectTests {
                     #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"catalog","namespace":"shop"},"spec":{"ports":[{"port":80}]}}"#
                 )))
         let inner = try #require(items[2]["items"]?.arrayValue)
-        #expect(inner[0]["spec"]?["initContainers"]?.arrayValue?.first?["name"] == .string("weft-proxy"))
+        #expect(
+            inner[0]["spec"]?["initContainers"]?.arrayValue?.map { $0["name"] } == [
+                .string("weft-init"), .string("weft-proxy"),
+            ])
         #expect(inner[1]["spec"]?["template"]?["spec"]?["initContainers"] == nil)
         #expect(run.stderr.contains("Job once: not injected"))
     }
@@ -121,6 +128,22 @@ struct InjectTests {
         let proxy = items[0]["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first
         #expect(proxy?["name"] == .string("weft-proxy"))
         #expect(proxy?["image"] == .string("r/p:2"))
+        // The app is held until the proxy is ready by the proxy's postStart hook.
+        #expect(
+            proxy?["lifecycle"]?["postStart"]?["exec"]?["command"]?.arrayValue?.prefix(2).map { $0 } == [
+                "weft-proxy", "wait",
+            ])
+    }
+
+    @Test("--no-capture: no weft-init, the proxy on loopback, the app's probes untouched")
+    func noCapture() async throws {
+        let run = try await weftctl(stdin: twoWorkloads, "inject", "-f", "-", "-o", "json", "--no-capture")
+        #expect(run.status == 0, "\(run.stderr)")
+        let items = try #require(try json(run.stdout)["items"]?.arrayValue)
+        let template = items[0]["spec"]?["template"]?["spec"]
+        #expect(template?["initContainers"]?.arrayValue?.map { $0["name"] } == [.string("weft-proxy")])
+        let arguments = template?["initContainers"]?.arrayValue?.first?["args"]?.arrayValue ?? []
+        #expect(!arguments.contains("--listen"))
     }
 
     @Test("broken YAML and a malformed annotation: exit 1 with the reason; a missing file too")

@@ -57,6 +57,8 @@ extension core.v1 {
         public var readinessProbe: Probe?
         public var startupProbe: Probe?
         public var securityContext: SecurityContext?
+        /// `postStart` and `preStop` hooks, kept as they came.
+        public var lifecycle: JSONValue?
         /// `Always` on an init container makes it a native sidecar (Kubernetes 1.29+).
         public var restartPolicy: String?
 

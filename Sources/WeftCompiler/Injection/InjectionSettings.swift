@@ -10,8 +10,8 @@ public struct InjectionSettings: Codable, Hashable, Sendable {
     /// Native sidecar (an initContainers entry with `restartPolicy: Always`, Kubernetes 1.29+); false puts the
     /// proxy first in `containers` (the classic sidecar, for older clusters).
     public var nativeSidecars: Bool
-    /// Transparent capture: the `weft-init` init container redirects the pod's traffic to the proxy, and HTTP
-    /// probes of the app are rewritten to go through the proxy's status port.
+    /// Transparent capture (on by default): the `weft-init` init container redirects the pod's traffic to the
+    /// proxy, and HTTP probes of the app are rewritten to go through the proxy's status port (`/app-health/`).
     public var capture: Bool
     /// The controller's push and CA address, HOST:PORT.
     public var controllerAddress: String
@@ -36,7 +36,7 @@ public struct InjectionSettings: Codable, Hashable, Sendable {
 
     public init(
         proxyImage: String = "ghcr.io/weft-mesh/weft-proxy:dev", imagePullPolicy: String? = nil,
-        nativeSidecars: Bool = true, capture: Bool = false,
+        nativeSidecars: Bool = true, capture: Bool = true,
         controllerAddress: String = "weft-controller.weft-system.svc:15012", trustDomain: String = "cluster.local",
         rootNamespace: String = weft.v1alpha1.rootNamespace, caBundleConfigMap: String = "weft-ca-root",
         proxyCPU: String = "100m", proxyMemory: String = "128Mi", outboundPort: Int = 15001,

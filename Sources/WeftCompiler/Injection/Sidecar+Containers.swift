@@ -64,7 +64,23 @@ extension Sidecar {
         security.readOnlyRootFilesystem = true
         security.capabilities = core.v1.Capabilities(drop: ["ALL"])
         proxy.securityContext = security
-        if self.settings.nativeSidecars { proxy.restartPolicy = "Always" }
+        if self.settings.nativeSidecars {
+            proxy.restartPolicy = "Always"
+        } else {
+            // Classic sidecar: first in `containers`, and the kubelet waits for its postStart hook before it
+            // starts the next container, so the app starts once the proxy is ready (as the startup probe makes
+            // a native sidecar do).
+            proxy.lifecycle = [
+                "postStart": [
+                    "exec": [
+                        "command": [
+                            "weft-proxy", "wait", "--status-port", .string(String(self.settings.statusPort)),
+                            "--timeout", "120",
+                        ]
+                    ]
+                ]
+            ]
+        }
         return proxy
     }
 
