@@ -175,11 +175,15 @@ let package = Package(
         .executableTarget(
             name: "weftctl",
             dependencies: [
-                "KubeModel", "ProxyConfig", "WeftCompiler", "WeftManifests",
+                "KubeModel", "ProxyConfig", "WeftAPI", "WeftCompiler", "WeftManifests",
                 // `weftctl demo` runs the controller, the proxies and the demo's apps in its own process.
                 "WeftController", "WeftProxy", "WeftHTTP", "WeftIdentity",
+                // `weftctl check` and `weftctl analyze` without -f read the cluster.
+                "KubeClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -299,7 +303,8 @@ let package = Package(
         .testTarget(
             name: "WeftProxyTests",
             dependencies: [
-                "WeftProxy", "ProxyConfig", "WeftController", "WeftCompiler", "WeftIdentity", "WeftPush", "WeftTesting",
+                "WeftProxy", "ProxyConfig", "ProxyCore", "WeftController", "WeftCompiler", "WeftIdentity", "WeftPush",
+                "WeftTesting", "WeftHTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -82,16 +82,18 @@ func requestTarget(_ head: HTTPRequestHead) -> (authority: String, path: String)
 }
 
 /// The forwarded request head: origin-form path, hop-by-hop fields removed (and `x-weft-inbound-port`, which
-/// never leaves the proxy), framed by the proxy (`envelope.framing`), `x-forwarded-proto`, and a `traceparent`
-/// when the client sent none. An `Expect: 100-continue` the proxy answers itself is not forwarded.
+/// never leaves the proxy), framed by the proxy (`envelope.framing`), `x-forwarded-for`/`-proto` and
+/// `x-request-id` by `ForwardedHeaders`' rules, and a `traceparent` when the client sent none. An
+/// `Expect: 100-continue` the proxy answers itself is not forwarded.
 private func upstreamHead<Random: RandomSource>(
-    _ head: HTTPRequestHead, path: String, authority: String, envelope: RequestEnvelope, random: inout Random
+    _ head: HTTPRequestHead, path: String, authority: String, envelope: RequestEnvelope,
+    origin: ForwardedHeaders.Origin, random: inout Random
 ) -> HTTPRequestHead {
     var headers = head.headers.withoutHopByHop(
         request: true, upgrade: envelope.upgrade, also: envelope.expectsContinue ? "expect" : nil)
     headers.remove(name: InboundPortHeader.name)
     headers.replaceOrAdd(name: "host", value: authority)
-    headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+    ForwardedHeaders.apply(to: &headers, origin: origin, random: &random)
     if !headers.contains(name: "traceparent") {
         headers.add(name: "traceparent", value: newTraceparent(using: &random))
     }
@@ -192,7 +194,7 @@ extension ProxyState {
         let newPath = forward.rewrite.map { rewrittenPath(path, matched: match.requestMatch, rewrite: $0) } ?? path
         var upstream = upstreamHead(
             head, path: newPath, authority: forward.rewrite?.authority ?? authority, envelope: envelope,
-            random: &runtime.random)
+            origin: .outbound, random: &runtime.random)
         upstream.headers.apply(forward.requestHeaders)
         upstream.headers.apply(backend.requestHeaders)
         var delay: TimeAmount?
@@ -278,7 +280,9 @@ extension ProxyState {
                 return .respond(status: 403, reason: .rbacDenied, location: nil)
             }
         }
-        let upstream = upstreamHead(head, path: path, authority: authority, envelope: envelope, random: &runtime.random)
+        let upstream = upstreamHead(
+            head, path: path, authority: authority, envelope: envelope,
+            origin: .inbound(remote: remoteAddress, meshPeer: peer != nil), random: &runtime.random)
         let target = UpstreamTarget(
             host: "127.0.0.1", port: inbound.appPort,
             protocolKind: upstreamProtocol(inbound.protocol, downstream: head.version),

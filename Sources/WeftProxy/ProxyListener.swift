@@ -5,13 +5,22 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A proxy listener (outbound or inbound): each connection starts with a `DownstreamGuard` that detects
 /// HTTP/1.1, h2c or opaque TCP. The request path runs entirely in channel handlers on the
 /// connection's event loop; this `Service` only binds, and on graceful shutdown stops accepting, lets each
 /// connection finish its in-flight request (`ChannelShouldQuiesceEvent`), and closes what is left after
 /// `drainTimeout`.
 public final class ProxyListener: Service {
-    private let host: String
+    struct ProxyListenerError: Error, CustomStringConvertible {
+        var message: String
+        var description: String { self.message }
+    }
+
+    private let hosts: [String]
     private let port: Int
     private let shared: ProxyListenerContext
     private let group: any EventLoopGroup
@@ -22,6 +31,7 @@ public final class ProxyListener: Service {
     private let boundPort = Mutex<Int?>(nil)
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
+    /// - Parameter host: The address to bind, or several separated by commas (`0.0.0.0,::`: both families).
     public init(
         direction: ProxyDirection, host: String = "127.0.0.1", port: Int, store: ProxyStateStore,
         metrics: ProxyMetrics, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -30,7 +40,7 @@ public final class ProxyListener: Service {
         proxyPorts: Set<Int> = [], logger: Logger
     ) {
         self.proxyPorts = proxyPorts
-        self.host = host
+        self.hosts = host.split(separator: ",").map { String($0.filter { !$0.isWhitespace }) }.filter { !$0.isEmpty }
         self.port = port
         self.shared = ProxyListenerContext(
             direction: direction, store: store, metrics: metrics, runtimes: ClusterRuntimes(group: group),
@@ -46,7 +56,7 @@ public final class ProxyListener: Service {
 
     public func run() async throws {
         let shared = self.shared
-        let server = try await ServerBootstrap(group: self.group)
+        let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -67,26 +77,63 @@ public final class ProxyListener: Service {
                     try channel.pipeline.syncOperations.addHandler(DownstreamGuard(connection))
                 }
             }
-            .bind(host: self.host, port: self.port).get()
-        self.boundPort.withLock { $0 = server.localAddress?.port }
+        let servers = try await self.bind(bootstrap)
+        self.boundPort.withLock { $0 = servers.first?.localAddress?.port }
         shared.metrics.lifecycle.listener(shared.direction, bound: true)
         defer { shared.metrics.lifecycle.listener(shared.direction, bound: false) }
         self.logger.info(
             "listening",
             metadata: [
                 "proxy.direction": "\(shared.direction.rawValue)",
-                "proxy.port": "\(server.localAddress?.port ?? self.port)",
+                "proxy.port": "\(servers.first?.localAddress?.port ?? self.port)",
+                "proxy.addresses": "\(servers.compactMap { $0.localAddress?.ipAddress })",
             ])
+        let closeAll: @Sendable () -> Void = { for server in servers { server.close(promise: nil) } }
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
-                try? await server.closeFuture.get()
+                for server in servers { try? await server.closeFuture.get() }
             } onGracefulShutdown: {
-                server.close(promise: nil)
+                closeAll()
             }
         } onCancel: {
-            server.close(promise: nil)
+            closeAll()
         }
         await self.drain()
+    }
+
+    /// Binds every address of `hosts` on one port (the first one's, when `port` is 0). An IPv6 address listens
+    /// for IPv6 only (`IPV6_V6ONLY`), so `0.0.0.0` and `::` share the port, each connection in its own family
+    /// (no IPv4-mapped addresses in authorization or `x-forwarded-for`); on a host without IPv6 the IPv6
+    /// addresses are skipped with a warning, as long as one address is bound.
+    private func bind(_ bootstrap: ServerBootstrap) async throws -> [any Channel] {
+        var servers: [any Channel] = []
+        do {
+            for host in self.hosts {
+                let port = servers.first?.localAddress?.port ?? self.port
+                let isIPv6 = host.contains(":")
+                let options =
+                    isIPv6
+                    ? bootstrap.serverChannelOption(
+                        ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1)
+                    : bootstrap
+                do {
+                    servers.append(try await options.bind(host: host, port: port).get())
+                } catch let error as IOError
+                    where isIPv6 && [EAFNOSUPPORT, EADDRNOTAVAIL].contains(error.errnoCode) && self.hosts.count > 1
+                {
+                    self.logger.warning(
+                        "IPv6 is not available: not listening on \(host)",
+                        metadata: ["proxy.direction": "\(self.shared.direction.rawValue)", "error": "\(error)"])
+                }
+            }
+        } catch {
+            for server in servers { try? await server.close() }
+            throw error
+        }
+        guard !servers.isEmpty else {
+            throw ProxyListenerError(message: "no address of \(self.hosts) could be bound")
+        }
+        return servers
     }
 
     private func track(_ channel: any Channel) {

@@ -36,6 +36,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// Incremented per request and per try: callbacks of an older one (timers, connects) are ignored.
     private var ticket = 0
     private var keepAlive = true
+    /// The last response went out with the connection closing: nothing read after it is a request to serve (a
+    /// pipelined request behind a refused one must not be routed, let alone dial an upstream).
+    private var closing = false
     private var version = HTTPVersion.http1_1
     private var requestHead: HTTPRequestHead?
     private var requestEnded = false
@@ -122,6 +125,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     // MARK: Downstream events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.closing else {
+            return
+        }
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             if self.isHTTP2, head.awaitsBodyKnowledge {
@@ -983,6 +989,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             // Flush now: the upstream's read-complete (which flushes) may never come after its release.
             context.writeAndFlush(self.wrapOutboundOut(end), promise: nil)
         } else {
+            self.closing = true
             context.writeAndFlush(self.wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }

@@ -34,7 +34,9 @@ struct RequestEnvelope: Hashable {
     init(_ head: HTTPRequestHead, isHTTP2: Bool, bodyFollows: Bool?, upgradeProtocols: [String]) {
         var codings = 0
         var chunked = false
+        var chunkedAlone = false
         var lengths = 0
+        var hosts = 0
         var length: String?
         var connectionUpgrade = false
         var upgrade: String?
@@ -42,7 +44,14 @@ struct RequestEnvelope: Hashable {
         for field in head.headers {
             if field.name.equalsIgnoringASCIICase("transfer-encoding") {
                 codings += 1
-                chunked = field.value.trimmingHTTPWhitespace().equalsIgnoringASCIICase("chunked")
+                // The last field's last coding decides whether the body is chunked (RFC 9112 §6.1).
+                let value = field.value
+                let comma = value.lastIndex(of: ",")
+                let last = comma.map { value[value.index(after: $0)...] } ?? value[...]
+                chunked = last.trimmingHTTPWhitespace().equalsIgnoringASCIICase("chunked")
+                chunkedAlone = chunked && comma == nil
+            } else if field.name.equalsIgnoringASCIICase("host") {
+                hosts += 1
             } else if field.name.equalsIgnoringASCIICase("content-length") {
                 lengths += 1
                 length = field.value
@@ -62,12 +71,22 @@ struct RequestEnvelope: Hashable {
             self.upgrade = upgrade
         }
         self.refusedUpgrade = !isHTTP2 && connectionUpgrade && upgrade != nil && self.upgrade == nil
-        if head.method == .TRACE {
+        if !isHTTP2, hosts > 1 || (hosts == 0 && head.version == .http1_1) {
+            // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0; a proxy that routes on one and an
+            // upstream that reads the other would disagree on the request's target.
+            self.framing = .invalid(status: 400)
+        } else if head.method == .TRACE {
             // A TRACE has no body (RFC 9110 §9.3.8): whatever the client sends after the head is dropped.
             self.framing = .none
         } else if codings > 0 {
-            // Only `chunked` alone: another coding (or a list) is one the proxy does not implement (RFC 9112 §6.1).
-            self.framing = codings == 1 && chunked && lengths == 0 ? .chunked : .invalid(status: 501)
+            // RFC 9112 §6.1: with Content-Length too, on HTTP/1.0, or when chunked is not the final coding, the body's
+            // end cannot be known: 400. Chunked after other codings (`gzip, chunked`) is framed but carries a coding
+            // the proxy does not implement: 501. Only `chunked` alone is forwarded.
+            if lengths > 0 || !chunked || (!isHTTP2 && head.version.minor == 0) {
+                self.framing = .invalid(status: 400)
+            } else {
+                self.framing = codings == 1 && chunkedAlone ? .chunked : .invalid(status: 501)
+            }
         } else if lengths > 0 {
             if lengths == 1, let length, !length.isEmpty, length.utf8.count <= 18,
                 length.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })

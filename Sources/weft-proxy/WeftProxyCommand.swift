@@ -53,7 +53,12 @@ struct WeftProxyCommand: AsyncParsableCommand {
             """)
     var statusPort: Int?
 
-    @Option(help: "Address the outbound and inbound listeners bind.")
+    @Option(
+        help: """
+            Addresses the outbound and inbound listeners bind, separated by commas: 0.0.0.0,:: takes both \
+            families (IPv6 only on ::, so each connection keeps its own family; skipped with a warning where the \
+            kernel has no IPv6). An injected pod with capture uses 0.0.0.0,::.
+            """)
     var listen: String = "127.0.0.1"
 
     @Option(help: "Event loop threads (default: one per core).")

@@ -6,7 +6,7 @@ struct Weftctl: AsyncParsableCommand {
         commandName: "weftctl",
         abstract: "See and debug what the Weft mesh does.",
         subcommands: [
-            DemoCommand.self, Analyze.self, Compile.self, Inject.self, Install.self, Uninstall.self,
+            DemoCommand.self, Analyze.self, Check.self, Compile.self, Inject.self, Install.self, Uninstall.self,
             ProxyStatusCommand.self,
             ProxyConfigCommand.self,
         ]

@@ -91,8 +91,26 @@ struct AppProbeTests {
 
     /// `weft-proxy wait` (the classic sidecar's postStart hook): exit 1 with the reason while the status port
     /// answers 503, exit 0 once the proxy has a config.
+    ///
+    /// The 503 comes from a responder in NIO channel handlers, not from an in-process `StatusServer`: the
+    /// latter answers from Swift's cooperative pool, which the whole test run keeps busy on two cores, and it
+    /// once took longer than wait's 5 s per attempt (three runs in a row reported "no answer within 5 s").
+    /// `StatusServer`'s own 503 before a config is asserted by the status port tests above.
     @Test func waitReturnsOnceTheProxyIsReady() async throws {
+        let unready = try await TestUpstream.start(name: "unready", status: 503)
+        // (Read before `stop`: a closed listener has no port.)
+        let unreadyPort = unready.port
+        let notReady = try await runProcess([
+            ProxyBinaryTests.binary, "wait", "--status-port", "\(unreadyPort)", "--timeout", "1", "--interval-ms",
+            "100",
+        ])
+        await unready.stop()
+        #expect(notReady.status == 1)
+        #expect(
+            notReady.stderr.contains("not ready after 1 s on 127.0.0.1:\(unreadyPort): HTTP 503"), "\(notReady)")
+
         let store = ProxyStateStore()
+        store.replace(with: try ProxyState(config: TestConfig.config(outbound: [], clusters: []), json: nil))
         let server = StatusServer(host: "127.0.0.1", port: 0, store: store, logger: Self.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
@@ -103,13 +121,9 @@ struct AppProbeTests {
                 return port != nil
             }
             let bound = try #require(port)
-            let notReady = try await runProcess([
-                ProxyBinaryTests.binary, "wait", "--status-port", "\(bound)", "--timeout", "1", "--interval-ms", "100",
-            ])
-            #expect(notReady.status == 1)
-            #expect(notReady.stderr.contains("not ready after 1 s on 127.0.0.1:\(bound): HTTP 503"), "\(notReady)")
-            store.replace(with: try ProxyState(config: TestConfig.config(outbound: [], clusters: []), json: nil))
-            let ready = try await runProcess([ProxyBinaryTests.binary, "wait", "--status-port", "\(bound)"])
+            // The default timeout (120 s) and 5 s attempts: a slow answer is retried, not a failure.
+            let ready = try await runProcess(
+                [ProxyBinaryTests.binary, "wait", "--status-port", "\(bound)"], timeout: .seconds(150))
             #expect(ready.status == 0, "\(ready)")
             #expect(ready.stdout == "weft-proxy is ready\n")
         }

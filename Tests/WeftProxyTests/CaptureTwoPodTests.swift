@@ -36,33 +36,7 @@ struct CaptureTwoPodTests {
                 }
                 var processes: [BackgroundProcess] = []
                 defer { processes.forEach { $0.stop() } }
-                // The server app in pod B on 8080 (a mesh port), and another app on 9090, a port no config names.
-                for (port, name) in [(8080, "served-by-pod-b"), (9090, "other-app")] {
-                    let app = try await BackgroundProcess.start(
-                        "ip", ["netns", "exec", podB.name, "python3", "-c", Self.serverApp, "\(port)", name])
-                    processes.append(app)
-                    try #require(app.firstLine == "READY", "server app: \(app.firstLine)")
-                }
-                for (pod, name) in [(podA, "a"), (podB, "b")] {
-                    // B also serves the status port, with its app's readiness probe as the injector rewrites it.
-                    let status = name == "b" ? ["--status-port", "15020"] : []
-                    processes.append(
-                        try await BackgroundProcess.start(
-                            "ip",
-                            [
-                                "netns", "exec", pod.name, "setpriv", "--reuid=1337", "--regid=1337", "--clear-groups",
-                                ProxyBinaryTests.binary, "--config", "\(directory)/\(name).json", "--listen", "0.0.0.0",
-                                "--concurrency", "1", "--tls-cert", "\(directory)/\(name).crt", "--tls-key",
-                                "\(directory)/\(name).key", "--trust-bundle", "\(directory)/ca.crt",
-                            ] + status, waitForLine: false,
-                            environment: [
-                                "WEFT_APP_PROBES":
-                                    #"{"/app-health/app/readyz": {"httpGet": {"path": "/ready", "port": 8080}}}"#
-                            ]))
-                }
-                for pod in [podA, podB] {
-                    try await eventually { try await pod.fetch("http://127.0.0.1:15000/ready").hasPrefix("200") }
-                }
+                try await Self.startAppsAndProxies(podA, podB, directory: directory, into: &processes)
                 let capture = "\(directory)/veth.pcap"
                 processes.append(
                     try await BackgroundProcess.start(
@@ -136,6 +110,109 @@ struct CaptureTwoPodTests {
         }
     }
 
+    /// Pod B's apps (8080, a mesh port, and 9090, a port no config names) and both proxies, as UID 1337 on
+    /// `0.0.0.0,::` (as injected); returns once both proxies are ready.
+    static func startAppsAndProxies(
+        _ podA: CaptureNamespace, _ podB: CaptureNamespace, directory: String, into processes: inout [BackgroundProcess]
+    ) async throws {
+        for (port, name) in [(8080, "served-by-pod-b"), (9090, "other-app")] {
+            let app = try await BackgroundProcess.start(
+                "ip", ["netns", "exec", podB.name, "python3", "-c", Self.serverApp, "\(port)", name])
+            processes.append(app)
+            try #require(app.firstLine == "READY", "server app: \(app.firstLine)")
+        }
+        for (pod, name) in [(podA, "a"), (podB, "b")] {
+            // B also serves the status port, with its app's readiness probe as the injector rewrites it.
+            let status = name == "b" ? ["--status-port", "15020"] : []
+            processes.append(
+                try await BackgroundProcess.start(
+                    "ip",
+                    [
+                        "netns", "exec", pod.name, "setpriv", "--reuid=1337", "--regid=1337", "--clear-groups",
+                        ProxyBinaryTests.binary, "--config", "\(directory)/\(name).json", "--listen", "0.0.0.0,::",
+                        "--concurrency", "1", "--tls-cert", "\(directory)/\(name).crt", "--tls-key",
+                        "\(directory)/\(name).key", "--trust-bundle", "\(directory)/ca.crt",
+                    ] + status, waitForLine: false,
+                    environment: [
+                        "WEFT_APP_PROBES": #"{"/app-health/app/readyz": {"httpGet": {"path": "/ready", "port": 8080}}}"#
+                    ]))
+        }
+        for pod in [podA, podB] {
+            try await eventually { try await pod.fetch("http://127.0.0.1:15000/ready").hasPrefix("200") }
+        }
+    }
+
+    /// The same two pods over IPv6 only (ULA addresses on the veth, an IPv6 ClusterIP): `weft-proxy init`
+    /// installs the ip6tables rules, A's proxy reads `IP6T_SO_ORIGINAL_DST` on its `::` listener, and B's
+    /// inbound `::` listener delivers to the app; both hops in mTLS.
+    @Test func plainHTTPToAnIPv6ClusterIPCrossesBothProxiesInMTLS() async throws {
+        let directory = try Self.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.writeIdentities(in: directory)
+        try Self.clientConfig(ipv6: true).encoded().write(to: URL(fileURLWithPath: "\(directory)/a.json"))
+        try Self.serverConfig(ipv6: true).encoded().write(to: URL(fileURLWithPath: "\(directory)/b.json"))
+        let marker = "weft-marker-\(UInt32.random(in: 0...UInt32.max))"
+
+        try await CaptureNamespace.with { podA in
+            try await CaptureNamespace.with { podB in
+                try await Self.link6(podA, Self.podA6, podB, Self.podB6)
+                for pod in [podA, podB] {
+                    let rules = try await pod.run([ProxyBinaryTests.binary, "init"])
+                    try #require(rules.status == 0, "\(rules.stderr)")
+                    let saved = try await pod.run(["ip6tables-save", "-t", "nat"])
+                    #expect(
+                        saved.stdout.contains("-A WEFT_REDIRECT -p tcp -j REDIRECT --to-ports 15001"), "\(saved.stdout)"
+                    )
+                }
+                var processes: [BackgroundProcess] = []
+                defer { processes.forEach { $0.stop() } }
+                try await Self.startAppsAndProxies(podA, podB, directory: directory, into: &processes)
+
+                let answer = try await podA.fetch(
+                    "http://[\(Self.clusterIP6)]/hello/\(marker)", host: "elsewhere.example")
+                #expect(answer == "200 served-by-pod-b path=/hello/\(marker)", "\(answer)")
+                let direct = try await podA.fetch("http://[\(Self.podB6)]:8080/direct/\(marker)")
+                #expect(direct == "200 served-by-pod-b path=/direct/\(marker)", "\(direct)")
+                // An IPv6 destination the mesh does not know passes through (to B's other app, captured inbound).
+                let passthrough = try await podA.fetch("http://[\(Self.podB6)]:9090/plain")
+                #expect(passthrough == "200 other-app path=/plain", "\(passthrough)")
+
+                let metricsA = try await podA.fetch("http://127.0.0.1:15000/metrics")
+                let outbound = prometheusValues(
+                    metricsA, "weft_proxy_requests_total",
+                    ["direction=\"outbound\"", "destination_service=\"\(Self.service)\"", "response_class=\"2xx\""])
+                #expect(outbound == [1], "\(metricsA)")
+                let metricsB = try await podB.fetch("http://127.0.0.1:15000/metrics")
+                let accepted = prometheusValues(metricsB, "weft_proxy_tls_connections_total", ["direction=\"inbound\""])
+                #expect((accepted.first ?? 0) >= 2, "\(metricsB)")
+                let inbound = prometheusValues(
+                    metricsB, "weft_proxy_requests_total", ["direction=\"inbound\"", "response_class=\"2xx\""])
+                #expect(inbound == [2], "\(metricsB)")
+            }
+        }
+    }
+
+    static let clusterIP6 = "fd00:96::10"
+    static let podA6 = "fd77::1"
+    static let podB6 = "fd77::2"
+
+    /// A veth pair with only IPv6 addresses (`nodad`: usable at once), and in A a default IPv6 route through B.
+    static func link6(_ a: CaptureNamespace, _ addressA: String, _ b: CaptureNamespace, _ addressB: String) async throws
+    {
+        let steps: [(CaptureNamespace, [String])] = [
+            (a, ["ip", "link", "add", "vwa", "type", "veth", "peer", "name", "vwb", "netns", b.name]),
+            (a, ["ip", "-6", "addr", "add", "\(addressA)/64", "dev", "vwa", "nodad"]),
+            (a, ["ip", "link", "set", "vwa", "up"]),
+            (b, ["ip", "-6", "addr", "add", "\(addressB)/64", "dev", "vwb", "nodad"]),
+            (b, ["ip", "link", "set", "vwb", "up"]),
+            (a, ["ip", "-6", "route", "add", "default", "via", addressB, "dev", "vwa"]),
+        ]
+        for (namespace, command) in steps {
+            let result = try await namespace.run(command)
+            try #require(result.status == 0, "\(command): \(result.stderr)")
+        }
+    }
+
     static let serverApp = """
         sys = __import__("sys"); http = __import__("http.server")
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -203,29 +280,30 @@ struct CaptureTwoPodTests {
     }
 
     /// Pod A: the service `web` on ClusterIP 10.96.77.10:80, its one endpoint pod B's 10.77.0.2:8080 (mTLS).
-    static func clientConfig() throws -> ProxyConfig {
+    static func clientConfig(ipv6: Bool = false) throws -> ProxyConfig {
         let clusterName = Cluster.name(service: Self.service, port: 80, subset: nil)
         var cluster = TestConfig.cluster("web", ports: [])
         cluster.name = clusterName
-        cluster.endpoints = [Endpoint(address: "10.77.0.2", port: 8080, identity: Self.serverID)]
+        cluster.endpoints = [Endpoint(address: ipv6 ? Self.podB6 : "10.77.0.2", port: 8080, identity: Self.serverID)]
         let service = OutboundService(
-            host: Self.service, aliases: [Self.clusterIP, "web.shop", "web.shop.svc"], port: 80, protocol: .http1,
-            routes: [TestConfig.forward(to: clusterName)])
+            host: Self.service, aliases: [ipv6 ? Self.clusterIP6 : Self.clusterIP, "web.shop", "web.shop.svc"],
+            port: 80, protocol: .http1, routes: [TestConfig.forward(to: clusterName)])
         return try ProxyConfig(
-            proxy: Self.identity("client", account: "client", address: "10.77.0.1"), outbound: [service],
+            proxy: Self.identity("client", account: "client", address: ipv6 ? Self.podA6 : "10.77.0.1"),
+            outbound: [service],
             clusters: [cluster]
         ).versioned()
     }
 
     /// Pod B: port 8080 STRICT, only the client's identity may call.
-    static func serverConfig() throws -> ProxyConfig {
+    static func serverConfig(ipv6: Bool = false) throws -> ProxyConfig {
         let allowClient = AuthorizationTable(policies: [
             AuthorizationPolicy(
                 name: "shop/allow-client", action: .allow,
                 rules: [AuthorizationRule(from: [AuthorizationSource(principals: [Self.clientID])])])
         ])
         return try ProxyConfig(
-            proxy: Self.identity("web", account: "web", address: "10.77.0.2"),
+            proxy: Self.identity("web", account: "web", address: ipv6 ? Self.podB6 : "10.77.0.2"),
             inbound: [
                 InboundPort(port: 8080, protocol: .http1, tls: .strict, appPort: 8080, authorization: allowClient)
             ]

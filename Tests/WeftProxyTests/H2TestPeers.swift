@@ -16,6 +16,9 @@ struct H2Request: Sendable {
     var data: [String] = []
     /// The stream stays open after the DATA frames (no END_STREAM): a body that stalls.
     var stallsBody = false
+    /// The whole header block as sent, pseudo-headers included, instead of the fields above (with
+    /// `h2Exchange(validating: false)`: for header blocks RFC 9113 forbids).
+    var rawFields: [(String, String)]? = nil
 }
 
 struct H2Response: Sendable {
@@ -28,12 +31,18 @@ struct H2Response: Sendable {
 
 /// Sends `requests` one after the other, each on a new stream of one h2c (prior knowledge) connection to
 /// 127.0.0.1:`port`, and returns their responses (status 0: the stream was reset).
-func h2Exchange(port: Int, _ requests: [H2Request]) async throws -> [H2Response] {
+/// With `validating: false` the client sends header blocks as given, valid or not.
+func h2Exchange(port: Int, validating: Bool = true, _ requests: [H2Request]) async throws -> [H2Response] {
+    var connection = NIOHTTP2Handler.ConnectionConfiguration()
+    if !validating {
+        connection.headerBlockValidation = .disabled
+        connection.contentLengthValidation = .disabled
+    }
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                    mode: .client, connectionConfiguration: .init(), streamConfiguration: .init()
+                    mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
                 ) { stream in
                     stream.close()
                 }
@@ -84,7 +93,7 @@ private final class H2ClientStreamHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         let fields =
-            [
+            self.request.rawFields ?? [
                 (":method", self.request.method), (":path", self.request.path), (":scheme", "http"),
                 (":authority", self.request.authority),
             ] + self.request.headers

@@ -83,6 +83,7 @@ struct ProxyHarness {
         limits: ProxyLimits = ProxyLimits(),
         accessLog: AccessLog? = nil,
         meshTLS: MeshTLS? = nil,
+        listen: String = "127.0.0.1",
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let logger = Logger(label: "weft.proxy.test")
@@ -95,10 +96,10 @@ struct ProxyHarness {
         let loops = group ?? MultiThreadedEventLoopGroup.singleton
         let overload = OverloadManager(limits)
         let outbound = ProxyListener(
-            direction: .outbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
+            direction: .outbound, host: listen, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
             accessLog: accessLog, meshTLS: meshTLS, overload: overload, logger: logger)
         let inbound = ProxyListener(
-            direction: .inbound, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
+            direction: .inbound, host: listen, port: 0, store: store, metrics: metrics, group: loops, limits: limits,
             accessLog: accessLog, meshTLS: meshTLS, overload: overload, logger: logger)
         let admin = AdminServer(port: 0, store: store, metrics: metrics, logger: logger)
         var services: [any Service] = [outbound, inbound, admin]

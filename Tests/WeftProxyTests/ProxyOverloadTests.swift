@@ -7,6 +7,10 @@ import Testing
 
 @testable import WeftProxy
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Issue 11 item 3: the process-wide caps (downstream connections, buffered bytes), slow-loris heads and stalled
 /// bodies, and a client that stops reading its response. Raw sockets on 127.0.0.1; every wait is bounded.
 @Suite("weft-proxy overload: connection and buffer caps, slow clients")
@@ -45,7 +49,14 @@ struct ProxyOverloadTests {
             #expect(refused.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), "\(refused)")
             #expect(refused.contains("x-weft-reason: overload\r\n"))
             // Inbound (TLS or TCP may arrive there): closed at once. The cap is the process's, not a listener's.
-            let closed = try await rawExchange(port: proxy.inboundPort, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            // The close may come as a reset: when the request's bytes reached the socket before the proxy closed it
+            // unread, the kernel answers with RST, not FIN (it did, once in 6 runs). Either way: no answer.
+            let closed: String
+            do {
+                closed = try await rawExchange(port: proxy.inboundPort, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            } catch let error as IOError where error.errnoCode == ECONNRESET {
+                closed = ""
+            }
             #expect(closed.isEmpty, "\(closed)")
             let stats = proxy.metrics.renderStats()
             #expect(stats.contains("outbound.overload.connections: 1"), "\(stats)")
@@ -59,6 +70,26 @@ struct ProxyOverloadTests {
             #expect(served.contains("x-weft-reason: no_config\r\n"), "\(served)")
             try await second.close()
             try await eventually { proxy.overload.openConnections == 0 }
+        }
+    }
+
+    /// `--listen 0.0.0.0,::` as injected: one port on both families; the cap counts both.
+    @Test func severalListenAddressesShareOnePortAndTheCap() async throws {
+        let limits = ProxyLimits(maxDownstreamConnections: 1)
+        try await ProxyHarness.withProxy(config: nil, limits: limits, listen: "127.0.0.1,::1") { proxy in
+            for host in ["127.0.0.1", "::1"] {
+                let served = try await rawExchange(
+                    host: host, port: proxy.outboundPort, "GET / HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n"
+                )
+                #expect(served.contains("x-weft-reason: no_config\r\n"), "\(host): \(served)")
+                try await eventually { proxy.overload.openConnections == 0 }
+            }
+            let held = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "::1", port: proxy.outboundPort).get()
+            try await eventually { proxy.overload.openConnections == 1 }
+            let refused = try await rawExchange(port: proxy.outboundPort, "GET / HTTP/1.1\r\nHost: catalog\r\n\r\n")
+            #expect(refused.contains("x-weft-reason: overload\r\n"), "\(refused)")
+            try await held.close()
         }
     }
 

@@ -179,9 +179,9 @@ private final class EchoHandler: ChannelInboundHandler {
 extension EchoHandler: Sendable {}
 
 /// Sends raw bytes to 127.0.0.1:`port` and returns everything read until the server closes (or 5 s pass).
-func rawExchange(port: Int, _ request: String) async throws -> String {
+func rawExchange(host: String = "127.0.0.1", port: Int, _ request: String) async throws -> String {
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .connect(host: "127.0.0.1", port: port) { channel in
+        .connect(host: host, port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
             }

@@ -218,9 +218,11 @@ struct AnalyzeTests {
 
     @Test("usage errors exit non-zero with a message on stderr")
     func usage() async throws {
-        let noFile = try await weftctl("analyze")
+        // No -f and no cluster to read (KUBECONFIG names a missing file): both ways are named.
+        let noFile = try await weftctl(arguments: ["analyze", "--kubeconfig", "/nonexistent/kubeconfig"])
         #expect(noFile.status != 0)
-        #expect(noFile.stderr.contains("--filename"))
+        #expect(noFile.stderr.contains("cannot read the kubeconfig /nonexistent/kubeconfig"), "\(noFile.stderr)")
+        #expect(noFile.stderr.contains("or analyze files offline with -f FILE|FOLDER"), "\(noFile.stderr)")
         let badFormat = try await weftctl("analyze", "-f", "manifests/examples", "-o", "yaml")
         #expect(badFormat.status != 0)
         #expect(badFormat.stderr.contains("yaml"))

@@ -25,8 +25,9 @@ extension Sidecar {
             "--status-port", String(self.settings.statusPort),
         ]
         if self.settings.capture {
-            // Redirected traffic arrives on the pod's address, not on loopback.
-            arguments += ["--listen", "0.0.0.0"]
+            // Redirected traffic arrives on the pod's addresses, not on loopback; IPv6 too in a dual-stack or IPv6
+            // pod (ip6tables redirects there when the pod has an IPv6 address).
+            arguments += ["--listen", "0.0.0.0,::"]
         }
         proxy.args = arguments
         var environment = [

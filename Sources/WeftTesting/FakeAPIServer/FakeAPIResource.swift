@@ -72,6 +72,18 @@ struct FakeAPIResource: Sendable, Hashable {
         FakeAPIResource(
             group: "authentication.k8s.io", version: "v1", plural: "tokenreviews", kind: "TokenReview",
             namespaced: false, isVirtual: true),
+        // Served for `weftctl check`, which reads them.
+        FakeAPIResource(
+            group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions",
+            kind: "CustomResourceDefinition", namespaced: false, hasStatus: true),
+        FakeAPIResource(
+            group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterroles", kind: "ClusterRole",
+            namespaced: false),
+        FakeAPIResource(
+            group: "rbac.authorization.k8s.io", version: "v1", plural: "clusterrolebindings",
+            kind: "ClusterRoleBinding", namespaced: false),
+        FakeAPIResource(group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role"),
+        FakeAPIResource(group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding"),
     ]
 
     static func find(group: String, version: String, plural: String) -> FakeAPIResource? {

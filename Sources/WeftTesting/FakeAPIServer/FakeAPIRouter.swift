@@ -21,6 +21,14 @@ struct FakeWatchRequest: Sendable {
 
 /// Routes one request: the REST verbs on the served resources, with the API server's answers.
 extension FakeAPIStore {
+    /// What `GET /version` answers (the fields of the real server's `version.Info`).
+    static let version: JSONValue = .object([
+        "major": .string("1"), "minor": .string("34"), "gitVersion": .string("v1.34.0-weft-fake"),
+        "gitCommit": .string("0000000000000000000000000000000000000000"), "gitTreeState": .string("clean"),
+        "buildDate": .string("2026-01-01T00:00:00Z"), "goVersion": .string("go1.24.0"), "compiler": .string("gc"),
+        "platform": .string("linux/amd64"),
+    ])
+
     /// Records the request, meets an injected failure if one matches, and otherwise serves it.
     mutating func handle(_ request: FakeAPIServer.Request) -> FakeAPIResponse {
         self.record(request)
@@ -33,6 +41,10 @@ extension FakeAPIStore {
     }
 
     private mutating func route(_ request: FakeAPIServer.Request) throws(FakeAPIError) -> FakeAPIResponse {
+        if request.path == "/version" {
+            guard request.method == "GET" else { throw FakeAPIError.methodNotAllowed }
+            return .json(status: 200, body: Self.version)
+        }
         guard let path = FakeAPIPath(request.path) else { throw FakeAPIError.pathNotFound }
         let resource = path.resource
         let query = request.query

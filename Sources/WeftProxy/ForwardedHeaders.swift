@@ -1,0 +1,75 @@
+import NIOCore
+import NIOHTTP1
+import ProxyCore
+
+/// `x-forwarded-for`, `x-forwarded-proto` and `x-request-id` on a forwarded request (README: "Forwarded
+/// headers"). The rules follow who can be believed:
+///
+/// - **Outbound** (the client is the pod's own app on loopback): `x-forwarded-for` and `x-forwarded-proto` pass as
+///   the app sent them (an app behind which TLS was terminated may say so); `x-forwarded-proto` is set to `http`
+///   when absent, the scheme the app used. Appending 127.0.0.1 would tell nobody anything.
+/// - **Inbound** (the client is another pod, or anything that reached the pod): the caller's address is appended
+///   to `x-forwarded-for`, so the last entry, the one the app may trust, is the peer the proxy saw.
+///   `x-forwarded-proto` from a verified mesh peer (mTLS) is kept (its proxy set it for its app), `https` when
+///   absent; from a plaintext caller it is always `http`: a caller outside the mesh cannot claim a TLS hop.
+/// - **`x-request-id`**, both ways: kept when it is 1 to 128 visible ASCII characters without spaces, else a new
+///   random UUID (version 4) replaces it, so every request that crosses a proxy carries one to correlate logs.
+enum ForwardedHeaders {
+    /// Where the request came from, as far as the forwarded headers care.
+    enum Origin {
+        case outbound
+        /// `remote`: the downstream peer's address; `meshPeer`: it presented a verified mesh identity (mTLS).
+        case inbound(remote: SocketAddress?, meshPeer: Bool)
+    }
+
+    static let maxRequestIDLength = 128
+
+    static func apply<Random: RandomSource>(to headers: inout HTTPHeaders, origin: Origin, random: inout Random) {
+        switch origin {
+        case .outbound:
+            if !headers.contains(name: "x-forwarded-proto") {
+                headers.add(name: "x-forwarded-proto", value: "http")
+            }
+        case .inbound(let remote, let meshPeer):
+            if let address = remote?.ipAddress {
+                let previous = headers[canonicalForm: "x-forwarded-for"].map(String.init)
+                headers.remove(name: "x-forwarded-for")
+                headers.add(name: "x-forwarded-for", value: (previous + [address]).joined(separator: ", "))
+            }
+            if meshPeer {
+                if !headers.contains(name: "x-forwarded-proto") {
+                    headers.add(name: "x-forwarded-proto", value: "https")
+                }
+            } else {
+                headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+            }
+        }
+        let ids = headers[canonicalForm: "x-request-id"]
+        if ids.count != 1 || !Self.isValidRequestID(ids[0]) {
+            headers.replaceOrAdd(name: "x-request-id", value: Self.newRequestID(using: &random))
+        }
+    }
+
+    static func isValidRequestID(_ value: Substring) -> Bool {
+        !value.isEmpty && value.utf8.count <= Self.maxRequestIDLength
+            && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// A random version 4 UUID, lowercase (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`).
+    static func newRequestID<Random: RandomSource>(using random: inout Random) -> String {
+        let high = (random.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
+        let low = (random.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(36)
+        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
+            if index == 8 || index == 12 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(digits[Int((high >> UInt64(shift)) & 0xF)])
+        }
+        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
+            if index == 0 || index == 4 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(digits[Int((low >> UInt64(shift)) & 0xF)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,123 @@
+import NIOCore
+import NIOHTTP1
+import ProxyConfig
+import ProxyCore
+import Testing
+
+@testable import WeftProxy
+
+/// Issue 11 item 1: `x-forwarded-for`, `x-forwarded-proto` and `x-request-id` follow the rules of
+/// `ForwardedHeaders` (README: "Forwarded headers"), seen by a raw-socket upstream.
+@Suite("weft-proxy forwarded headers: x-forwarded-for, x-forwarded-proto, x-request-id")
+struct ProxyForwardedHeadersTests {
+    private struct Counter: RandomSource {
+        var value: UInt64 = 0x0123_4567_89AB_CDEF
+        mutating func next() -> UInt64 {
+            self.value &+= 0x9E37_79B9_7F4A_7C15
+            return self.value
+        }
+    }
+
+    static func isUUIDv4(_ value: String?) -> Bool {
+        guard let value else { return false }
+        let bytes = Array(value.utf8)
+        guard bytes.count == 36 else { return false }
+        for (index, byte) in bytes.enumerated() {
+            if [8, 13, 18, 23].contains(index) {
+                guard byte == UInt8(ascii: "-") else { return false }
+            } else {
+                guard
+                    (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                        || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+                else { return false }
+            }
+        }
+        return bytes[14] == UInt8(ascii: "4")
+            && [UInt8(ascii: "8"), .init(ascii: "9"), .init(ascii: "a"), .init(ascii: "b")]
+                .contains(bytes[19])
+    }
+
+    @Test func outboundKeepsWhatTheAppSaysAndAddsAnID() async throws {
+        let recorder = try await RawRecorder.start()
+        let config = TestConfig.config(
+            outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
+            clusters: [TestConfig.cluster("a", ports: [recorder.port])])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            _ = try await proxy.get("/bare", host: "catalog")
+            _ = try await proxy.get("/bare-again", host: "catalog")
+            _ = try await proxy.get(
+                "/told", host: "catalog",
+                headers: [
+                    ("x-forwarded-for", "203.0.113.7"), ("x-forwarded-proto", "https"), ("x-request-id", "req-42"),
+                ])
+            _ = try await proxy.get(
+                "/bad-id", host: "catalog", headers: [("x-request-id", String(repeating: "x", count: 129))])
+            let requests = recorder.requests
+            try #require(requests.count == 4, "\(requests)")
+            #expect(!requests[0].has("x-forwarded-for"))
+            #expect(requests[0].header("x-forwarded-proto") == "http")
+            #expect(Self.isUUIDv4(requests[0].header("x-request-id")), "\(requests[0].headers)")
+            #expect(Self.isUUIDv4(requests[1].header("x-request-id")))
+            #expect(requests[0].header("x-request-id") != requests[1].header("x-request-id"))
+            #expect(requests[2].header("x-forwarded-for") == "203.0.113.7")
+            #expect(requests[2].header("x-forwarded-proto") == "https")
+            #expect(requests[2].header("x-request-id") == "req-42")
+            #expect(Self.isUUIDv4(requests[3].header("x-request-id")), "\(requests[3].headers)")
+            #expect(requests[3].headers.filter { $0.name.lowercased() == "x-request-id" }.count == 1)
+        }
+        await recorder.stop()
+    }
+
+    @Test func inboundAppendsTheCallerAndAPlaintextCallerCannotClaimHTTPS() async throws {
+        let recorder = try await RawRecorder.start()
+        let config = TestConfig.config(
+            outbound: [], clusters: [],
+            inbound: [InboundPort(port: 8080, protocol: .http1, tls: .disable, appPort: recorder.port)])
+        try await ProxyHarness.withProxy(config: config) { proxy in
+            _ = try await proxy.get("/bare", host: "web", port: proxy.inboundPort)
+            _ = try await proxy.get(
+                "/told", host: "web", port: proxy.inboundPort,
+                headers: [
+                    ("x-forwarded-for", "203.0.113.7, 198.51.100.1"), ("x-forwarded-proto", "https"),
+                    ("x-request-id", "req-42"),
+                ])
+            let requests = recorder.requests
+            try #require(requests.count == 2, "\(requests)")
+            #expect(requests[0].header("x-forwarded-for") == "127.0.0.1")
+            #expect(requests[0].header("x-forwarded-proto") == "http")
+            #expect(Self.isUUIDv4(requests[0].header("x-request-id")))
+            #expect(requests[1].header("x-forwarded-for") == "203.0.113.7, 198.51.100.1, 127.0.0.1")
+            #expect(requests[1].header("x-forwarded-proto") == "http")
+            #expect(requests[1].header("x-request-id") == "req-42")
+        }
+        await recorder.stop()
+    }
+
+    /// The mTLS case without sockets: a verified mesh peer's `x-forwarded-proto` stands, `https` when it sent none.
+    @Test func aMeshPeersSchemeIsBelieved() throws {
+        var random = Counter()
+        let remote = try SocketAddress(ipAddress: "fd77::1", port: 40000)
+        var told = HTTPHeaders([("x-forwarded-proto", "http"), ("x-request-id", "a b")])
+        ForwardedHeaders.apply(to: &told, origin: .inbound(remote: remote, meshPeer: true), random: &random)
+        #expect(told["x-forwarded-proto"] == ["http"])
+        #expect(told["x-forwarded-for"] == ["fd77::1"])
+        #expect(Self.isUUIDv4(told.first(name: "x-request-id")), "a space is not a valid id: \(told)")
+
+        var silent = HTTPHeaders()
+        ForwardedHeaders.apply(to: &silent, origin: .inbound(remote: remote, meshPeer: true), random: &random)
+        #expect(silent["x-forwarded-proto"] == ["https"])
+
+        var plaintext = HTTPHeaders([("x-forwarded-proto", "https"), ("x-request-id", "one"), ("x-request-id", "two")])
+        ForwardedHeaders.apply(to: &plaintext, origin: .inbound(remote: remote, meshPeer: false), random: &random)
+        #expect(plaintext["x-forwarded-proto"] == ["http"])
+        #expect(plaintext["x-request-id"].count == 1)
+        #expect(Self.isUUIDv4(plaintext.first(name: "x-request-id")), "two ids are replaced by one: \(plaintext)")
+    }
+
+    @Test func requestIDsAreVersion4UUIDs() {
+        var random = Counter()
+        let ids = (0..<100).map { _ in ForwardedHeaders.newRequestID(using: &random) }
+        #expect(ids.allSatisfy(Self.isUUIDv4), "\(ids.prefix(3))")
+        #expect(Set(ids).count == 100)
+    }
+}
