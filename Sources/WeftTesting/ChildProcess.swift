@@ -55,15 +55,22 @@ public enum ChildProcess {
             kill(pid, SIGKILL)
         }
         return await withCheckedContinuation { (continuation: CheckedContinuation<ChildProcessResult, Never>) in
+            // Each blocking read and wait on a thread of its own: on Dispatch's global queue they took its few
+            // threads (about one per core), and under a full test run an `openssl` child that had exited was
+            // reported as hung because its readers never got a thread.
             let readers = DispatchGroup()
-            DispatchQueue.global().async(group: readers) {
+            readers.enter()
+            Thread.detachNewThread {
                 let data = stdout.fileHandleForReading.readDataToEndOfFile()
                 state.output.withLock { $0.stdout = data }
+                readers.leave()
             }
             if !mergeStandardError {
-                DispatchQueue.global().async(group: readers) {
+                readers.enter()
+                Thread.detachNewThread {
                     let data = stderr.fileHandleForReading.readDataToEndOfFile()
                     state.output.withLock { $0.stderr = data }
+                    readers.leave()
                 }
             }
             let finish: @Sendable (Bool) -> Void = { exited in
@@ -79,7 +86,7 @@ public enum ChildProcess {
                         status: status, stdout: output.stdout, stderr: stderr,
                         timedOut: state.timedOut.load(ordering: .acquiring)))
             }
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 readers.wait()
                 process.waitUntilExit()
                 state.finished.store(true, ordering: .releasing)

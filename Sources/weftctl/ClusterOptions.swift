@@ -65,3 +65,52 @@ extension KubeClient {
         return items
     }
 }
+
+/// Where `weftctl proxy-status` and `proxy-config` read the controller's HTTP API (port 15014): `--controller URL`
+/// when given; else, when a cluster is configured (as `ClusterOptions` finds it), the `weft-controller` Service
+/// through the API server's service proxy (`kubectl get --raw`'s way: no port-forward, the user's own
+/// credentials); else `http://127.0.0.1:15014`, a controller on this machine (manifests mode).
+struct ControllerOptions: ParsableArguments {
+    static let local = "http://127.0.0.1:15014"
+
+    @Option(
+        help: """
+            The controller's HTTP address (e.g. http://127.0.0.1:15014). Default: the weft-controller Service \
+            through the API server when a cluster is configured, else http://127.0.0.1:15014.
+            """)
+    var controller: String?
+
+    @Option(help: "The control plane's namespace, where the weft-controller Service runs.")
+    var controllerNamespace: String = "weft-system"
+
+    @OptionGroup var cluster: ClusterOptions
+
+    /// GET `path` (e.g. `/proxies`) from the controller; a failure prints `error: ...` on stderr and exits 1.
+    func get(_ path: String) async throws -> [UInt8] {
+        if let controller = self.controller {
+            return try await httpGet(controller, path)
+        }
+        let explicit = self.cluster.kubeconfig != nil || self.cluster.context != nil
+        guard explicit || (try? KubeConfiguration.load(kubeconfig: nil, context: nil)) != nil else {
+            return try await httpGet(Self.local, path)
+        }
+        let proxyPath =
+            "/api/v1/namespaces/\(self.controllerNamespace)/services/http:weft-controller:http-monitoring/proxy\(path)"
+        do {
+            return try await self.cluster.withClient { client in try await client.getRaw(proxyPath) }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(
+                Data(
+                    """
+                    error: \(error)
+                    hint: is weft-controller running in \(self.controllerNamespace)? (weftctl check); or pass \
+                    --controller http://127.0.0.1:15014 with kubectl -n \(self.controllerNamespace) port-forward \
+                    deploy/weft-controller 15014
+
+                    """.utf8))
+            throw ExitCode(1)
+        }
+    }
+}

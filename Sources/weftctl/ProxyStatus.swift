@@ -9,7 +9,8 @@ struct ProxyStatusCommand: AsyncParsableCommand {
         commandName: "proxy-status",
         abstract: "List every proxy the controller knows: identity, connection, sent and acknowledged versions.",
         discussion: """
-            Reads the controller's /proxies (its HTTP port, 15014). STATUS is SYNCED (runs the newest version), \
+            Reads the controller's /proxies (its HTTP port, 15014: --controller, or in a cluster the weft-controller \
+            Service through the API server, with --kubeconfig and --context). STATUS is SYNCED (runs the newest version), \
             STALE (connected; the newest version is on its way), NACKED (refused the newest version and runs an \
             older one; the error is shown) or DISCONNECTED (no stream to this controller).
             """
@@ -20,8 +21,10 @@ struct ProxyStatusCommand: AsyncParsableCommand {
         case json
     }
 
-    @Option(help: "The controller's HTTP address.")
-    var controller: String = "http://127.0.0.1:15014"
+    @OptionGroup var controller: ControllerOptions
+
+    @Option(name: .shortAndLong, help: "Only the proxies of this namespace.")
+    var namespace: String?
 
     @Option(name: .shortAndLong, help: "Output format: table or json.")
     var output: Format = .table
@@ -41,13 +44,23 @@ struct ProxyStatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let body = try await httpGet(self.controller, "/proxies")
-        if self.output == .json {
+        let body = try await self.controller.get("/proxies")
+        if self.output == .json && self.namespace == nil {
             print(String(decoding: body, as: UTF8.self), terminator: "")
             return
         }
-        let proxies = try JSONDecoder().decode([Proxy].self, from: Data(body))
-        print(Self.table(proxies), terminator: "")
+        var proxies = try JSONDecoder().decode([Proxy].self, from: Data(body))
+        if let namespace = self.namespace {
+            proxies = proxies.filter { $0.id.hasPrefix(namespace + "/") }
+        }
+        switch self.output {
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(proxies), as: UTF8.self))
+        case .table:
+            print(Self.table(proxies), terminator: "")
+        }
     }
 
     static func table(_ proxies: [Proxy]) -> String {
@@ -80,8 +93,7 @@ struct ProxyConfigCommand: AsyncParsableCommand {
     @Argument(help: "The proxy, as NAMESPACE/POD.")
     var proxy: String
 
-    @Option(help: "The controller's HTTP address.")
-    var controller: String = "http://127.0.0.1:15014"
+    @OptionGroup var controller: ControllerOptions
 
     @Option(help: "Read the proxy's admin /config_dump instead, e.g. http://127.0.0.1:15000.")
     var fromProxy: String?
@@ -95,7 +107,7 @@ struct ProxyConfigCommand: AsyncParsableCommand {
             if let admin = self.fromProxy {
                 try await httpGet(admin, "/config_dump")
             } else {
-                try await httpGet(self.controller, "/proxies/\(self.proxy)")
+                try await self.controller.get("/proxies/\(self.proxy)")
             }
         print(String(decoding: body, as: UTF8.self), terminator: body.last == UInt8(ascii: "\n") ? "" : "\n")
     }

@@ -146,11 +146,15 @@ func runPython(_ arguments: [String], timeout: Duration = .seconds(120)) async t
     }
     let errors = ErrorOutput()
     return await withCheckedContinuation { continuation in
+        // Blocking reads and waits on threads of their own (not Dispatch's global queue, whose few threads they
+        // would hold).
         let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) {
+        group.enter()
+        Thread.detachNewThread {
             errors.data.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() }
+            group.leave()
         }
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             let out = stdout.fileHandleForReading.readDataToEndOfFile()
             group.wait()
             process.waitUntilExit()

@@ -74,7 +74,22 @@ struct KubernetesControllerTests {
             let authz = server.get(weft.v1alpha1.AuthorizationPolicy.self, namespace: "shop", name: "deny-debug")
             #expect(authz?.status?.conditions?[type: "Accepted"]?.status == .true)
 
-            // Let the controller see its own writes, then change something that alters no condition.
+            // Every resource's first status is written (not only the two above: under load the mesh-wide
+            // MeshTLSPolicy's first write once came after the reset and counted as a second one), the controller
+            // has seen its own writes, then something changes that alters no condition.
+            func allWritten() -> Bool {
+                server.list(weft.v1alpha1.VirtualService.self).allSatisfy { $0.status?.conditions?.isEmpty == false }
+                    && server.list(weft.v1alpha1.DestinationPolicy.self).allSatisfy {
+                        $0.status?.conditions?.isEmpty == false
+                    }
+                    && server.list(weft.v1alpha1.MeshTLSPolicy.self).allSatisfy {
+                        $0.status?.conditions?.isEmpty == false
+                    }
+                    && server.list(weft.v1alpha1.AuthorizationPolicy.self).allSatisfy {
+                        $0.status?.conditions?.isEmpty == false
+                    }
+            }
+            #expect(try await self.eventually { allWritten() })
             try await Task.sleep(for: .milliseconds(500))
             server.resetRequests()
             let compiles = state.compileCount

@@ -24,6 +24,8 @@ struct WeftctlClusterTests {
         var kubeconfig: String
         var webhookURL: String
         var controllerURL: String
+        /// The controller HTTP server's port, for the API server's service proxy.
+        var controllerPort: Int
         var caBundle: String
     }
 
@@ -119,6 +121,42 @@ struct WeftctlClusterTests {
         }
     }
 
+    /// Without `--controller`: `check`, `proxy-status` and `proxy-config` reach the controller's HTTP port through
+    /// the API server's service proxy (`services/http:weft-controller:http-monitoring/proxy`), as in a cluster.
+    @Test func theControllerIsReachedThroughTheAPIServersServiceProxy() async throws {
+        try await Self.withCluster { cluster in
+            try await Self.seedHealthy(cluster)
+            // No endpoint yet: the API server's 503, and a hint.
+            let unreachable = try await Self.run(["proxy-status", "--kubeconfig", cluster.kubeconfig])
+            #expect(unreachable.status == 1)
+            #expect(
+                unreachable.stderrText.contains("no endpoints available for service \"weft-controller\""),
+                "\(unreachable.stderrText)")
+            #expect(unreachable.stderrText.contains("hint: is weft-controller running in weft-system?"))
+
+            cluster.server.routeServiceProxy(
+                namespace: "weft-system", service: "weft-controller", to: cluster.controllerPort)
+            let check = try await Self.run(["check", "--kubeconfig", cluster.kubeconfig])
+            #expect(check.status == 0, "\(check.stdoutText)\(check.stderrText)")
+            #expect(check.stdoutText.contains("✔ 0 proxies known to the controller, 0 synced\n"), "\(check.stdoutText)")
+            let status = try await Self.run(["proxy-status", "--kubeconfig", cluster.kubeconfig])
+            #expect(status.status == 0, "\(status.stderrText)")
+            #expect(
+                status.stdoutText.hasPrefix("PROXY  IDENTITY  CONNECTED SINCE  SENT  ACKED  STATUS"),
+                "\(status.stdoutText)")
+            let json = try await Self.run([
+                "proxy-status", "--kubeconfig", cluster.kubeconfig, "-n", "shop", "-o", "json",
+            ])
+            #expect(json.status == 0)
+            #expect(Self.json(json.stdoutText).arrayValue?.isEmpty == true, "\(json.stdoutText)")
+            // The controller's own 404 comes back through the proxy.
+            let missing = try await Self.run(["proxy-config", "shop/nope", "--kubeconfig", cluster.kubeconfig])
+            #expect(missing.status == 1)
+            #expect(missing.stderrText.contains("/proxy/proxies/shop/nope"), "\(missing.stderrText)")
+            #expect(cluster.server.count(pathContains: "/services/http:weft-controller:http-monitoring/proxy/") >= 4)
+        }
+    }
+
     @Test func checkFailsFastWhenTheAPIServerIsUnreachable() async throws {
         let kubeconfig = try Self.kubeconfig(server: "http://127.0.0.1:1")
         defer { try? FileManager.default.removeItem(atPath: kubeconfig) }
@@ -204,7 +242,8 @@ struct WeftctlClusterTests {
                 let cluster = Cluster(
                     server: server, kubeconfig: kubeconfig,
                     webhookURL: "https://127.0.0.1:\(validatorPort)/validate",
-                    controllerURL: "http://127.0.0.1:\(httpPort)", caBundle: try ca.trustBundlePEM)
+                    controllerURL: "http://127.0.0.1:\(httpPort)", controllerPort: httpPort,
+                    caBundle: try ca.trustBundlePEM)
                 try await body(cluster)
             }
         } catch {

@@ -42,11 +42,14 @@ struct AppProbeTests {
     @Test func theAppsAnswerIsTheProbesAnswer() async throws {
         try await withUpstreams(["app"]) { upstreams in
             let port = upstreams[0].port
+            // 30 s probe timeouts (the kubelet's default is 1 s): the answers asserted are the app's, and a full
+            // test run on two cores once kept this app from answering within 1 s.
             let json = """
-                {"/app-health/app/readyz": \(Self.entry(port: port, path: "/status/204")),
-                 "/app-health/app/livez": \(Self.entry(port: port, path: "/status/503")),
+                {"/app-health/app/readyz": \(Self.entry(port: port, path: "/status/204", timeout: 30)),
+                 "/app-health/app/livez": \(Self.entry(port: port, path: "/status/503", timeout: 30)),
                  "/app-health/app/startupz": \(Self.entry(
-                    port: port, path: "/", headers: #", "httpHeaders": [{"name": "Host", "value": "probe.example"}]"#))}
+                    port: port, path: "/", headers: #", "httpHeaders": [{"name": "Host", "value": "probe.example"}]"#,
+                    timeout: 30))}
                 """
             try await Self.withStatusServer(json) { get in
                 let ready = try await get("/app-health/app/readyz")

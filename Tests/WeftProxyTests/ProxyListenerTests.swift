@@ -195,7 +195,9 @@ struct ProxyListenerTests {
             held.forward?.fault = FaultInjection(delay: FaultDelay(percentage: 100, delayMs: 600_000))
             held.forward?.timeoutMs = 300
             var hung = TestConfig.forward(to: "hung")
-            hung.forward?.timeoutMs = 300
+            // Long enough for the request to reach the silent upstream first even on a loaded machine (300 ms once
+            // ran out before the connection was up, and the upstream saw nothing).
+            hung.forward?.timeoutMs = 3000
             var slow = TestConfig.forward(to: "a")
             slow.forward?.timeoutMs = 5000
             let config = TestConfig.config(

@@ -6,8 +6,9 @@ import WeftProxy
 
 /// Issue 11 item 1: HTTP/1.1 message framing per RFC 9112, on raw sockets. Every ambiguous or malformed request is
 /// answered `400` (`malformed_request`) and its connection closed, and the upstream (`RawRecorder`, a strict
-/// raw-socket parser) never sees the request nor the second request hidden behind it.
-@Suite("weft-proxy request smuggling: RFC 9112 framing on raw sockets")
+/// raw-socket parser) never sees the request nor the second request hidden behind it. The cases run one at a time
+/// (`.serialized`): each starts a proxy, and 52 at once starved the rest of the run on two cores.
+@Suite("weft-proxy request smuggling: RFC 9112 framing on raw sockets", .serialized)
 struct ProxySmugglingTests {
     /// A request the proxy must refuse; `bytes` ends with a smuggled `GET /smuggled` that only a proxy reading the
     /// framing differently from the upstream would forward.

@@ -63,7 +63,8 @@ final class BackgroundProcess: Sendable {
             if !ready.load(ordering: .relaxed), process.isRunning { kill(process.processIdentifier, SIGKILL) }
         }
         let line = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            DispatchQueue.global().async {
+            // A thread of its own: blocking reads on Dispatch's global queue took its few threads under a full run.
+            Thread.detachNewThread {
                 var bytes: [UInt8] = []
                 let handle = stdout.fileHandleForReading
                 while true {
@@ -247,7 +248,7 @@ private final class RawServerHandler: ChannelInboundHandler {
 extension RawServerHandler: Sendable {}
 
 /// A raw TCP client: connects, optionally sends `send`, and collects what arrives until `until` is contained
-/// in it (or 5 s pass). Returns what was read.
+/// in it (failing after 60 s, a hang guard). Returns what was read.
 func rawConversation(port: Int, steps: [(send: String, until: String)]) async throws -> [String] {
     try await rawConversation(port: port, byteSteps: steps.map { (Array($0.send.utf8), $0.until) })
 }
@@ -282,7 +283,7 @@ func rawConversation(port: Int, byteSteps steps: [(send: [UInt8], until: String)
             }
         }
         group.addTask {
-            try await Task.sleep(for: .seconds(5))
+            try await Task.sleep(for: .seconds(60))
             throw CancellationError()
         }
         defer { group.cancelAll() }

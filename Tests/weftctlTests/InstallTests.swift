@@ -31,7 +31,8 @@ func run(executable: String, _ arguments: [String]) async throws -> Run {
     process.standardError = err
     try process.run()
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        DispatchQueue.global().async {
+        // A thread of its own: blocking waits on Dispatch's global queue took its few threads under a full run.
+        Thread.detachNewThread {
             process.waitUntilExit()
             continuation.resume()
         }

@@ -24,7 +24,7 @@ func weftctl(_ arguments: String...) async throws -> Run {
 }
 
 /// Runs the built `weftctl` with `arguments`, in the package root.
-/// The wait happens on a Dispatch thread: a test blocking in `waitUntilExit` would hold one of the few threads
+/// The wait happens on a thread of its own: a test blocking in `waitUntilExit` would hold one of the few threads
 /// of Swift's cooperative pool (two on a 2-core machine) and starve every other suite running in parallel.
 func weftctl(arguments: [String]) async throws -> Run {
     let binary = packageRoot.appendingPathComponent(".build/debug/weftctl")
@@ -52,7 +52,8 @@ func weftctl(arguments: [String]) async throws -> Run {
     process.standardInput = FileHandle.nullDevice
     try process.run()
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        DispatchQueue.global().async {
+        // A thread of its own: blocking waits on Dispatch's global queue took its few threads under a full run.
+        Thread.detachNewThread {
             process.waitUntilExit()
             continuation.resume()
         }

@@ -140,6 +140,13 @@ public final class FakeAPIServer: Sendable {
 
     /// Stores an object as given (status included), filling in uid, creationTimestamp, generation and, for
     /// namespaced kinds without one, the namespace `default`. An object that exists is replaced. Watches see it.
+    /// Sends the service proxy's requests for Service `namespace/service`
+    /// (`/api/v1/namespaces/NS/services/[SCHEME:]NAME[:PORT]/proxy/...`) to 127.0.0.1:`port`, as the real server sends
+    /// them to a ready endpoint; nil removes the route (the answer is then 503 "no endpoints available").
+    public func routeServiceProxy(namespace: String, service: String, to port: Int?) {
+        self.core.serviceProxies.withLock { $0["\(namespace)/\(service)"] = port }
+    }
+
     public func seed(_ object: JSONValue) throws {
         _ = try self.core.store.withLock { store throws(FakeAPIError) in try store.seed(object) }
     }

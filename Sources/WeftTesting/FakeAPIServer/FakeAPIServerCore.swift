@@ -5,6 +5,8 @@ import Synchronization
 final class FakeAPIServerCore: Sendable {
     let store: Mutex<FakeAPIStore>
     let bookmarkInterval: Duration
+    /// Where the service proxy sends each Service's requests ("namespace/name" to a port on 127.0.0.1).
+    let serviceProxies = Mutex<[String: Int]>([:])
 
     init(historyWindow: Int, bookmarkInterval: Duration) {
         self.store = Mutex(FakeAPIStore(historyWindow: historyWindow))

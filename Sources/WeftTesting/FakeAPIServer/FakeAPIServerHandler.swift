@@ -85,6 +85,10 @@ final class FakeAPIServerHandler: ChannelInboundHandler, RemovableChannelHandler
             self.writeJSON(context: context, status: 413, body: FakeAPIError.requestTooLarge.status, keepAlive: false)
             return
         }
+        if let proxied = FakeServiceProxyRequest(uri: head.uri) {
+            self.relay(context: context, proxied, head: head)
+            return
+        }
         let uri = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let request = FakeAPIServer.Request(
             method: head.method.rawValue, path: String(uri.first ?? ""),
@@ -95,6 +99,53 @@ final class FakeAPIServerHandler: ChannelInboundHandler, RemovableChannelHandler
             self.writeJSON(context: context, status: status, body: json, keepAlive: head.isKeepAlive)
         case .watch(let watch):
             self.startWatch(context: context, request: watch, keepAlive: head.isKeepAlive)
+        }
+    }
+
+    /// The service proxy: the Service's endpoint answers (status, content type and body relayed as they are);
+    /// 503 when no endpoint was routed, 503 with the dial's error when it does not answer, 405 for writes here.
+    private func relay(context: ChannelHandlerContext, _ proxied: FakeServiceProxyRequest, head: HTTPRequestHead) {
+        let keepAlive = head.isKeepAlive
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        self.core.store.withLock {
+            $0.record(
+                FakeAPIServer.Request(method: head.method.rawValue, path: path, query: [:], contentType: nil, body: ""))
+        }
+        guard head.method == .GET else {
+            self.writeJSON(
+                context: context, status: 405, body: FakeAPIError.methodNotAllowed.status, keepAlive: keepAlive)
+            return
+        }
+        let port = self.core.serviceProxies.withLock { $0["\(proxied.namespace)/\(proxied.service)"] }
+        guard let port else {
+            self.writeJSON(context: context, status: 503, body: proxied.noEndpoints.status, keepAlive: keepAlive)
+            return
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        fakeProxyGet(port: port, uri: proxied.uri, on: context.eventLoop).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let response):
+                var headers = HTTPHeaders()
+                if let type = response.contentType { headers.add(name: "Content-Type", value: type) }
+                headers.add(name: "Content-Length", value: String(response.body.readableBytes))
+                if !keepAlive { headers.add(name: "Connection", value: "close") }
+                context.write(
+                    handler.wrapOutboundOut(
+                        .head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))),
+                    promise: nil)
+                context.write(handler.wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+                let written = context.writeAndFlush(handler.wrapOutboundOut(.end(nil)))
+                if !keepAlive {
+                    let channel = context.channel
+                    written.whenComplete { _ in channel.close(promise: nil) }
+                }
+            case .failure(let error):
+                let failure = FakeAPIError(
+                    code: 503, reason: "ServiceUnavailable",
+                    message: "error trying to reach service: dial tcp 127.0.0.1:\(port): \(error)")
+                handler.writeJSON(context: context, status: 503, body: failure.status, keepAlive: keepAlive)
+            }
         }
     }
 
