@@ -184,6 +184,24 @@ struct ProxySmugglingTests {
         await recorder.stop()
     }
 
+    /// A refused request with far more bytes behind it than one read takes: the proxy half-closes after its answer
+    /// and reads the rest away (a lingering close), so the client gets the 400 and an end of stream, not a reset
+    /// that would destroy the answer in its socket.
+    @Test(arguments: [16 << 10, 256 << 10])
+    func aLargeRefusedRequestStillGetsItsAnswer(_ trailing: Int) async throws {
+        let recorder = try await RawRecorder.start()
+        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port)) { proxy in
+            let junk = String(repeating: "x", count: trailing)
+            let answer = try await rawExchange(
+                port: proxy.outboundPort,
+                "POST /a HTTP/1.1\r\nHost: catalog\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n" + junk)
+            #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer.prefix(300))")
+            #expect(answer.contains("x-weft-reason: malformed_request\r\n"))
+            #expect(recorder.connections == 0)
+        }
+        await recorder.stop()
+    }
+
     /// The same proxy, the same raw socket and the same recorder with well-framed pipelined requests: both reach
     /// the upstream and both are answered, so the refusals above are the framing's doing, not the harness's.
     @Test func wellFramedPipelinedRequestsAllReachTheUpstream() async throws {
