@@ -44,8 +44,14 @@ enum ForwardedHeaders {
                 headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
             }
         }
-        let ids = headers[canonicalForm: "x-request-id"]
-        if ids.count != 1 || !Self.isValidRequestID(ids[0]) {
+        // One pass, no array: this runs on every request.
+        var ids = 0
+        var valid = false
+        for field in headers where field.name.utf8.count == 12 && field.name.equalsIgnoringASCIICase("x-request-id") {
+            ids += 1
+            valid = Self.isValidRequestID(field.value[...])
+        }
+        if ids != 1 || !valid {
             headers.replaceOrAdd(name: "x-request-id", value: Self.newRequestID(using: &random))
         }
     }
