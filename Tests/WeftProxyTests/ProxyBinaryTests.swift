@@ -36,7 +36,9 @@ struct ProxyBinaryTests {
                 slow.headers.add(name: "host", value: "catalog")
                 let slowRequest = slow
                 async let slowResponse = TestResponse.execute(slowRequest, client: testClient)
-                try await Task.sleep(for: .milliseconds(200))
+                // SIGTERM once the request is surely in flight (its upstream has it), not after a fixed 200 ms: on
+                // a loaded machine the proxy once had not read it yet and closed the idle connection it came on.
+                try await eventually { upstreams[0].requestsReceived == 2 }
                 proxy.process.signal(SIGTERM)
                 let finished = try await slowResponse
                 #expect(finished.status == 200)

@@ -20,6 +20,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_proxy as fp  # noqa: E402
 
 
+def anon_kib(pid):
+    """RssAnon of /proc/PID/status (the heap and other anonymous memory), 0 when unreadable."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--proxy", required=True)
@@ -47,6 +59,7 @@ def main():
             fp.probe(outbound, 5.0)
         time.sleep(1.0)
         idle = fp.rss_kib(proc.pid)
+        idle_anon = anon_kib(proc.pid)
         start, failed = time.monotonic(), 0
         request = b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n"
         while len(socks) + failed < args.connections and time.monotonic() - start < args.seconds:
@@ -68,6 +81,7 @@ def main():
                 failed += 1
         time.sleep(2.0)
         held = fp.rss_kib(proc.pid)
+        held_anon = anon_kib(proc.pid)
         alive = fp.probe(outbound, 10.0)
         for s in socks:
             s.close()
@@ -79,6 +93,8 @@ def main():
               % (n, failed, time.monotonic() - start, "ok" if alive else "FAILED"))
         print("RSS: before %.1f MiB, with %d idle connections %.1f MiB (+%.1f MiB, %.1f KiB each), after closing %.1f MiB"
               % (idle / 1024, n, held / 1024, (held - idle) / 1024, (held - idle) / max(1, n), after / 1024))
+        print("of which anonymous memory (RssAnon: heap and malloc's overhead): %.1f KiB each"
+              % ((held_anon - idle_anon) / max(1, n)))
         return 0 if alive and failed == 0 else 1
     finally:
         for s in socks:
