@@ -61,21 +61,27 @@ enum ForwardedHeaders {
             && value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    /// A random version 4 UUID, lowercase (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`).
+    /// A random version 4 UUID, lowercase (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`), written straight into the
+    /// string's storage (one allocation).
     static func newRequestID<Random: RandomSource>(using random: inout Random) -> String {
         let high = (random.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
         let low = (random.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(36)
-        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
-            if index == 8 || index == 12 { bytes.append(UInt8(ascii: "-")) }
-            bytes.append(digits[Int((high >> UInt64(shift)) & 0xF)])
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var position = 0
+            func put(_ value: UInt64, dashesAt dashes: (Int, Int)) {
+                for index in 0..<16 {
+                    if index == dashes.0 || index == dashes.1 {
+                        buffer[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    let nibble = UInt8(truncatingIfNeeded: (value >> UInt64(60 - 4 * index)) & 0xF)
+                    buffer[position] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                    position += 1
+                }
+            }
+            put(high, dashesAt: (8, 12))
+            put(low, dashesAt: (0, 4))
+            return position
         }
-        for (index, shift) in stride(from: 60, through: 0, by: -4).enumerated() {
-            if index == 0 || index == 4 { bytes.append(UInt8(ascii: "-")) }
-            bytes.append(digits[Int((low >> UInt64(shift)) & 0xF)])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

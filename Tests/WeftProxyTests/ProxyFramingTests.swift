@@ -9,7 +9,8 @@ import WeftProxy
 /// every byte the proxy sends and must see exactly one well-framed request per client request.
 @Suite("weft-proxy framing: h2 to HTTP/1.1, hop-by-hop fields, upgrades, 100-continue, limits, idle")
 struct ProxyFramingTests {
-    private static func catalog(port: Int, protocol: AppProtocol = .http1) -> ProxyConfig {
+    /// The service `catalog` forwarding to one HTTP/1.1 upstream on 127.0.0.1:`port` (also the smuggling tests').
+    static func catalog(port: Int, protocol: AppProtocol = .http1) -> ProxyConfig {
         TestConfig.config(
             outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
             clusters: [TestConfig.cluster("a", protocol: `protocol`, ports: [port])])

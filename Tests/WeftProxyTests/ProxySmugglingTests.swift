@@ -155,11 +155,7 @@ struct ProxySmugglingTests {
             bytes: "GET /a HTTP/1.1\r\nX-Other: 1\r\n\r\n" + smuggled),
     ]
 
-    private static func catalog(port: Int) -> ProxyConfig {
-        TestConfig.config(
-            outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
-            clusters: [TestConfig.cluster("a", ports: [port])])
-    }
+    private static func catalog(port: Int) -> ProxyConfig { ProxyFramingTests.catalog(port: port) }
 
     @Test(arguments: hostile)
     func refusedWithA400AndNothingSmuggled(_ request: Hostile) async throws {

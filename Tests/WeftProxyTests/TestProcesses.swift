@@ -17,7 +17,9 @@ struct ProcessResult: Sendable {
 }
 
 /// Runs `arguments` (looked up in PATH) to completion, killing it (and its process group) after `timeout`.
-func runProcess(_ arguments: [String], timeout: Duration = .seconds(20)) async throws -> ProcessResult {
+/// The time limit is a hang guard: `ip netns add` once took over 25 s while the capture suites created and deleted
+/// namespaces in parallel under a full run (the kernel tears namespaces down asynchronously).
+func runProcess(_ arguments: [String], timeout: Duration = .seconds(120)) async throws -> ProcessResult {
     let result = try await ChildProcess.run(arguments, timeout: timeout)
     return ProcessResult(status: result.status, stdout: result.stdoutText, stderr: result.stderrText)
 }

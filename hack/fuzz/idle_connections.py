@@ -20,18 +20,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_proxy as fp  # noqa: E402
 
 
-def anon_kib(pid):
-    """RssAnon of /proc/PID/status (the heap and other anonymous memory), 0 when unreadable."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--proxy", required=True)
@@ -59,7 +47,7 @@ def main():
             fp.probe(outbound, 5.0)
         time.sleep(1.0)
         idle = fp.rss_kib(proc.pid)
-        idle_anon = anon_kib(proc.pid)
+        idle_anon = (fp.rss_kib(proc.pid, "RssAnon") or 0)
         start, failed = time.monotonic(), 0
         request = b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n"
         while len(socks) + failed < args.connections and time.monotonic() - start < args.seconds:
@@ -81,7 +69,7 @@ def main():
                 failed += 1
         time.sleep(2.0)
         held = fp.rss_kib(proc.pid)
-        held_anon = anon_kib(proc.pid)
+        held_anon = (fp.rss_kib(proc.pid, "RssAnon") or 0)
         alive = fp.probe(outbound, 10.0)
         for s in socks:
             s.close()
