@@ -17,6 +17,7 @@ extension WeftCompilation {
                 caches.references[vs.key] = (vs, errors)
             }
             for (error, field) in errors { self.record(error, ref: ref, field: field) }
+            self.policies.diagnostics.append(contentsOf: Self.shadowWarnings(vs))
         }
         for dp in snapshot.destinationPolicies {
             let ref = ResourceRef(dp)
@@ -39,6 +40,32 @@ extension WeftCompilation {
                 Diagnostic(
                     .warning, ref, field: "spec.selector",
                     "selects no meshed workload"))
+        }
+    }
+
+    /// Warnings for HTTP routes that can never match: routes are tried in order, so every route after one that
+    /// matches every request (no `match`, or a match with no condition but `uri: {prefix: /}`) is dead.
+    static func shadowWarnings(_ vs: weft.v1alpha1.VirtualService) -> [Diagnostic] {
+        let routes = vs.spec.http ?? []
+        guard let catchAll = routes.firstIndex(where: Self.matchesEverything), catchAll < routes.count - 1 else {
+            return []
+        }
+        let by = routes[catchAll].name.map { "spec.http[\(catchAll)] (\($0))" } ?? "spec.http[\(catchAll)]"
+        return (catchAll + 1..<routes.count).map { i in
+            Diagnostic(
+                .warning, ResourceRef(vs), field: "spec.http[\(i)]",
+                "never matched: \(by) before it matches every request")
+        }
+    }
+
+    private static func matchesEverything(_ route: weft.v1alpha1.HTTPRoute) -> Bool {
+        guard let matches = route.match, !matches.isEmpty else {
+            return true
+        }
+        return matches.contains { match in
+            let uriAll = match.uri == nil || match.uri == weft.v1alpha1.StringMatch(prefix: "/")
+            return uriAll && match.method == nil && match.authority == nil && (match.headers ?? [:]).isEmpty
+                && (match.queryParams ?? [:]).isEmpty && match.port == nil
         }
     }
 

@@ -200,6 +200,33 @@ struct AdmissionWebhookTests {
                 ).2)
             #expect(allowed.uid == "v2" && allowed.allowed)
             #expect(allowed.warnings == ["spec.selector: selects no meshed workload"])
+
+            // A legal VirtualService whose catch-all comes first: allowed, with a warning on the dead route.
+            let shadowed: JSONValue = [
+                "apiVersion": "weft.dev/v1alpha1", "kind": "VirtualService",
+                "metadata": ["name": "catalog", "namespace": "shop"],
+                "spec": [
+                    "hosts": ["catalog"],
+                    "http": [
+                        ["name": "everything", "route": [["destination": ["host": "catalog"]]]],
+                        [
+                            "match": [["uri": ["prefix": "/api"]]],
+                            "route": [["destination": ["host": "catalog"]]],
+                        ],
+                    ],
+                ],
+            ]
+            let warned = try Self.response(
+                try await post(
+                    "/validate",
+                    try Self.review(
+                        uid: "v3", kind: kind, resource: "virtualservices", namespace: "shop", object: shadowed)
+                ).2)
+            #expect(warned.uid == "v3" && warned.allowed)
+            #expect(
+                warned.warnings == [
+                    "spec.http[1]: never matched: spec.http[0] (everything) before it matches every request"
+                ], "\(String(describing: warned.warnings))")
         }
     }
 
