@@ -180,10 +180,8 @@ struct AnalysisReport {
     var hasErrors: Bool { self.problems.contains { $0.severity == "error" } }
 
     func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(
-            decoding: try encoder.encode([
+        String(
+            decoding: try JSONEncoder.sorted.encode([
                 "problems": AnyEncodable(self.problems),
                 "resources": AnyEncodable(self.resources),
             ]), as: UTF8.self)

@@ -56,9 +56,7 @@ struct Check: AsyncParsableCommand {
         }
         switch self.output {
         case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.sorted.encode(results), as: UTF8.self))
         case .table:
             print(CheckResult.text(results, colour: isatty(STDOUT_FILENO) == 1), terminator: "")
         }

@@ -55,9 +55,7 @@ struct ProxyStatusCommand: AsyncParsableCommand {
         }
         switch self.output {
         case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(proxies), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.sorted.encode(proxies), as: UTF8.self))
         case .table:
             print(Self.table(proxies), terminator: "")
         }

@@ -60,18 +60,7 @@ struct CaptureTwoPodTests {
                 let probe = try await podA.fetch("http://10.77.0.2:15020/app-health/app/readyz")
                 #expect(probe.hasPrefix("200 app probe: HTTP 200"), "\(probe)")
 
-                let metricsA = try await podA.fetch("http://127.0.0.1:15000/metrics")
-                let outbound = prometheusValues(
-                    metricsA, "weft_proxy_requests_total",
-                    ["direction=\"outbound\"", "destination_service=\"\(Self.service)\"", "response_class=\"2xx\""])
-                #expect(outbound == [1], "\(metricsA)")
-                let metricsB = try await podB.fetch("http://127.0.0.1:15000/metrics")
-                let accepted = prometheusValues(
-                    metricsB, "weft_proxy_tls_connections_total", ["direction=\"inbound\""])
-                #expect((accepted.first ?? 0) >= 1, "\(metricsB)")
-                let inbound = prometheusValues(
-                    metricsB, "weft_proxy_requests_total", ["direction=\"inbound\"", "response_class=\"2xx\""])
-                #expect(inbound == [2], "\(metricsB)")
+                try await Self.expectBothHopsCounted(podA, podB, tlsAccepted: 1)
 
                 // Stop the capture once it holds packets (tcpdump writes each at once: --immediate-mode, -U), then
                 // read what crossed the veth.
@@ -177,19 +166,27 @@ struct CaptureTwoPodTests {
                 let passthrough = try await podA.fetch("http://[\(Self.podB6)]:9090/plain")
                 #expect(passthrough == "200 other-app path=/plain", "\(passthrough)")
 
-                let metricsA = try await podA.fetch("http://127.0.0.1:15000/metrics")
-                let outbound = prometheusValues(
-                    metricsA, "weft_proxy_requests_total",
-                    ["direction=\"outbound\"", "destination_service=\"\(Self.service)\"", "response_class=\"2xx\""])
-                #expect(outbound == [1], "\(metricsA)")
-                let metricsB = try await podB.fetch("http://127.0.0.1:15000/metrics")
-                let accepted = prometheusValues(metricsB, "weft_proxy_tls_connections_total", ["direction=\"inbound\""])
-                #expect((accepted.first ?? 0) >= 2, "\(metricsB)")
-                let inbound = prometheusValues(
-                    metricsB, "weft_proxy_requests_total", ["direction=\"inbound\"", "response_class=\"2xx\""])
-                #expect(inbound == [2], "\(metricsB)")
+                try await Self.expectBothHopsCounted(podA, podB, tlsAccepted: 2)
             }
         }
+    }
+
+    /// A's proxy counted one outbound 2xx to the service; B's accepted at least `tlsAccepted` mTLS connections
+    /// and counted two inbound 2xx.
+    static func expectBothHopsCounted(_ podA: CaptureNamespace, _ podB: CaptureNamespace, tlsAccepted: Double)
+        async throws
+    {
+        let metricsA = try await podA.fetch("http://127.0.0.1:15000/metrics")
+        let outbound = prometheusValues(
+            metricsA, "weft_proxy_requests_total",
+            ["direction=\"outbound\"", "destination_service=\"\(Self.service)\"", "response_class=\"2xx\""])
+        #expect(outbound == [1], "\(metricsA)")
+        let metricsB = try await podB.fetch("http://127.0.0.1:15000/metrics")
+        let accepted = prometheusValues(metricsB, "weft_proxy_tls_connections_total", ["direction=\"inbound\""])
+        #expect((accepted.first ?? 0) >= tlsAccepted, "\(metricsB)")
+        let inbound = prometheusValues(
+            metricsB, "weft_proxy_requests_total", ["direction=\"inbound\"", "response_class=\"2xx\""])
+        #expect(inbound == [2], "\(metricsB)")
     }
 
     static let clusterIP6 = "fd00:96::10"
