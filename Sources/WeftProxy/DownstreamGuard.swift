@@ -26,6 +26,11 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private enum State {
         case detecting
         case http1
+        /// HTTP/1.1, idle between two requests: the HTTP handlers are on their way out (the decoder leaves on a
+        /// later tick); bytes that arrive meanwhile wait in `buffered`.
+        case shedding
+        /// HTTP/1.1, idle between two requests with only this guard left; the next byte brings the handlers back.
+        case dormant
         case done
     }
 
@@ -44,6 +49,13 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// When the scheduled `timer` fires (header or idle timer; nil while detecting).
     private var timerDue: NIODeadline?
     private var requestInProgress = false
+    /// Proves from the bytes that the decoder is between two requests (see `MessageBoundaryTracker`).
+    private var boundary = MessageBoundaryTracker()
+    /// The last request ended on a proven boundary.
+    private var atBoundary = false
+    /// When an idle keep-alive connection sheds its HTTP handlers (`ProxyLimits.dormantAfter`): about 3 KiB of
+    /// decoder, encoder and request handler that an idle connection does not need. Shares the lazy timer.
+    private var dormantDeadline: NIODeadline?
 
     private var context: ChannelHandlerContext?
     /// The peer's verified identity when this guard runs inside a terminated mTLS connection.
@@ -127,11 +139,17 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
             self.detect(context: context)
         case .http1:
-            if !self.requestInProgress, self.headerDeadline == nil {
-                self.idleDeadline = nil
-                self.armHeaderTimer(context: context)
+            self.forwardHTTP1(context: context, data: data)
+        case .shedding:
+            var bytes = self.unwrapInboundIn(data)
+            if var buffered = self.buffered {
+                buffered.writeBuffer(&bytes)
+                self.buffered = buffered
+            } else {
+                self.buffered = bytes
             }
-            context.fireChannelRead(data)
+        case .dormant:
+            self.wake(context: context, data: data)
         case .done:
             context.fireChannelRead(data)
         }
@@ -201,6 +219,19 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func becomeHTTP1(context: ChannelHandlerContext) {
         self.state = .http1
         let buffered = self.takeBuffered()
+        guard self.addHTTP1Handlers(context: context) else {
+            return
+        }
+        self.armHeaderTimer(context: context)
+        if let buffered {
+            self.boundary.read(buffered)
+            context.fireChannelRead(self.wrapInboundOut(buffered))
+            context.fireChannelReadComplete()
+        }
+    }
+
+    /// The HTTP/1.1 handlers behind this guard (closes the connection if they cannot be added).
+    private func addHTTP1Handlers(context: ChannelHandlerContext) -> Bool {
         do {
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandlers(
@@ -213,15 +244,73 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                     HTTPServerPipelineHandler(),
                     ProxyServerHandler(self.shared, guardHandler: self, peer: self.peer),
                 ], position: .after(self))
+            return true
         } catch {
             context.close(promise: nil)
+            return false
+        }
+    }
+
+    /// Bytes for the HTTP/1.1 decoder: counted for the boundary proof; the first byte of a request starts its
+    /// header deadline.
+    private func forwardHTTP1(context: ChannelHandlerContext, data: NIOAny) {
+        self.boundary.read(self.unwrapInboundIn(data))
+        if !self.requestInProgress, self.headerDeadline == nil {
+            self.idleDeadline = nil
+            self.dormantDeadline = nil
+            self.armHeaderTimer(context: context)
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// An idle keep-alive connection whose decoder is proven to sit between two requests drops its HTTP handlers
+    /// (request handler, pipelining handler, encoder, decoder); this guard keeps the idle timeout and brings them
+    /// back with the next byte. Nothing is lost: no byte of a next request has arrived.
+    private func shed(context: ChannelHandlerContext) {
+        guard self.state == .http1, self.atBoundary, !self.requestInProgress, context.channel.isActive else {
             return
         }
-        self.armHeaderTimer(context: context)
-        if let buffered {
-            context.fireChannelRead(self.wrapInboundOut(buffered))
-            context.fireChannelReadComplete()
+        let pipeline = context.pipeline.syncOperations
+        guard let server = try? pipeline.context(handlerType: ProxyServerHandler.self),
+            let pipelining = try? pipeline.context(handlerType: HTTPServerPipelineHandler.self),
+            let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self),
+            let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+        else {
+            return
         }
+        self.state = .shedding
+        pipeline.removeHandler(context: server, promise: nil)
+        pipeline.removeHandler(context: pipelining, promise: nil)
+        pipeline.removeHandler(context: encoder, promise: nil)
+        let removed = context.eventLoop.makePromise(of: Void.self)
+        pipeline.removeHandler(context: decoder, promise: removed)
+        removed.futureResult.assumeIsolated().whenComplete { [self] result in
+            guard self.state == .shedding else {
+                return
+            }
+            guard case .success = result, context.channel.isActive else {
+                context.close(promise: nil)
+                return
+            }
+            self.state = .dormant
+            self.shared.metrics.recordDormant(self.shared.direction)
+            if let buffered = self.buffered {
+                self.buffered = nil
+                self.wake(context: context, data: self.wrapInboundOut(buffered))
+                context.fireChannelReadComplete()
+            }
+        }
+    }
+
+    /// The first bytes after a dormant spell: the HTTP/1.1 handlers come back, and the bytes go to them.
+    private func wake(context: ChannelHandlerContext, data: NIOAny) {
+        self.state = .http1
+        self.boundary = MessageBoundaryTracker()
+        self.atBoundary = false
+        guard self.addHTTP1Handlers(context: context) else {
+            return
+        }
+        self.forwardHTTP1(context: context, data: data)
     }
 
     private func becomeHTTP2(context: ChannelHandlerContext) {
@@ -366,7 +455,9 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         self.timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             self.timer = nil
             self.timerDue = nil
-            guard self.state == .http1, !self.requestInProgress else {
+            guard self.state == .http1 || self.state == .dormant || self.state == .shedding,
+                !self.requestInProgress
+            else {
                 return
             }
             let now = NIODeadline.now()
@@ -375,6 +466,16 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                     self.scheduleHeaderTimer(at: header, context: context)
                 } else {
                     self.headerTimedOut(context: context)
+                }
+            } else if let dormant = self.dormantDeadline {
+                if dormant > now {
+                    self.scheduleHeaderTimer(at: dormant, context: context)
+                } else {
+                    self.dormantDeadline = nil
+                    self.shed(context: context)
+                    if let idle = self.idleDeadline {
+                        self.scheduleHeaderTimer(at: idle, context: context)
+                    }
                 }
             } else if let idle = self.idleDeadline {
                 if idle > now {
@@ -406,23 +507,40 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         self.requestInProgress = true
         self.headerDeadline = nil
         self.idleDeadline = nil
+        self.dormantDeadline = nil
+        self.atBoundary = false
     }
 
-    /// The request and its response are complete: the idle timeout runs until the next request's first byte.
-    func requestDone() {
+    /// The request's last byte was decoded (`bodyBytes`: its `Content-Length` body, 0 for none, nil for chunked).
+    func requestEnded(bodyBytes: Int?) {
+        self.atBoundary = self.boundary.requestEnded(bodyBytes: bodyBytes)
+    }
+
+    /// The request and its response are complete: the idle timeout runs until the next request's first byte,
+    /// and a `reusable` connection on a proven boundary goes dormant after `ProxyLimits.dormantAfter`.
+    func requestDone(reusable: Bool) {
         self.requestInProgress = false
         guard self.state == .http1, let context = self.context else {
             return
         }
-        let deadline = NIODeadline.now() + self.shared.limits.idleTimeout
+        let now = NIODeadline.now()
+        let deadline = now + self.shared.limits.idleTimeout
         self.idleDeadline = deadline
-        self.ensureTimer(by: deadline, context: context)
+        if reusable, self.atBoundary, self.shared.limits.dormantAfter > .zero {
+            let dormant = now + self.shared.limits.dormantAfter
+            self.dormantDeadline = dormant
+            self.ensureTimer(by: dormant, context: context)
+        } else {
+            self.dormantDeadline = nil
+            self.ensureTimer(by: deadline, context: context)
+        }
     }
 
     /// The response ended before the request was complete, or the head was malformed: no timer either way.
     func stopTimer() {
         self.headerDeadline = nil
         self.idleDeadline = nil
+        self.dormantDeadline = nil
         self.timer?.cancel()
         self.timer = nil
     }
@@ -441,9 +559,11 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent, self.state == .detecting {
-            // Draining: a connection that never said what it speaks closes (HTTP/1.1 and HTTP/2 handle it
-            // themselves further down the pipeline).
+        if event is ChannelShouldQuiesceEvent,
+            self.state == .detecting || self.state == .dormant || self.state == .shedding
+        {
+            // Draining: a connection that never said what it speaks, or an idle dormant one, closes (HTTP/1.1
+            // and HTTP/2 handle it themselves further down the pipeline).
             context.close(promise: nil)
             return
         }

@@ -52,13 +52,17 @@ public struct ProxyLimits: Sendable, Hashable {
     /// the request is aborted: `408` `body_timeout` when no response began, otherwise the connection (HTTP/2:
     /// the stream) is reset.
     public var bodyTimeout: TimeAmount
+    /// How long an HTTP/1.1 keep-alive connection stays idle, between two requests, before it drops its HTTP
+    /// handlers (about 3 KiB; they come back with its next byte). Zero: never.
+    public var dormantAfter: TimeAmount
 
     public init(
         maxHeaderCount: Int = 100, maxHeaderBytes: Int = 64 << 10, headerTimeout: TimeAmount = .seconds(10),
         detectTimeout: TimeAmount = .milliseconds(200), retryBufferBytes: Int = 64 << 10,
         mirrorBufferBytes: Int = 64 << 10, idleTimeout: TimeAmount = .seconds(300),
         upgradeProtocols: [String] = ["websocket"], maxDownstreamConnections: Int = 10_000,
-        maxBufferedBytes: Int = 64 << 20, bodyTimeout: TimeAmount = .seconds(30)
+        maxBufferedBytes: Int = 64 << 20, bodyTimeout: TimeAmount = .seconds(30),
+        dormantAfter: TimeAmount = .seconds(1)
     ) {
         self.maxHeaderCount = maxHeaderCount
         self.maxHeaderBytes = maxHeaderBytes
@@ -71,6 +75,7 @@ public struct ProxyLimits: Sendable, Hashable {
         self.maxDownstreamConnections = maxDownstreamConnections
         self.maxBufferedBytes = maxBufferedBytes
         self.bodyTimeout = bodyTimeout
+        self.dormantAfter = dormantAfter
     }
 }
 

@@ -69,6 +69,7 @@ extension ProxyReason {
 /// - `weft_proxy_tls_connections_total{direction}`: mTLS connections accepted (handshake done, peer verified)
 /// - `weft_proxy_overload_total{direction, limit}`: work a process-wide cap refused (`connections`,
 ///   `buffered_bytes`)
+/// - `weft_proxy_http1_dormant_total{direction}`: idle HTTP/1.1 connections that dropped their HTTP handlers
 ///
 /// The swift-metrics handles of each label set are created once per thread and cached there (an event loop
 /// is a thread), so recording a request takes no lock. `/stats` reads plain atomics.
@@ -85,7 +86,7 @@ public final class ProxyMetrics: Sendable {
         let count = ProxyDirection.allCases.count * Self.classes.count * ProxyReason.allCases.count
         self.stats = (0..<count).map { _ in StatCell() }
         self.retries = (0..<4).map { _ in StatCell() }
-        self.tcp = (0..<18).map { _ in StatCell() }
+        self.tcp = (0..<20).map { _ in StatCell() }
     }
 
     private static func index(_ direction: ProxyDirection, status: Int, reason: ProxyReason) -> Int {
@@ -147,6 +148,12 @@ public final class ProxyMetrics: Sendable {
         self.cache.counter(
             "weft_proxy_overload_total", [("direction", direction.rawValue), ("limit", limit.rawValue)]
         ).increment()
+    }
+
+    /// An idle HTTP/1.1 keep-alive connection dropped its HTTP handlers (`ProxyLimits.dormantAfter`).
+    func recordDormant(_ direction: ProxyDirection) {
+        self.tcp[direction == .outbound ? 18 : 19].value.add(1, ordering: .relaxed)
+        self.cache.counter("weft_proxy_http1_dormant_total", [("direction", direction.rawValue)]).increment()
     }
 
     /// A TCP connection was proxied as opaque bytes.
@@ -232,6 +239,7 @@ public final class ProxyMetrics: Sendable {
                 ("rbac.denied", self.tcp[10 + offset]),
                 ("overload.connections", self.tcp[14 + offset]),
                 ("overload.buffered_bytes", self.tcp[16 + offset]),
+                ("http1.dormant", self.tcp[18 + offset]),
             ]
             for (name, cell) in named {
                 let value = cell.value.load(ordering: .relaxed)

@@ -52,6 +52,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var isUpgrade = false
     /// Body parts go upstream (false: the request is framed without a body, e.g. TRACE).
     private var forwardsBody = true
+    /// The request body is chunked (its wire length is not its byte count).
+    private var chunkedBody = false
     /// `Expect: 100-continue`; and whether the proxy answered `100 Continue`.
     private var expectsContinue = false
     private var continueSent = false
@@ -158,6 +160,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         case .end(let trailers):
             self.routeDeferredHead(bodyFollows: false, context: context)
             self.requestEnded = true
+            self.guardHandler?.requestEnded(bodyBytes: self.chunkedBody ? nil : self.requestBytes)
             self.stopBodyTimer()
             switch self.phase {
             case .forwarding:
@@ -165,7 +168,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             case .draining:
                 self.phase = .idle
                 self.requestHead = nil
-                self.guardHandler?.requestDone()
+                self.guardHandler?.requestDone(reusable: self.keepAlive)
             case .idle, .tunnel:
                 break
             }
@@ -261,6 +264,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.keepAlive = false
         }
         self.forwardsBody = envelope.forwardsBody
+        if case .chunked = envelope.framing {
+            self.chunkedBody = true
+        } else {
+            self.chunkedBody = false
+        }
         self.expectsContinue = envelope.expectsContinue
         self.continueSent = false
         self.started = .now()
@@ -996,7 +1004,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.mirror = nil
         self.phase = self.requestEnded ? .idle : .draining
         if self.phase == .idle {
-            self.guardHandler?.requestDone()
+            self.guardHandler?.requestDone(reusable: self.keepAlive)
         }
         self.releaseUpstream()
         if self.keepAlive {

@@ -78,6 +78,12 @@ struct WeftProxyCommand: AsyncParsableCommand {
     @Option(help: "Seconds a request body may make no progress before the request is aborted (408 body_timeout).")
     var bodyTimeout: Double = 30
 
+    @Option(
+        help:
+            "Seconds an idle keep-alive connection (HTTP/1.1) keeps its HTTP handlers before it drops them (about 3 KiB; back with its next byte); 0: never."
+    )
+    var dormantAfter: Double = 1
+
     @Option(help: "Client connections open at most, both listeners (default 10,000, or 3/4 of the fd limit).")
     var maxConnections: Int?
 
@@ -226,7 +232,8 @@ struct WeftProxyCommand: AsyncParsableCommand {
             upgradeProtocols: self.allowUpgrade.isEmpty ? ["websocket"] : self.allowUpgrade,
             maxDownstreamConnections: self.maxConnections ?? defaultMaxConnections(),
             maxBufferedBytes: self.maxBufferedMib << 20,
-            bodyTimeout: .milliseconds(Int64(self.bodyTimeout * 1000)))
+            bodyTimeout: .milliseconds(Int64(self.bodyTimeout * 1000)),
+            dormantAfter: .milliseconds(Int64(self.dormantAfter * 1000)))
         let overload = OverloadManager(limits)
         var tracing: (tracer: ProxyTracer, service: any Service)?
         let environment = ProcessInfo.processInfo.environment

@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--proxy", required=True)
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--proxy-arg", action="append", default=[], help="one more weft-proxy argument (repeatable)")
     args = ap.parse_args()
 
     backend = fp.EchoServer(("127.0.0.1", 0), fp.Echo)
@@ -35,7 +36,8 @@ def main():
     fp.write_config(config, outbound, backend.server_address[1])
     log = open(os.path.join(tmp, "weft-proxy.log"), "wb")
     proc = subprocess.Popen([args.proxy, "--config", config, "--outbound-port", str(outbound), "--inbound-port",
-                             str(inbound), "--admin-port", str(admin), "--concurrency", "1", "--log-level", "error"],
+                             str(inbound), "--admin-port", str(admin), "--concurrency", "1", "--log-level", "error",
+                             "--max-connections", str(args.connections + 100)] + args.proxy_arg,
                             stdout=log, stderr=subprocess.STDOUT)
     socks = []
     try:
