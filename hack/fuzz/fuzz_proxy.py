@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -480,15 +481,29 @@ def complete_h2(data):
     return False
 
 
-def exchange(port, payload, complete, quiet, hang):
+def exchange(port, payload, complete, quiet, hang, before=None, gap=0.0):
     """Send payload; read until a whole answer, a close, or `quiet` seconds of silence (then half-close and wait
-    up to `hang` seconds for the close). Returns (bytes, outcome) with outcome answered|closed|hang|refused."""
+    up to `hang` seconds for the close). Returns (bytes, outcome) with outcome answered|closed|hang|refused.
+    With `before`, that valid HTTP/1.1 request goes first on the same connection, its whole answer is read, and
+    the payload follows `gap` seconds later (a keep-alive connection the proxy may have made dormant)."""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=hang)
     except OSError:
         return b"", "refused"
     data = b""
     try:
+        if before is not None:
+            try:
+                s.sendall(before)
+                while not complete_h1(data):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return data, "closed"
+                    data += chunk
+            except OSError:
+                return data, "closed"
+            data = b""
+            time.sleep(gap)
         try:
             s.sendall(payload)
         except OSError:
@@ -543,6 +558,11 @@ def main():
     ap.add_argument("--hang", type=float, default=15, help="no close this long (s) after sending: a hang")
     ap.add_argument("--rss-slack", type=float, default=10, help="MiB over idle RSS allowed after the run")
     ap.add_argument("--log", default=None, help="the proxy's stderr/stdout (default: a temporary file)")
+    ap.add_argument("--dormant-gap", type=float, default=0,
+                    help="send every other HTTP/1.1 mutation this long (s) after a valid request on the same "
+                         "connection (0: never); with --proxy-arg=--dormant-after=0.001 it wakes dormant connections")
+    ap.add_argument("--proxy-arg", action="append", default=[],
+                    help="one more weft-proxy argument (repeatable; e.g. --proxy-arg=--dormant-after=0.001)")
     args = ap.parse_args()
 
     h1_seeds, h2_seeds = load_corpus(args.corpus)
@@ -559,7 +579,8 @@ def main():
     log_path = args.log or os.path.join(tmp, "weft-proxy.log")
     log = open(log_path, "wb")
     proc = subprocess.Popen([args.proxy, "--config", config, "--outbound-port", str(outbound), "--inbound-port",
-                             str(inbound), "--admin-port", str(admin), "--concurrency", "1", "--log-level", "error"],
+                             str(inbound), "--admin-port", str(admin), "--concurrency", "1", "--log-level", "error"]
+                            + args.proxy_arg,
                             stdout=log, stderr=subprocess.STDOUT)
     failures = []
     try:
@@ -596,15 +617,19 @@ def main():
 
         def one(i):
             rng = random.Random(args.seed * 1_000_003 + i)
+            before = None
             if i % 2 == 0:
                 name = rng.choice(h1_names)
                 payload = H1_MUTATORS[name](rng, rng.choice(h1_seeds))
                 cls, complete, status = "h1/" + name, complete_h1, status_h1
+                if args.dormant_gap > 0 and i % 4 == 0:
+                    before = b"GET /before HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST.encode()
+                    cls = "h1-after-idle/" + name
             else:
                 name = rng.choice(h2_names)
                 payload = H2_MUTATORS[name](rng, rng.choice(h2_seed_frames))
                 cls, complete, status = "h2/" + name, complete_h2, status_h2
-            data, outcome = exchange(outbound, payload, complete, args.quiet, args.hang)
+            data, outcome = exchange(outbound, payload, complete, args.quiet, args.hang, before, args.dormant_gap)
             key = "answered " + (status(data) or "?") if outcome == "answered" else outcome
             with lock:
                 sent[cls] += 1
@@ -652,6 +677,13 @@ def main():
         print("outcomes:")
         for key in sorted(results):
             print("  %-24s %7d" % (key, results[key]))
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/stats" % admin, timeout=5) as answer:
+                for line in answer.read().decode().splitlines():
+                    if line.startswith("outbound.http1.dormant:"):
+                        print("idle keep-alive connections that went dormant: %s" % line.split(":")[1].strip())
+        except OSError:
+            pass
         print("RSS: idle %.1f MiB, max %.1f MiB, final %s MiB"
               % (idle / 1024, max_rss[0] / 1024, "%.1f" % (final / 1024) if final else "n/a"))
         if failures:
