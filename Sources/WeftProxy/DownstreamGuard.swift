@@ -241,7 +241,6 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                         HTTPRequestDecoder(
                             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
                             limitConfiguration: self.shared.limits.decoderLimits)),
-                    HTTPServerPipelineHandler(),
                     ProxyServerHandler(self.shared, guardHandler: self, peer: self.peer),
                 ], position: .after(self))
             return true
@@ -272,7 +271,6 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let pipeline = context.pipeline.syncOperations
         guard let server = try? pipeline.context(handlerType: ProxyServerHandler.self),
-            let pipelining = try? pipeline.context(handlerType: HTTPServerPipelineHandler.self),
             let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self),
             let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
         else {
@@ -280,7 +278,6 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.state = .shedding
         pipeline.removeHandler(context: server, promise: nil)
-        pipeline.removeHandler(context: pipelining, promise: nil)
         pipeline.removeHandler(context: encoder, promise: nil)
         let removed = context.eventLoop.makePromise(of: Void.self)
         pipeline.removeHandler(context: decoder, promise: removed)

@@ -30,7 +30,6 @@ func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws -> E
         try pipeline.addHandler(tunnel, position: .first)
         decoderGone.succeed()
     }
-    remove(HTTPServerPipelineHandler.self)
     remove(ProxyServerHandler.self)
     remove(UpstreamHandler.self)
     return decoderGone.futureResult

@@ -4,8 +4,8 @@ import NIOPosix
 import ProxyConfig
 import ProxyCore
 
-/// Proxies the requests of one downstream HTTP/1.1 connection (one at a time: `HTTPServerPipelineHandler`
-/// holds pipelined requests back) or of one HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`):
+/// Proxies the requests of one downstream HTTP/1.1 connection (one at a time: a pipelined request waits in
+/// `pipelined` until the one before it is answered) or of one HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`):
 /// routes on the head, takes an upstream stream from the event loop's `UpstreamPool`, and forwards body parts
 /// both ways as they arrive, reading from a side only while the other can write.
 ///
@@ -39,6 +39,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The last response went out with the connection closing: nothing read after it is a request to serve (a
     /// pipelined request behind a refused one must not be routed, let alone dial an upstream).
     private var closing = false
+    /// HTTP/1.1 request parts that arrived while an earlier request was still being answered (pipelining), served
+    /// in order once it is; nil when none wait. While any wait, reads are held, so at most a read's worth queues up.
+    /// (NIO's `HTTPServerPipelineHandler` did this by holding reads during every response, which took the socket
+    /// out of epoll and put it back on every request: two `epoll_ctl` calls each.)
+    private var pipelined: CircularBuffer<HTTPServerRequestPart>?
+    private var servingPipelined = false
     /// Bytes read and dropped since the closing answer (see `lingeringClose`).
     private var lingeredBytes = 0
     /// How long, and for how many bytes, a closing connection keeps reading after its answer before it closes.
@@ -143,7 +149,58 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             }
             return
         }
-        switch self.unwrapInboundIn(data) {
+        let part = self.unwrapInboundIn(data)
+        if !self.isHTTP2, self.mustWait(part) {
+            self.pipelined = self.pipelined ?? CircularBuffer(initialCapacity: 4)
+            self.pipelined?.append(part)
+            return
+        }
+        self.serve(part, context: context)
+    }
+
+    /// Whether `part` must wait behind the request being answered (HTTP/1.1 pipelining): a head while a response
+    /// is in flight, and whatever follows a waiting part.
+    private func mustWait(_ part: HTTPServerRequestPart) -> Bool {
+        if self.pipelined != nil {
+            return true
+        }
+        if case .head = part {
+            return self.phase != .idle
+        }
+        return false
+    }
+
+    /// Serves the parts that waited, in order, as far as the request being answered allows.
+    private func servePipelined(context: ChannelHandlerContext) {
+        guard !self.servingPipelined else {
+            // Called from a part served below (its answer came at once): the loop goes on from there.
+            return
+        }
+        self.servingPipelined = true
+        defer { self.servingPipelined = false }
+        var served = false
+        while !self.closing, let part = self.pipelined?.first {
+            if case .head = part, self.phase != .idle {
+                break
+            }
+            self.pipelined?.removeFirst()
+            if self.pipelined?.isEmpty ?? false {
+                self.pipelined = nil
+            }
+            self.serve(part, context: context)
+            served = true
+        }
+        if served {
+            // What the end of a read does: no read-complete follows parts served from the queue.
+            self.partsServed(context: context)
+        }
+        if self.pipelined == nil {
+            self.resumeReads()
+        }
+    }
+
+    private func serve(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             if self.isHTTP2, head.awaitsBodyKnowledge {
                 self.deferredHead = head
@@ -168,10 +225,30 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             case .draining:
                 self.phase = .idle
                 self.requestHead = nil
+                guard self.keepAlive else {
+                    // Draining started after the answer went out (`ChannelShouldQuiesceEvent`): close now.
+                    context.close(promise: nil)
+                    return
+                }
                 self.guardHandler?.requestDone(reusable: self.keepAlive)
+                self.servePipelined(context: context)
             case .idle, .tunnel:
                 break
             }
+        }
+    }
+
+    /// Draining (HTTP/1.1): an idle connection closes at once; a busy one closes after its answer, and requests
+    /// pipelined behind it are not served. (HTTP/2 streams never see it: the connection's handler sends GOAWAY.)
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent, !self.isHTTP2 else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.pipelined = nil
+        self.keepAlive = false
+        if self.phase == .idle {
+            context.close(promise: nil)
         }
     }
 
@@ -186,6 +263,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     func channelReadComplete(context: ChannelHandlerContext) {
         // No end in this read: the stream goes on, so a body follows.
         self.routeDeferredHead(bodyFollows: true, context: context)
+        self.partsServed(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    /// After a read's parts: the body timer, and one flush of what they wrote upstream.
+    private func partsServed(context: ChannelHandlerContext) {
         if self.bodyStall.readComplete(waiting: self.waitsForBody) == .arm {
             self.armBodyTimer(context: context)
         }
@@ -193,7 +276,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.upstream?.flush()
         }
         self.mirror?.flush()
-        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -231,8 +313,9 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private var holdsReads: Bool {
-        self.phase == .forwarding && !self.requestEnded
-            && (!self.upstreamReady || !(self.upstream?.isWritable ?? false))
+        self.pipelined != nil
+            || (self.phase == .forwarding && !self.requestEnded
+                && (!self.upstreamReady || !(self.upstream?.isWritable ?? false)))
     }
 
     /// Reads from the downstream again if a read was held back and nothing holds it now.
@@ -1019,6 +1102,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         if self.phase == .idle {
             // Nothing of this request is needed any more: an idle keep-alive connection holds no header storage.
             self.requestHead = nil
+            self.servePipelined(context: context)
         }
         self.resumeReads()
     }

@@ -222,6 +222,17 @@ final class RawSession {
         return received
     }
 
+    /// What arrives until the peer closes (or resets).
+    func readToEnd() async throws -> String {
+        var received = ""
+        do {
+            while let buffer = try await self.iterator.next() {
+                received += String(buffer: buffer)
+            }
+        } catch {}
+        return received
+    }
+
     /// Reads until the peer closes (a reset counts as closed).
     func waitClosed() async {
         do {
