@@ -263,7 +263,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// An idle keep-alive connection whose decoder is proven to sit between two requests drops its HTTP handlers
-    /// (request handler, pipelining handler, encoder, decoder); this guard keeps the idle timeout and brings them
+    /// (request handler, encoder, decoder); this guard keeps the idle timeout and brings them
     /// back with the next byte. Nothing is lost: no byte of a next request has arrived.
     private func shed(context: ChannelHandlerContext) {
         guard self.state == .http1, self.atBoundary, !self.requestInProgress, context.channel.isActive else {
