@@ -8,22 +8,24 @@ private let hopByHopNames = [
     "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer", "http2-settings",
 ]
 
-private func isHopByHop(_ name: String) -> Bool {
+private func isHopByHop<Name: StringProtocol>(_ name: Name) -> Bool where Name.SubSequence == Substring {
     hopByHopNames.contains { name.equalsIgnoringASCIICase($0) }
 }
 
 extension HTTPHeaders {
-    /// Whether `name` is listed in this message's `Connection` field(s) (so hop-by-hop too).
-    private func isNamedInConnection(_ name: String, connectionFields: Int) -> Bool {
-        guard connectionFields > 0 else {
-            return false
-        }
+    /// The field names this message's `Connection` field(s) list besides the hop-by-hop ones (usually none:
+    /// `keep-alive`, `close`, `upgrade`), so that each field is checked against a short list once.
+    private var namedInConnection: [Substring] {
+        var names: [Substring] = []
         for field in self where field.name.equalsIgnoringASCIICase("connection") {
-            if field.value.containsToken(name) {
+            field.value.forEachListToken { token in
+                if !token.equalsIgnoringASCIICase("close"), !isHopByHop(token) {
+                    names.append(token)
+                }
                 return true
             }
         }
-        return false
+        return names
     }
 
     /// A copy without hop-by-hop fields (and without `content-length`, for a request: the proxy frames it again,
@@ -33,11 +35,10 @@ extension HTTPHeaders {
     /// the other connection (NIO keeps it inside `HTTPHeaders`).
     func withoutHopByHop(request: Bool = false, upgrade: String? = nil, also: String? = nil) -> HTTPHeaders {
         var fields: [(String, String)] = []
-        fields.reserveCapacity(self.count + 2)
-        var connectionFields = 0
-        for field in self where field.name.equalsIgnoringASCIICase("connection") {
-            connectionFields += 1
-        }
+        // Room for what the proxy adds to a request (forwarded headers, a request ID, a traceparent) without a second
+        // allocation.
+        fields.reserveCapacity(self.count + (request ? 6 : 2))
+        let named = self.namedInConnection
         var trailers = false
         for field in self {
             if isHopByHop(field.name) {
@@ -52,7 +53,7 @@ extension HTTPHeaders {
             if let also, field.name.equalsIgnoringASCIICase(also) {
                 continue
             }
-            if self.isNamedInConnection(field.name, connectionFields: connectionFields) {
+            if !named.isEmpty, named.contains(where: { field.name.equalsIgnoringASCIICase($0) }) {
                 continue
             }
             fields.append((field.name, field.value))

@@ -44,14 +44,18 @@ struct MirrorPlan {
     var lease: EndpointLease
 }
 
-private func hex16(_ value: UInt64) -> String {
-    let hex = String(value, radix: 16)
-    return String(repeating: "0", count: 16 - hex.utf8.count) + hex
+/// Writes `value` as 16 lowercase hex digits at `position`; returns the position after them.
+func writeHex16(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at position: Int) -> Int {
+    for index in 0..<16 {
+        let nibble = UInt8(truncatingIfNeeded: (value >> UInt64(60 - 4 * index)) & 0xF)
+        buffer[position + index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+    return position + 16
 }
 
 /// A new W3C `traceparent` (version 00, sampled), with random trace and span IDs from `random` (a fast
 /// generator seeded from the system's once per event loop: a system call per request would cost more than
-/// the rest of the ID).
+/// the rest of the ID). Written in place: one allocation.
 func newTraceparent<Random: RandomSource>(using random: inout Random) -> String {
     var traceHigh = random.next()
     let traceLow = random.next()
@@ -59,7 +63,19 @@ func newTraceparent<Random: RandomSource>(using random: inout Random) -> String 
     if traceHigh == 0 && traceLow == 0 {
         traceHigh = 1
     }
-    return "00-\(hex16(traceHigh))\(hex16(traceLow))-\(hex16(span))-01"
+    return String(unsafeUninitializedCapacity: 55) { buffer in
+        buffer[0] = UInt8(ascii: "0")
+        buffer[1] = UInt8(ascii: "0")
+        buffer[2] = UInt8(ascii: "-")
+        var position = writeHex16(traceHigh, into: buffer, at: 3)
+        position = writeHex16(traceLow, into: buffer, at: position)
+        buffer[position] = UInt8(ascii: "-")
+        position = writeHex16(span, into: buffer, at: position + 1)
+        buffer[position] = UInt8(ascii: "-")
+        buffer[position + 1] = UInt8(ascii: "0")
+        buffer[position + 2] = UInt8(ascii: "1")
+        return position + 3
+    }
 }
 
 /// The authority and origin-form path of a request: from an absolute-form target (`http://host/path`) when it
@@ -215,7 +231,8 @@ extension ProxyState {
         }
         return .forward(
             ForwardPlan(
-                head: upstream, responseHeaders: [forward.responseHeaders, backend.responseHeaders].compactMap { $0 },
+                head: upstream,
+                responseHeaders: responseHeaderOperations(forward.responseHeaders, backend.responseHeaders),
                 timeout: requestTimeout(route: forward.timeoutMs, head), delay: delay,
                 target: balancer.target(lease.endpoint, downstream: head.version), lease: lease, balancer: balancer,
                 retry: forward.retry.map(CompiledRetryPolicy.init), mirror: mirror))
@@ -306,6 +323,16 @@ private func requestTimeout(route timeoutMs: Int?, _ head: HTTPRequestHead) -> T
         return route
     }
     return route.map { min($0, grpc) } ?? grpc
+}
+
+/// The route's and the backend's response header operations, in that order (no array for none: the usual case).
+private func responseHeaderOperations(_ route: HeaderOperations?, _ backend: HeaderOperations?) -> [HeaderOperations] {
+    switch (route, backend) {
+    case (nil, nil): []
+    case (let route?, nil): [route]
+    case (nil, let backend?): [backend]
+    case (let route?, let backend?): [route, backend]
+    }
 }
 
 /// `host-shadow` (before any port), the authority of mirrored requests.

@@ -545,7 +545,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// The parts waiting for an upstream were sent (or dropped): their share of the buffer budget goes.
     private func clearPending() {
-        self.pending.removeAll()
+        // A small buffer stays for the next request's parts (one allocation less per request); a large one goes.
+        self.pending.removeAll(keepingCapacity: self.pending.capacity <= 8)
         self.pendingReservation.releaseAll(to: self.shared.overload)
     }
 

@@ -27,7 +27,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var idleTimer: Scheduled<Void>?
     private var idleDeadline: NIODeadline?
     /// The pool key (endpoint and protocol).
-    let key: String
+    let key: UpstreamKey
     let cluster: String
     let kind: UpstreamProtocol
     /// Requests this connection has served.
@@ -40,7 +40,7 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// never reached the application, so it is safe to retry (`refused-stream`).
     private(set) var refusedStream = false
 
-    init(pool: UpstreamPool, key: String, cluster: String, kind: UpstreamProtocol) {
+    init(pool: UpstreamPool, key: UpstreamKey, cluster: String, kind: UpstreamProtocol) {
         self.pool = pool
         self.key = key
         self.cluster = cluster

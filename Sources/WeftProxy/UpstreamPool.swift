@@ -25,9 +25,17 @@ struct UpstreamTarget {
     var identity: String? = nil
 
     /// The pool key: one set of connections per endpoint, protocol and expected identity.
-    var key: String {
-        "\(self.protocolKind == .http2 ? "h2" : "h1")|\(self.host)|\(self.port)|\(self.identity ?? "")"
+    var key: UpstreamKey {
+        UpstreamKey(protocolKind: self.protocolKind, host: self.host, port: self.port, identity: self.identity)
     }
+}
+
+/// One pool of upstream connections (a struct, not a composed string: looking a pool up allocates nothing).
+struct UpstreamKey: Hashable {
+    var protocolKind: UpstreamProtocol
+    var host: String
+    var port: Int
+    var identity: String?
 }
 
 /// Adds the mTLS client handler first in an upstream pipeline when `target` expects an identity; throws (the
@@ -82,8 +90,10 @@ final class UpstreamPool {
     /// Bounds on upstream HTTP/1.1 response heads (the proxy's header limits).
     private let decoderLimits: NIOHTTPDecoderLimitConfiguration
     private var clusters: [String: ClusterState] = [:]
-    private var idle: [String: [UpstreamHandler]] = [:]
-    private var http2: [String: HTTP2Connection] = [:]
+    /// Idle HTTP/1.1 connections per pool, mutated in place (an empty list stays: taking the last connection and
+    /// putting it back allocates nothing).
+    private var idle: [UpstreamKey: [UpstreamHandler]] = [:]
+    private var http2: [UpstreamKey: HTTP2Connection] = [:]
     private var nextWaiterID = 0
 
     /// Where upstream connections to meshed endpoints get their TLS contexts (one handshake per connection).
@@ -140,8 +150,7 @@ final class UpstreamPool {
 
     private func acquireHTTP1(_ target: UpstreamTarget, for requester: any UpstreamRequester, ticket: Int) -> Int? {
         let key = target.key
-        while var connections = self.idle[key], let connection = connections.popLast() {
-            self.idle[key] = connections.isEmpty ? nil : connections
+        while let connection = self.idle[key]?.popLast() {
             if connection.isActive {
                 connection.leaveIdle()
                 requester.upstreamAcquired(connection, ticket: ticket)
@@ -169,9 +178,9 @@ final class UpstreamPool {
             guard let index = connections.firstIndex(where: { $0.cluster == cluster }) else {
                 continue
             }
-            var rest = connections
-            let connection = rest.remove(at: index)
-            self.idle[key] = rest.isEmpty ? nil : rest
+            guard let connection = self.idle[key]?.remove(at: index) else {
+                continue
+            }
             // Its slot passes to the new connection; its close must not release it again.
             connection.countsTowardLimit = false
             connection.close()
@@ -267,11 +276,8 @@ final class UpstreamPool {
 
     /// An HTTP/1.1 connection closed (or failed to open): free its slot for a waiter.
     func connectionClosed(_ connection: UpstreamHandler) {
-        if var connections = self.idle[connection.key],
-            let index = connections.firstIndex(where: { $0 === connection })
-        {
-            connections.remove(at: index)
-            self.idle[connection.key] = connections.isEmpty ? nil : connections
+        if let index = self.idle[connection.key]?.firstIndex(where: { $0 === connection }) {
+            self.idle[connection.key]?.remove(at: index)
         }
         if connection.countsTowardLimit {
             connection.countsTowardLimit = false

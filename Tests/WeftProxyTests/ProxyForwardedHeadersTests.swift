@@ -120,4 +120,22 @@ struct ProxyForwardedHeadersTests {
         #expect(ids.allSatisfy(Self.isUUIDv4), "\(ids.prefix(3))")
         #expect(Set(ids).count == 100)
     }
+
+    /// W3C Trace Context: `00-<32 hex trace id>-<16 hex span id>-01`, lowercase, the IDs the random source gave.
+    @Test func newTraceparentsCarryTheRandomIDsInW3CForm() {
+        struct Fixed: RandomSource {
+            var values: [UInt64]
+            mutating func next() -> UInt64 { self.values.removeFirst() }
+        }
+        var fixed = Fixed(values: [0x0AF7_6519_16CD_43DD, 0x8448_EB21_1C80_319C, 0xB7AD_6B71_6920_3330])
+        #expect(newTraceparent(using: &fixed) == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        // An all-zero trace ID is invalid: the high half becomes 1; the span ID is never zero.
+        var zeros = Fixed(values: [0, 0, 0])
+        #expect(newTraceparent(using: &zeros) == "00-00000000000000010000000000000000-0000000000000001-01")
+        var random = Counter()
+        let parents = (0..<100).map { _ in newTraceparent(using: &random) }
+        let form = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/
+        #expect(parents.allSatisfy { $0.wholeMatch(of: form) != nil }, "\(parents.prefix(3))")
+        #expect(Set(parents).count == 100)
+    }
 }
