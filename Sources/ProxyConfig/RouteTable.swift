@@ -90,6 +90,9 @@ public struct RouteTable: Sendable {
     private let servicesByName: [Substring: [Int]]
     /// The proxy's namespace (short names depend on it).
     private let namespace: String
+    /// Whether any route matches on a header: when none does, a request's `RequestInfo.headers` may stay empty
+    /// (the proxy then does not copy its header list for every request).
+    public let matchesHeaders: Bool
 
     /// Compiles every route matcher of `config.outbound`. With `previous` (the table of the config this one
     /// replaces, which a delta from the controller changed in a few entries), a service equal to the one with the
@@ -130,6 +133,9 @@ public struct RouteTable: Sendable {
         }
         self.services = services
         self.namespace = config.proxy.namespace
+        self.matchesHeaders = config.outbound.contains { service in
+            service.routes.contains { route in route.matches.contains { !$0.headers.isEmpty } }
+        }
         if samePlaces, let previous {
             self.servicesByName = previous.servicesByName
             return

@@ -169,9 +169,11 @@ extension ProxyState {
     ) -> ProxyDecision {
         let (authority, path) = requestTarget(head)
         var fields: [(name: String, value: String)] = []
-        fields.reserveCapacity(head.headers.count)
-        for field in head.headers {
-            fields.append(field)
+        if self.routeTable.matchesHeaders {
+            fields.reserveCapacity(head.headers.count)
+            for field in head.headers {
+                fields.append(field)
+            }
         }
         var routed = authority
         if let captured {

@@ -315,6 +315,18 @@ struct RouteTableTests {
         let table = try RouteTable(config([]))
         #expect(table.match(RequestInfo(authority: "catalog")) == nil)
     }
+
+    @Test("the table says whether any route matches on a header (else requests need not carry theirs)")
+    func matchesHeadersFlag() throws {
+        #expect(try RouteTable(shopConfig).matchesHeaders)
+        let plain = config([
+            OutboundService(
+                host: "catalog.shop.svc.cluster.local", aliases: [], port: 80, protocol: .http1,
+                routes: [route("a", [RequestMatch(path: .init(.prefix, "/a"))]), route("rest")])
+        ])
+        #expect(try !RouteTable(plain).matchesHeaders)
+        #expect(try !RouteTable(config([])).matchesHeaders)
+    }
 }
 
 // MARK: - Invalid configs

@@ -53,6 +53,31 @@ struct ProxyListenerTests {
         }
     }
 
+    /// A route that matches on a header (the proxy hands `RouteTable` the request's headers only when a route
+    /// needs them): with the header the request goes to `b`, without it to the catch-all's `a`.
+    @Test func routesOnAHeader() async throws {
+        try await withUpstreams(["a", "b"]) { upstreams in
+            let beta = TestConfig.forward(
+                "beta", to: "b",
+                matches: [RequestMatch(headers: [NamedMatcher(name: "x-beta", match: .init(.exact, "1"))])])
+            let config = TestConfig.config(
+                outbound: [TestConfig.service("catalog", routes: [beta, TestConfig.forward(to: "a")])],
+                clusters: [
+                    TestConfig.cluster("a", ports: [upstreams[0].port]),
+                    TestConfig.cluster("b", ports: [upstreams[1].port]),
+                ])
+            try await ProxyHarness.withProxy(config: config) { proxy in
+                let tagged = try await rawExchange(
+                    port: proxy.outboundPort,
+                    "GET /x HTTP/1.1\r\nHost: catalog\r\nX-Beta: 1\r\nConnection: close\r\n\r\n")
+                #expect(tagged.contains("x-echo-server: b\r\n"), "\(tagged)")
+                let plain = try await rawExchange(
+                    port: proxy.outboundPort, "GET /x HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n")
+                #expect(plain.contains("x-echo-server: a\r\n"), "\(plain)")
+            }
+        }
+    }
+
     @Test func malformedRequestsGet400AndClose() async throws {
         let config = TestConfig.config(outbound: [], clusters: [])
         try await ProxyHarness.withProxy(config: config) { proxy in
