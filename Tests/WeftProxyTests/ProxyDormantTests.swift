@@ -87,11 +87,11 @@ struct ProxyDormantTests {
             try await ProxyHarness.withProxy(
                 config: Self.catalog(port: upstreams[0].port), singleEventLoop: true,
                 limits: ProxyLimits(
-                    headerTimeout: .seconds(3), idleTimeout: .seconds(60), dormantAfter: .milliseconds(50))
+                    headerTimeout: .seconds(10), idleTimeout: .seconds(60), dormantAfter: .milliseconds(50))
             ) { proxy in
-                // Woken by half a head, which then stalls: 408 once the header timeout passes. (The timeout also
-                // bounds the wait for a new connection's first byte: at 200 ms a run loaded by a parallel build
-                // once lost the connection before its first request.)
+                // Woken by half a head, which then stalls: 408 once the header timeout passes. The timeout also
+                // bounds the wait for a new connection's first byte, so it is the default 10 s: at 200 ms, and
+                // once at 3 s, a loaded full run lost the connection before the test wrote its first request.
                 try await RawSession.with(port: proxy.outboundPort) { session in
                     _ = try await session.exchange("GET /one HTTP/1.1\r\nHost: catalog\r\n\r\n", until: Self.end)
                     try await eventually { Self.dormant(proxy) == 1 }
@@ -102,7 +102,8 @@ struct ProxyDormantTests {
             }
             try await ProxyHarness.withProxy(
                 config: Self.catalog(port: upstreams[0].port), singleEventLoop: true,
-                limits: ProxyLimits(idleTimeout: .milliseconds(300), dormantAfter: .milliseconds(50))
+                limits: ProxyLimits(
+                    headerTimeout: .seconds(60), idleTimeout: .milliseconds(300), dormantAfter: .milliseconds(50))
             ) { proxy in
                 // Dormant, then closed when the idle timeout passes.
                 try await RawSession.with(port: proxy.outboundPort) { session in
@@ -220,6 +221,31 @@ final class RawSession {
             received += String(buffer: buffer)
         }
         return received
+    }
+
+    func send(_ buffer: ByteBuffer) async throws {
+        try await self.outbound.write(buffer)
+    }
+
+    /// Reads an HTTP/1.1 response until the peer closes: its head, and how many bytes followed the head (counted,
+    /// not kept).
+    func responseToEnd() async throws -> (head: String, bodyBytes: Int) {
+        var head: [UInt8] = []
+        var body = 0
+        var inBody = false
+        while let buffer = try await self.iterator.next() {
+            if inBody {
+                body += buffer.readableBytes
+                continue
+            }
+            head += buffer.readableBytesView
+            if let end = head.firstRange(of: Array("\r\n\r\n".utf8)) {
+                body += head.count - end.upperBound
+                head.removeSubrange(end.upperBound...)
+                inBody = true
+            }
+        }
+        return (String(decoding: head, as: UTF8.self), body)
     }
 
     /// What arrives until the peer closes (or resets).
