@@ -130,28 +130,27 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.state {
         case .detecting:
-            var bytes = self.unwrapInboundIn(data)
-            if var buffered = self.buffered {
-                buffered.writeBuffer(&bytes)
-                self.buffered = buffered
-            } else {
-                self.buffered = bytes
-            }
+            self.hold(data)
             self.detect(context: context)
         case .http1:
             self.forwardHTTP1(context: context, data: data)
         case .shedding:
-            var bytes = self.unwrapInboundIn(data)
-            if var buffered = self.buffered {
-                buffered.writeBuffer(&bytes)
-                self.buffered = buffered
-            } else {
-                self.buffered = bytes
-            }
+            self.hold(data)
         case .dormant:
             self.wake(context: context, data: data)
         case .done:
             context.fireChannelRead(data)
+        }
+    }
+
+    /// Keeps read bytes in `buffered` until the handlers that take them are in place.
+    private func hold(_ data: NIOAny) {
+        var bytes = self.unwrapInboundIn(data)
+        if var buffered = self.buffered {
+            buffered.writeBuffer(&bytes)
+            self.buffered = buffered
+        } else {
+            self.buffered = bytes
         }
     }
 

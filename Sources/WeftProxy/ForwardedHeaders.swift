@@ -67,20 +67,16 @@ enum ForwardedHeaders {
         let high = (random.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000
         let low = (random.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
         return String(unsafeUninitializedCapacity: 36) { buffer in
-            var position = 0
-            func put(_ value: UInt64, dashesAt dashes: (Int, Int)) {
-                for index in 0..<16 {
-                    if index == dashes.0 || index == dashes.1 {
-                        buffer[position] = UInt8(ascii: "-")
-                        position += 1
-                    }
-                    let nibble = UInt8(truncatingIfNeeded: (value >> UInt64(60 - 4 * index)) & 0xF)
-                    buffer[position] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
-                    position += 1
-                }
+            // 8-4-4-4-12 hex digits: the high 64 bits give the first three groups, the low 64 bits the last two.
+            var position = writeHex(high >> 32, digits: 8, into: buffer, at: 0)
+            func group(_ value: UInt64, digits: Int) {
+                buffer[position] = UInt8(ascii: "-")
+                position = writeHex(value, digits: digits, into: buffer, at: position + 1)
             }
-            put(high, dashesAt: (8, 12))
-            put(low, dashesAt: (0, 4))
+            group(high >> 16, digits: 4)
+            group(high, digits: 4)
+            group(low >> 48, digits: 4)
+            group(low, digits: 12)
             return position
         }
     }

@@ -53,7 +53,7 @@ extension HTTPHeaders {
             if let also, field.name.equalsIgnoringASCIICase(also) {
                 continue
             }
-            if !named.isEmpty, named.contains(where: { field.name.equalsIgnoringASCIICase($0) }) {
+            if named.contains(where: { field.name.equalsIgnoringASCIICase($0) }) {
                 continue
             }
             fields.append((field.name, field.value))

@@ -44,13 +44,16 @@ struct MirrorPlan {
     var lease: EndpointLease
 }
 
-/// Writes `value` as 16 lowercase hex digits at `position`; returns the position after them.
-func writeHex16(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at position: Int) -> Int {
-    for index in 0..<16 {
-        let nibble = UInt8(truncatingIfNeeded: (value >> UInt64(60 - 4 * index)) & 0xF)
+/// Writes the low `digits` hex digits of `value` (lowercase, zero-padded) at `position`; returns the position
+/// after them.
+func writeHex(
+    _ value: UInt64, digits: Int = 16, into buffer: UnsafeMutableBufferPointer<UInt8>, at position: Int
+) -> Int {
+    for index in 0..<digits {
+        let nibble = UInt8(truncatingIfNeeded: (value >> UInt64(4 * (digits - 1 - index))) & 0xF)
         buffer[position + index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
-    return position + 16
+    return position + digits
 }
 
 /// A new W3C `traceparent` (version 00, sampled), with random trace and span IDs from `random` (a fast
@@ -67,10 +70,10 @@ func newTraceparent<Random: RandomSource>(using random: inout Random) -> String 
         buffer[0] = UInt8(ascii: "0")
         buffer[1] = UInt8(ascii: "0")
         buffer[2] = UInt8(ascii: "-")
-        var position = writeHex16(traceHigh, into: buffer, at: 3)
-        position = writeHex16(traceLow, into: buffer, at: position)
+        var position = writeHex(traceHigh, into: buffer, at: 3)
+        position = writeHex(traceLow, into: buffer, at: position)
         buffer[position] = UInt8(ascii: "-")
-        position = writeHex16(span, into: buffer, at: position + 1)
+        position = writeHex(span, into: buffer, at: position + 1)
         buffer[position] = UInt8(ascii: "-")
         buffer[position + 1] = UInt8(ascii: "0")
         buffer[position + 2] = UInt8(ascii: "1")

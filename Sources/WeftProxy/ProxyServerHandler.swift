@@ -230,7 +230,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                     context.close(promise: nil)
                     return
                 }
-                self.guardHandler?.requestDone(reusable: self.keepAlive)
+                self.guardHandler?.requestDone(reusable: true)
                 self.servePipelined(context: context)
             case .idle, .tunnel:
                 break
@@ -347,11 +347,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.keepAlive = false
         }
         self.forwardsBody = envelope.forwardsBody
-        if case .chunked = envelope.framing {
-            self.chunkedBody = true
-        } else {
-            self.chunkedBody = false
-        }
+        self.chunkedBody = if case .chunked = envelope.framing { true } else { false }
         self.expectsContinue = envelope.expectsContinue
         self.continueSent = false
         self.started = .now()

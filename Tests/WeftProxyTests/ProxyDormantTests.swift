@@ -16,6 +16,14 @@ struct ProxyDormantTests {
             clusters: [TestConfig.cluster("a", ports: [port])])
     }
 
+    /// A proxy on one event loop (its timers fire in deadline order) routing `catalog` to `upstream`.
+    private static func withProxy(
+        to upstream: TestUpstream, limits: ProxyLimits, _ body: @Sendable (ProxyHarness) async throws -> Void
+    ) async throws {
+        try await ProxyHarness.withProxy(
+            config: Self.catalog(port: upstream.port), singleEventLoop: true, limits: limits, body)
+    }
+
     private static func dormant(_ proxy: ProxyHarness) -> Int {
         let line = proxy.metrics.renderStats().split(separator: "\n").first { $0.hasPrefix("outbound.http1.dormant: ") }
         return line.flatMap { Int($0.dropFirst("outbound.http1.dormant: ".count)) } ?? -1
@@ -26,10 +34,7 @@ struct ProxyDormantTests {
 
     @Test func anIdleConnectionShedsItsHandlersAndServesItsNextRequest() async throws {
         try await withUpstreams(["a"]) { upstreams in
-            try await ProxyHarness.withProxy(
-                config: Self.catalog(port: upstreams[0].port), singleEventLoop: true,
-                limits: ProxyLimits(dormantAfter: .milliseconds(50))
-            ) { proxy in
+            try await Self.withProxy(to: upstreams[0], limits: ProxyLimits(dormantAfter: .milliseconds(50))) { proxy in
                 try await RawSession.with(port: proxy.outboundPort) { session in
                     let first = try await session.exchange(
                         "GET /one HTTP/1.1\r\nHost: catalog\r\n\r\n", until: Self.end)
@@ -54,10 +59,7 @@ struct ProxyDormantTests {
 
     @Test func aPipelinedHalfRequestKeepsTheDecoder() async throws {
         try await withUpstreams(["a"]) { upstreams in
-            try await ProxyHarness.withProxy(
-                config: Self.catalog(port: upstreams[0].port), singleEventLoop: true,
-                limits: ProxyLimits(dormantAfter: .milliseconds(50))
-            ) { proxy in
+            try await Self.withProxy(to: upstreams[0], limits: ProxyLimits(dormantAfter: .milliseconds(50))) { proxy in
                 try await RawSession.with(port: proxy.outboundPort) { pipelined in
                     // A complete request and part of the next one's head in one write: that part lives in the
                     // decoder's parser state only, so this connection must not shed its decoder.
@@ -84,8 +86,8 @@ struct ProxyDormantTests {
 
     @Test func aDormantConnectionKeepsItsIdleAndHeaderTimeouts() async throws {
         try await withUpstreams(["a"]) { upstreams in
-            try await ProxyHarness.withProxy(
-                config: Self.catalog(port: upstreams[0].port), singleEventLoop: true,
+            try await Self.withProxy(
+                to: upstreams[0],
                 limits: ProxyLimits(
                     headerTimeout: .seconds(10), idleTimeout: .seconds(60), dormantAfter: .milliseconds(50))
             ) { proxy in
@@ -100,8 +102,8 @@ struct ProxyDormantTests {
                     await session.waitClosed()
                 }
             }
-            try await ProxyHarness.withProxy(
-                config: Self.catalog(port: upstreams[0].port), singleEventLoop: true,
+            try await Self.withProxy(
+                to: upstreams[0],
                 limits: ProxyLimits(
                     headerTimeout: .seconds(60), idleTimeout: .milliseconds(300), dormantAfter: .milliseconds(50))
             ) { proxy in
