@@ -219,7 +219,8 @@ let package = Package(
         .target(
             name: "WeftTesting",
             dependencies: [
-                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests",
+                "KubeModel", "WeftAPI", "ProxyConfig", "WeftCompiler", "WeftManifests", "KubeClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -232,24 +232,7 @@ let testLogger = Logger(label: "weft.test")
 
 /// Runs `body` against a fresh `FakeAPIServer` and a `KubeClient` talking to it.
 func withFakeCluster(_ body: (FakeAPIServer, KubeClient) async throws -> Void) async throws {
-    let fake = try await FakeAPIServer.start()
-    let server = try #require(URL(string: fake.baseURL))
-    let client: KubeClient
-    do {
-        client = try KubeClient(configuration: KubeConfiguration(server: server), logger: testLogger)
-    } catch {
-        try? await fake.shutdown()
-        throw error
-    }
-    do {
-        try await body(fake, client)
-    } catch {
-        try? await client.shutdown()
-        try? await fake.shutdown()
-        throw error
-    }
-    try await client.shutdown()
-    try await fake.shutdown()
+    try await FakeAPIServer.start().withClient(logger: testLogger, body)
 }
 
 /// Runs `service` while `body` runs (with a time limit), then cancels it and waits for it to end.

@@ -15,18 +15,7 @@ private let domain = try! TrustDomain("cluster.local")
 
 /// A fake API server and a client for it, shut down after `body`.
 private func withAPI(_ body: (FakeAPIServer, KubeClient) async throws -> Void) async throws {
-    let server = try await FakeAPIServer.start()
-    let url = try #require(URL(string: server.baseURL))
-    let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: logger)
-    do {
-        try await body(server, client)
-    } catch {
-        try? await client.shutdown()
-        try? await server.shutdown()
-        throw error
-    }
-    try await client.shutdown()
-    try await server.shutdown()
+    try await FakeAPIServer.start().withClient(logger: logger, body)
 }
 
 /// Lets every create through only once `parties` callers have arrived at it: two CAs that both read "no Secret"

@@ -65,106 +65,101 @@ struct WebhookConfigurationPatcherTests {
     }
 
     @Test func patchesBothAndAgainAfterAnEdit() async throws {
-        let server = try await FakeAPIServer.start()
-        let url = try #require(URL(string: server.baseURL))
-        let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Logger(label: "test"))
-        try server.seed(try Self.mutating())
-        try server.seed(try Self.validating())
-        let patcher = WebhookConfigurationPatcher(
-            api: client, trustBundle: Self.bundle, isLeader: { true }, watchSeconds: 5, retryDelay: .milliseconds(50),
-            logger: Logger(label: "test"))
-        let encoded = Data(Self.bundle.utf8).base64EncodedString()
-        func bundles() -> [String?] {
-            let injector = server.get(
-                admissionregistration.v1.MutatingWebhookConfiguration.self, namespace: nil, name: "weft-injector")
-            let validator = server.get(
-                admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil, name: "weft-validator")
-            return ((injector?.webhooks ?? []) + (validator?.webhooks ?? [])).map { $0.clientConfig?.caBundle }
-        }
-        try await withThrowingTaskGroup { group in
-            group.addTask { try await patcher.run() }
-            let patched = try await self.eventually { bundles() == [encoded, encoded, encoded] }
-            #expect(patched)
-            // The other fields are kept.
-            let injector = try #require(
-                server.get(
-                    admissionregistration.v1.MutatingWebhookConfiguration.self, namespace: nil, name: "weft-injector"))
-            #expect(injector.webhooks?.first?.unknownFields["admissionReviewVersions"] == .array([.string("v1")]))
-            #expect(injector.webhooks?.first?.clientConfig?.service != nil)
-            // `kubectl apply -k manifests/` again empties it: the watch puts it back.
-            var reset = try Self.validating()
-            reset.metadata.resourceVersion =
-                server.get(
+        try await FakeAPIServer.start().withClient(logger: Logger(label: "test")) { server, client in
+            try server.seed(try Self.mutating())
+            try server.seed(try Self.validating())
+            let patcher = WebhookConfigurationPatcher(
+                api: client, trustBundle: Self.bundle, isLeader: { true }, watchSeconds: 5,
+                retryDelay: .milliseconds(50),
+                logger: Logger(label: "test"))
+            let encoded = Data(Self.bundle.utf8).base64EncodedString()
+            func bundles() -> [String?] {
+                let injector = server.get(
+                    admissionregistration.v1.MutatingWebhookConfiguration.self, namespace: nil, name: "weft-injector")
+                let validator = server.get(
                     admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil, name: "weft-validator"
-                )?
-                .metadata.resourceVersion
-            reset.webhooks?[0].clientConfig?.caBundle = ""
-            _ = try await client.update(reset)
-            let patchedAgain = try await self.eventually { bundles() == [encoded, encoded, encoded] }
-            #expect(patchedAgain)
-            group.cancelAll()
+                )
+                return ((injector?.webhooks ?? []) + (validator?.webhooks ?? [])).map { $0.clientConfig?.caBundle }
+            }
+            try await withThrowingTaskGroup { group in
+                group.addTask { try await patcher.run() }
+                let patched = try await self.eventually { bundles() == [encoded, encoded, encoded] }
+                #expect(patched)
+                // The other fields are kept.
+                let injector = try #require(
+                    server.get(
+                        admissionregistration.v1.MutatingWebhookConfiguration.self, namespace: nil,
+                        name: "weft-injector"))
+                #expect(injector.webhooks?.first?.unknownFields["admissionReviewVersions"] == .array([.string("v1")]))
+                #expect(injector.webhooks?.first?.clientConfig?.service != nil)
+                // `kubectl apply -k manifests/` again empties it: the watch puts it back.
+                var reset = try Self.validating()
+                reset.metadata.resourceVersion =
+                    server.get(
+                        admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil,
+                        name: "weft-validator"
+                    )?
+                    .metadata.resourceVersion
+                reset.webhooks?[0].clientConfig?.caBundle = ""
+                _ = try await client.update(reset)
+                let patchedAgain = try await self.eventually { bundles() == [encoded, encoded, encoded] }
+                #expect(patchedAgain)
+                group.cancelAll()
+            }
         }
-        try await client.shutdown()
-        try await server.shutdown()
     }
 
     @Test func webhookURLReplacesTheService() async throws {
-        let server = try await FakeAPIServer.start()
-        let url = try #require(URL(string: server.baseURL))
-        let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Logger(label: "test"))
-        try server.seed(try Self.mutating())
-        try server.seed(try Self.validating())
-        let patcher = WebhookConfigurationPatcher(
-            api: client, trustBundle: Self.bundle, webhookURL: "https://192.168.1.20:15017", isLeader: { true },
-            watchSeconds: 5, retryDelay: .milliseconds(50), logger: Logger(label: "test"))
-        try await withThrowingTaskGroup { group in
-            group.addTask { try await patcher.run() }
-            let validatorPointsThere = try await self.eventually {
-                let hook = server.get(
-                    admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil,
-                    name: "weft-validator")?.webhooks?.first
-                return hook?.clientConfig?.url == "https://192.168.1.20:15017/validate"
-                    && hook?.clientConfig?.service == nil
+        try await FakeAPIServer.start().withClient(logger: Logger(label: "test")) { server, client in
+            try server.seed(try Self.mutating())
+            try server.seed(try Self.validating())
+            let patcher = WebhookConfigurationPatcher(
+                api: client, trustBundle: Self.bundle, webhookURL: "https://192.168.1.20:15017", isLeader: { true },
+                watchSeconds: 5, retryDelay: .milliseconds(50), logger: Logger(label: "test"))
+            try await withThrowingTaskGroup { group in
+                group.addTask { try await patcher.run() }
+                let validatorPointsThere = try await self.eventually {
+                    let hook = server.get(
+                        admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil,
+                        name: "weft-validator")?.webhooks?.first
+                    return hook?.clientConfig?.url == "https://192.168.1.20:15017/validate"
+                        && hook?.clientConfig?.service == nil
+                }
+                #expect(validatorPointsThere)
+                let injectorPointsThere = try await self.eventually {
+                    let hooks =
+                        server.get(
+                            admissionregistration.v1.MutatingWebhookConfiguration.self, namespace: nil,
+                            name: "weft-injector")?.webhooks ?? []
+                    return hooks.count == 2
+                        && hooks.allSatisfy { $0.clientConfig?.url == "https://192.168.1.20:15017/inject" }
+                }
+                #expect(injectorPointsThere)
+                group.cancelAll()
             }
-            #expect(validatorPointsThere)
-            let injectorPointsThere = try await self.eventually {
-                let hooks =
-                    server.get(
-                        admissionregistration.v1.MutatingWebhookConfiguration.self, namespace: nil,
-                        name: "weft-injector")?.webhooks ?? []
-                return hooks.count == 2
-                    && hooks.allSatisfy { $0.clientConfig?.url == "https://192.168.1.20:15017/inject" }
-            }
-            #expect(injectorPointsThere)
-            group.cancelAll()
         }
-        try await client.shutdown()
-        try await server.shutdown()
     }
 
     @Test func theControllerPatchesWhenAskedTo() async throws {
-        let server = try await FakeAPIServer.start()
-        let url = try #require(URL(string: server.baseURL))
-        let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Logger(label: "test"))
-        try server.seed(try Self.mutating())
-        try server.seed(try Self.validating())
-        var options = KubernetesController.Options(leaderElection: nil)
-        options.trustBundle = Self.bundle
-        options.patchWebhookConfigurations = true
-        let controller = KubernetesController(
-            api: client, state: ControllerState(), options: options, logger: Logger(label: "test"))
-        let encoded = Data(Self.bundle.utf8).base64EncodedString()
-        try await withThrowingTaskGroup { group in
-            group.addTask { try await controller.run() }
-            let patched = try await self.eventually {
-                server.get(
-                    admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil,
-                    name: "weft-validator")?.webhooks?.first?.clientConfig?.caBundle == encoded
+        try await FakeAPIServer.start().withClient(logger: Logger(label: "test")) { server, client in
+            try server.seed(try Self.mutating())
+            try server.seed(try Self.validating())
+            var options = KubernetesController.Options(leaderElection: nil)
+            options.trustBundle = Self.bundle
+            options.patchWebhookConfigurations = true
+            let controller = KubernetesController(
+                api: client, state: ControllerState(), options: options, logger: Logger(label: "test"))
+            let encoded = Data(Self.bundle.utf8).base64EncodedString()
+            try await withThrowingTaskGroup { group in
+                group.addTask { try await controller.run() }
+                let patched = try await self.eventually {
+                    server.get(
+                        admissionregistration.v1.ValidatingWebhookConfiguration.self, namespace: nil,
+                        name: "weft-validator")?.webhooks?.first?.clientConfig?.caBundle == encoded
+                }
+                #expect(patched)
+                group.cancelAll()
             }
-            #expect(patched)
-            group.cancelAll()
         }
-        try await client.shutdown()
-        try await server.shutdown()
     }
 }

@@ -18,13 +18,13 @@ struct PushReportTests {
         .deletingLastPathComponent().appendingPathComponent("manifests/examples")
     static let logger = Logger(label: "weft.test.report")
 
-    static func shop() async throws -> (FakeAPIServer, KubeClient) {
+    /// Runs `body` with a fake API server holding the shop and a client for it, and shuts both down on every path.
+    static func withShop(_ body: (FakeAPIServer, KubeClient) async throws -> Void) async throws {
         let server = try await FakeAPIServer.start(bookmarkInterval: .milliseconds(200))
-        let snapshot = ManifestLoader().load(path: Self.examples.path).snapshot
-        try server.seed(snapshot)
-        let url = try #require(URL(string: server.baseURL))
-        let client = try KubeClient(configuration: KubeConfiguration(server: url), logger: Self.logger)
-        return (server, client)
+        try await server.withClient(logger: Self.logger) { server, client in
+            try server.seed(ManifestLoader().load(path: Self.examples.path).snapshot)
+            try await body(server, client)
+        }
     }
 
     /// One replica: the controller (leader election on `clock`), its push hub and server, and its reporter.
@@ -74,99 +74,101 @@ struct PushReportTests {
 
     @Test("proxies split between two replicas: the leader's Programmed counts all; a stopped replica's report goes")
     func programmedCountsEveryReplica() async throws {
-        let (server, client) = try await Self.shop()
-        let clock = TestClock()
-        let first = Replica("first", client: client, clock: clock)
-        let second = Replica("second", client: client, clock: clock)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await first.group.run() }
-            #expect(await eventually { first.controller.isLeader && clock.sleeperCount >= 1 } == true)
-            try await withThrowingTaskGroup(of: Void.self) { followerGroup in
-                followerGroup.addTask { try await second.group.run() }
-                #expect(await eventually { !first.hub.proxies.isEmpty && !second.hub.proxies.isEmpty } == true)
-                #expect(!second.controller.isLeader)
-                let ids = first.hub.proxies.map(\.id)
-                #expect(ids.count >= 2)
-                let firstPort = try #require(await eventually { first.push.listeningPort })
-                let secondPort = try #require(await eventually { second.push.listeningPort })
-                // Every other proxy streams from the follower.
-                var clients: [any Service] = []
-                for (index, id) in ids.enumerated() {
-                    clients.append(
-                        PushClient(
-                            configuration: .init(
-                                host: "127.0.0.1", port: index % 2 == 0 ? firstPort : secondPort, proxyID: id,
-                                initialBackoff: .milliseconds(20), maximumBackoff: .milliseconds(200)),
-                            installer: ConfigInstaller(store: ProxyStateStore(), logger: Self.logger),
-                            logger: Self.logger, jitter: { 0.5 }))
+        try await Self.withShop { server, client in
+            let clock = TestClock()
+            let first = Replica("first", client: client, clock: clock)
+            let second = Replica("second", client: client, clock: clock)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await first.group.run() }
+                #expect(await eventually { first.controller.isLeader && clock.sleeperCount >= 1 } == true)
+                try await withThrowingTaskGroup(of: Void.self) { followerGroup in
+                    followerGroup.addTask { try await second.group.run() }
+                    #expect(await eventually { !first.hub.proxies.isEmpty && !second.hub.proxies.isEmpty } == true)
+                    #expect(!second.controller.isLeader)
+                    let ids = first.hub.proxies.map(\.id)
+                    #expect(ids.count >= 2)
+                    let firstPort = try #require(await eventually { first.push.listeningPort })
+                    let secondPort = try #require(await eventually { second.push.listeningPort })
+                    // Every other proxy streams from the follower.
+                    var clients: [any Service] = []
+                    for (index, id) in ids.enumerated() {
+                        clients.append(
+                            PushClient(
+                                configuration: .init(
+                                    host: "127.0.0.1", port: index % 2 == 0 ? firstPort : secondPort, proxyID: id,
+                                    initialBackoff: .milliseconds(20), maximumBackoff: .milliseconds(200)),
+                                installer: ConfigInstaller(store: ProxyStateStore(), logger: Self.logger),
+                                logger: Self.logger, jitter: { 0.5 }))
+                    }
+                    let proxies = ServiceGroup(configuration: .init(services: clients, logger: Self.logger))
+                    group.addTask { try await proxies.run() }
+
+                    // The leader counts the follower's proxies too: every resource is programmed on every proxy.
+                    #expect(
+                        await eventually {
+                            Self.programmed(server) == ["catalog": "Programmed", "payments": "Programmed"]
+                        } == true, "\(Self.programmed(server))")
+                    #expect(first.hub.syncedCount == ids.count)
+                    let viaFollower = first.hub.proxies.filter { $0.replica == "second" }
+                    #expect(viaFollower.count == ids.count / 2)
+                    #expect(viaFollower.allSatisfy { $0.status == .synced })
+                    #expect(
+                        server.get(core.v1.ConfigMap.self, namespace: "weft-system", name: "weft-push-report-second")
+                            != nil
+                    )
+
+                    // The follower stops: its report is deleted, and the leader no longer counts its proxies.
+                    await second.group.triggerGracefulShutdown()
                 }
-                let proxies = ServiceGroup(configuration: .init(services: clients, logger: Self.logger))
-                group.addTask { try await proxies.run() }
-
-                // The leader counts the follower's proxies too: every resource is programmed on every proxy.
                 #expect(
-                    await eventually {
-                        Self.programmed(server) == ["catalog": "Programmed", "payments": "Programmed"]
-                    } == true, "\(Self.programmed(server))")
-                #expect(first.hub.syncedCount == ids.count)
-                let viaFollower = first.hub.proxies.filter { $0.replica == "second" }
-                #expect(viaFollower.count == ids.count / 2)
-                #expect(viaFollower.allSatisfy { $0.status == .synced })
-                #expect(
-                    server.get(core.v1.ConfigMap.self, namespace: "weft-system", name: "weft-push-report-second") != nil
+                    server.get(core.v1.ConfigMap.self, namespace: "weft-system", name: "weft-push-report-second") == nil
                 )
-
-                // The follower stops: its report is deleted, and the leader no longer counts its proxies.
-                await second.group.triggerGracefulShutdown()
+                #expect(await eventually { first.hub.proxies.allSatisfy { $0.replica == nil } } == true)
+                group.cancelAll()
             }
-            #expect(
-                server.get(core.v1.ConfigMap.self, namespace: "weft-system", name: "weft-push-report-second") == nil)
-            #expect(await eventually { first.hub.proxies.allSatisfy { $0.replica == nil } } == true)
-            group.cancelAll()
         }
-        try await client.shutdown()
-        try await server.shutdown()
     }
 
     @Test("a report that stopped changing for the expiry (its replica killed) stops counting, on an injected clock")
     func staleReportsExpire() async throws {
-        let (server, client) = try await Self.shop()
-        let hub = PushHub(logger: Self.logger)
-        let config = PushStreamTests.config(port: 1001)
-        #expect(await PushStreamTests.compile(hub, config, generation: 1)?.reason == "Pending")
-        // A report of a replica that then died, listing the proxy as running the desired version.
-        let ghost = PushReport(
-            replica: "ghost", proxies: [PushStreamTests.proxyID: .init(acknowledged: config.version)])
-        try server.seed(try ghost.configMap(name: "weft-push-report-ghost", namespace: "weft-system", renewed: Date()))
-        let clock = TestClock()
-        let reporter = PushReporter(
-            api: client, hub: hub,
-            configuration: .init(
-                namespace: "weft-system", replica: "here", name: "weft-push-report-here", interval: .seconds(1),
-                renewal: .seconds(30), expiry: .seconds(90)),
-            clock: clock, logger: Self.logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await reporter.run() }
-            #expect(await eventually { hub.proxies.first?.replica == "ghost" } == true)
-            #expect(hub.proxies.first?.status == .synced)
-            #expect(await PushStreamTests.compile(hub, config, generation: 1)?.reason == "Programmed")
-            // Its own report is written too.
-            #expect(
-                await eventually {
-                    server.get(core.v1.ConfigMap.self, namespace: "weft-system", name: "weft-push-report-here") != nil
-                } == true)
-            // 89 s without a change: still counted; past 90 s: gone.
-            #expect(await eventually { clock.sleeperCount == 1 } == true)
-            clock.advance(by: .seconds(89))
-            #expect(await eventually { clock.sleeperCount == 1 } == true)
-            #expect(hub.proxies.first?.replica == "ghost")
-            clock.advance(by: .seconds(2))
-            #expect(await eventually { hub.proxies.first?.status == .disconnected } == true)
-            #expect(hub.proxies.first?.replica == nil)
-            group.cancelAll()
+        try await Self.withShop { server, client in
+            let hub = PushHub(logger: Self.logger)
+            let config = PushStreamTests.config(port: 1001)
+            #expect(await PushStreamTests.compile(hub, config, generation: 1)?.reason == "Pending")
+            // A report of a replica that then died, listing the proxy as running the desired version.
+            let ghost = PushReport(
+                replica: "ghost", proxies: [PushStreamTests.proxyID: .init(acknowledged: config.version)])
+            try server.seed(
+                try ghost.configMap(name: "weft-push-report-ghost", namespace: "weft-system", renewed: Date()))
+            let clock = TestClock()
+            let reporter = PushReporter(
+                api: client, hub: hub,
+                configuration: .init(
+                    namespace: "weft-system", replica: "here", name: "weft-push-report-here", interval: .seconds(1),
+                    renewal: .seconds(30), expiry: .seconds(90)),
+                clock: clock, logger: Self.logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await reporter.run() }
+                #expect(await eventually { hub.proxies.first?.replica == "ghost" } == true)
+                #expect(hub.proxies.first?.status == .synced)
+                #expect(await PushStreamTests.compile(hub, config, generation: 1)?.reason == "Programmed")
+                // Its own report is written too.
+                #expect(
+                    await eventually {
+                        server.get(core.v1.ConfigMap.self, namespace: "weft-system", name: "weft-push-report-here")
+                            != nil
+                    } == true)
+                // 89 s without a change: still counted; past 90 s: gone.
+                #expect(await eventually { clock.sleeperCount == 1 } == true)
+                clock.advance(by: .seconds(89))
+                #expect(await eventually { clock.sleeperCount == 1 } == true)
+                #expect(hub.proxies.first?.replica == "ghost")
+                clock.advance(by: .seconds(2))
+                #expect(await eventually { hub.proxies.first?.status == .disconnected } == true)
+                #expect(hub.proxies.first?.replica == nil)
+                group.cancelAll()
+            }
         }
-        try await client.shutdown()
-        try await server.shutdown()
     }
 
     @Test("a report ConfigMap is what server-side apply takes: identity, labels and data, no nulls; it reads back")
