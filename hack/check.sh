@@ -21,10 +21,10 @@ done
 declare -A allowed=(
   [KubeModel]="Foundation"
   [WeftAPI]="Foundation KubeModel"
-  [ProxyConfig]="Foundation"
+  [ProxyConfig]="Foundation FoundationEssentials"
   [WeftCompiler]="Foundation KubeModel WeftAPI ProxyConfig"
   [ProxyCore]="ProxyConfig"
-  [WeftIdentity]="Foundation X509 Crypto SwiftASN1"
+  [WeftIdentity]="Foundation FoundationEssentials X509 Crypto SwiftASN1"
 )
 for module in "${!allowed[@]}"; do
   [ -d "Sources/$module" ] || fail "hack/check.sh names the module $module, which does not exist"

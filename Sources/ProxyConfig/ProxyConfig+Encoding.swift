@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 extension ProxyConfig {
     /// The canonical JSON: sorted keys, pretty-printed, no escaped slashes. Equal configs give equal bytes.

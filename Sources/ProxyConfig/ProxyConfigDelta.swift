@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The difference between two configs of one proxy, entry by entry: what the push stream sends instead of the
 /// whole config when most of it did not change (a change to one route is one outbound entry, not the tens of

@@ -1,6 +1,11 @@
 import Crypto
-import Foundation
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 extension CertificateAuthority {
     /// Issues an X.509-SVID for `identity` from a proxy's CSR.

@@ -1,7 +1,12 @@
 import Crypto
-import Foundation
 import SwiftASN1
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A TLS server certificate for DNS names and IP addresses (the controller's admission webhook), issued by the
 /// mesh CA: unlike an X.509-SVID it names hosts, so the API server can verify it against the webhook's

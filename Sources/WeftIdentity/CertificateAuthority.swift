@@ -1,6 +1,11 @@
 import Crypto
-import Foundation
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The mesh CA: a signing certificate and key (a root, or an intermediate with its chain up to a root) that
 /// issues X.509-SVIDs for workload identities of one trust domain.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// How long a certificate is valid, turned into a `notBefore`/`notAfter` window at a given time (linkerd's
 /// `Validity.Window(t)`): `notBefore` is back-dated by ``clockSkewAllowance`` so that a peer whose clock is a

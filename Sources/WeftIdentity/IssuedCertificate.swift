@@ -1,6 +1,11 @@
-import Foundation
 import SwiftASN1
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// An X.509-SVID the CA issued: the leaf, the certificates a TLS peer sends after it, and its validity.
 public struct IssuedCertificate: Hashable, Sendable {

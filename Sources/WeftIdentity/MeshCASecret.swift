@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The mesh CA's material as it is stored in the Kubernetes Secret `weft-system/weft-ca`.
 ///

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// When a workload renews its certificate: at about half its lifetime, moved by a jitter so that proxies
 /// started together do not all renew at once.

@@ -1,9 +1,14 @@
-// The fixed-time RFC 5280 policy is SPI in swift-certificates (its public `init(validationTime:)` is deprecated in
-// favour of it); the mesh verifies at an injected `now`, so it needs exactly that.
-import Foundation
 import SwiftASN1
 import Synchronization
 @_spi(FixedExpiryValidationTime) import X509
+
+// The fixed-time RFC 5280 policy is SPI in swift-certificates (its public `init(validationTime:)` is deprecated in
+// favour of it); the mesh verifies at an injected `now`, so it needs exactly that.
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The X.509-SVID rules as a swift-certificates `VerifierPolicy`, evaluated at a given time.
 ///

@@ -1,5 +1,10 @@
-import Foundation
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Verifies a peer's X.509-SVID chain against a ``TrustBundle`` and returns the peer's SPIFFE ID.
 ///

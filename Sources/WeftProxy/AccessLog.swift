@@ -1,7 +1,18 @@
-import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One request as the access log records it.
 struct AccessLogEntry {
@@ -67,28 +78,27 @@ public final class AccessLog: Service {
     }
 
     public func run() async throws {
-        let handle: FileHandle
+        let fd: Int32
         if let path = self.path {
-            if !FileManager.default.fileExists(atPath: path) {
-                FileManager.default.createFile(atPath: path, contents: nil)
-            }
-            guard let file = FileHandle(forWritingAtPath: path) else {
-                self.logger.error("cannot open the access log file", metadata: ["path": "\(path)"])
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else {
+                self.logger.error(
+                    "cannot open the access log file",
+                    metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
                 return
             }
-            file.seekToEndOfFile()
-            handle = file
         } else {
-            handle = FileHandle.standardOutput
+            fd = STDOUT_FILENO
         }
+        defer { if fd != STDOUT_FILENO { close(fd) } }
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: .milliseconds(100))
-            self.flush(to: handle)
+            self.flush(to: fd)
         }
-        self.flush(to: handle)
+        self.flush(to: fd)
     }
 
-    private func flush(to handle: FileHandle) {
+    private func flush(to fd: Int32) {
         let batch = self.queue.withLock { queue -> [Queued] in
             let batch = queue
             queue.removeAll(keepingCapacity: true)
@@ -102,7 +112,21 @@ public final class AccessLog: Service {
             text += queued.entry.json(end: queued.end)
             text += "\n"
         }
-        handle.write(Data(text.utf8))
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if written > 0 {
+                bytes = bytes.dropFirst(written)
+            } else if written < 0, errno == EINTR {
+                continue
+            } else {
+                // A full disk or a closed pipe: the batch is dropped, not retried forever.
+                self.logger.warning(
+                    "access log write failed; entries dropped",
+                    metadata: ["entries": "\(batch.count)", "error": "\(String(cString: strerror(errno)))"])
+                return
+            }
+        }
     }
 }
 

@@ -1,9 +1,14 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import WeftHTTP
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The app's own HTTP probes, run by the proxy for the kubelet.
 ///

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The iptables rules `weft-proxy init` installs in a pod's network namespace (the `nat` table), as a pure value:
 /// given the options and what `iptables-save -t nat` printed, it returns the `iptables-restore --noflush` input.
@@ -101,7 +105,7 @@ public struct CaptureRules: Sendable, Equatable {
     /// Parses a comma-separated list of ports (`15020,8080`); a failure names the first bad item.
     public static func ports(_ list: String) -> Result<[Int], CaptureRulesError> {
         var ports: [Int] = []
-        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+        for item in list.split(separator: ",").map({ String($0.trimmedWhitespace) }) where !item.isEmpty {
             guard let port = Int(item), (1...65535).contains(port) else { return .failure(.badPort(item)) }
             ports.append(port)
         }
@@ -111,7 +115,7 @@ public struct CaptureRules: Sendable, Equatable {
     /// Parses a comma-separated list of CIDRs (`10.0.0.0/8,fd00::/8`), checking each one's shape.
     public static func cidrs(_ list: String) -> Result<[String], CaptureRulesError> {
         var cidrs: [String] = []
-        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+        for item in list.split(separator: ",").map({ String($0.trimmedWhitespace) }) where !item.isEmpty {
             let parts = item.split(separator: "/", omittingEmptySubsequences: false)
             let isV6 = item.contains(":")
             guard parts.count == 2, let bits = Int(parts[1]), (0...(isV6 ? 128 : 32)).contains(bits),

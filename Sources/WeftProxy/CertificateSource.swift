@@ -1,8 +1,13 @@
-import Foundation
 import Logging
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The proxy's certificate (SVID: chain and private key) and the roots it trusts peers by, as PEM.
 /// `version` changes whenever any of them does: the proxy builds its TLS contexts once per version.
@@ -70,7 +75,7 @@ public final class FileCertificateSource: CertificateSource, Service {
     private let bundlePath: String
     private let interval: Duration
     private let logger: Logger
-    private let state = Mutex<(material: TLSMaterial?, stamp: [String])>((nil, []))
+    private let state = Mutex<(material: TLSMaterial?, stamp: [FileStamp?])>((nil, []))
 
     /// Loads the files once; throws when they do not load.
     public init(
@@ -111,11 +116,8 @@ public final class FileCertificateSource: CertificateSource, Service {
         return true
     }
 
-    private static func stamp(_ path: String) -> String {
-        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let size = (attributes?[.size] as? Int) ?? -1
-        return "\(modified)|\(size)"
+    private static func stamp(_ path: String) -> FileStamp? {
+        FileStamp(path: path)
     }
 
     public func run() async throws {

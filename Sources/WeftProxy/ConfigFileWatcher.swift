@@ -1,8 +1,13 @@
-import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Loads the ProxyConfig JSON file and polls it (modification time and size); a changed file that decodes
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Loads the ProxyConfig JSON file and polls it (inode, size and modification time: `FileStamp`); a changed file that decodes
 /// and compiles replaces the served config, one that does not is rejected and the old config keeps serving.
 public final class ConfigFileWatcher: Service {
     private let path: String
@@ -22,18 +27,8 @@ public final class ConfigFileWatcher: Service {
         self.logger = logger
     }
 
-    private struct Stamp: Equatable {
-        var modified: Date?
-        var size: Int
-    }
-
-    private func stamp() -> Stamp? {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: self.path) else {
-            return nil
-        }
-        return Stamp(
-            modified: attributes[.modificationDate] as? Date,
-            size: (attributes[.size] as? NSNumber)?.intValue ?? -1)
+    private func stamp() -> FileStamp? {
+        FileStamp(path: self.path)
     }
 
     /// Reads, decodes and compiles the file; installs it on success. Returns whether it was installed.
@@ -41,7 +36,7 @@ public final class ConfigFileWatcher: Service {
     public func reload() -> Bool {
         let installer = ConfigInstaller(store: self.store, metrics: self.metrics, logger: self.logger)
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: self.path))
+            let data = try Data(contentsOf: URL(filePath: self.path))
             return (try? installer.install(data, source: self.path).get()) != nil
         } catch {
             self.metrics?.lifecycle.configRejected()

@@ -1,6 +1,11 @@
-import Foundation
 import Logging
 import ProxyConfig
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Installs a config from any source (the config file, the controller's push stream) the same way: decode,
 /// compile, swap it in whole. A config that does not decode or compile is refused and the one serving stays. A

@@ -1,7 +1,12 @@
-import Foundation
 import GRPCNIOTransportHTTP2
 import NIOSSL
 import WeftIdentity
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// How the proxy talks TLS to the controller's port 15012: it verifies the controller's certificate against a trust
 /// bundle (the `--controller-ca` file for the first `Sign`, then the bundle of the Sign answers) and requires the

@@ -1,5 +1,4 @@
 import Crypto
-import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -7,6 +6,12 @@ import ServiceLifecycle
 import WeftIdentity
 import WeftPush
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The proxy's identity: it gets its X.509-SVID from the controller's `weft.identity.v1.Identity/Sign` and keeps it
 /// fresh.
@@ -106,8 +111,8 @@ public final class IdentityClient: Service {
     public func renew() async throws -> RenewalSchedule {
         let key = P256.Signing.PrivateKey()
         let csr = try CSRBuilder.make(identity: self.configuration.identity, key: key)
-        let token = try String(contentsOfFile: self.configuration.tokenPath, encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(
+            try String(contentsOfFile: self.configuration.tokenPath, encoding: .utf8).trimmedWhitespace)
         // The bundle of the last answer once there is one (it follows root rotations), else the bootstrap roots.
         let roots = self.certificates.current()?.trustRootsPEM ?? self.configuration.controllerCAPEM
         let transport = try HTTP2ClientTransport.Posix(

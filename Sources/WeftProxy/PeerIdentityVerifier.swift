@@ -1,6 +1,11 @@
-import Foundation
 import SwiftASN1
 import X509
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Verifies a peer's certificate chain (DER, leaf first) and returns its SPIFFE ID: the seam between the TLS
 /// handshake and the identity rules (today `X509PeerIdentityVerifier`; later WeftIdentity's SVID verifier).

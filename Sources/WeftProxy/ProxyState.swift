@@ -1,6 +1,11 @@
-import Foundation
 import ProxyConfig
 import Synchronization
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// One loaded config with everything precompiled from it. Immutable: a new config makes a new `ProxyState`,
 /// swapped into the `ProxyStateStore` whole, so a request sees one consistent config from head to end.

@@ -1,4 +1,3 @@
-import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -7,6 +6,12 @@ import ServiceLifecycle
 import Synchronization
 import WeftIdentity
 import WeftPush
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The proxy's end of the config push stream (`--controller HOST:PORT`): one long-lived gRPC stream to the
 /// controller, opened by the proxy. It says which workload it serves and which version it runs, installs each

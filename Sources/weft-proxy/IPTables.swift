@@ -1,6 +1,11 @@
 import ArgumentParser
-import Foundation
 import WeftProxy
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Runs iptables-save/iptables-restore (or the ip6tables ones) of one backend: nft when `iptables-nft-restore`
 /// is installed, legacy otherwise (or the plain `iptables-restore` of an image that has only that).
@@ -55,27 +60,14 @@ struct IPTables {
     }
 
     private func run(_ path: String, _ arguments: [String], input: String?) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let result = try Spawn.run(path, arguments, input: Array((input ?? "").utf8))
+        guard result.status == 0 else {
+            let errors = String(decoding: result.errors, as: UTF8.self)
             let denied = ["Permission denied", "not permitted", "you must be root"].contains { errors.contains($0) }
             let hint = denied ? " (not permitted: weft-init needs the NET_ADMIN and NET_RAW capabilities)" : ""
             throw Failure(
                 description: "weft-proxy init: \(path) \(arguments.joined(separator: " ")) failed\(hint): \(errors)")
         }
-        return String(decoding: output, as: UTF8.self)
+        return String(decoding: result.output, as: UTF8.self)
     }
 }

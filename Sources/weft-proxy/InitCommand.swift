@@ -1,6 +1,11 @@
 import ArgumentParser
-import Foundation
 import WeftProxy
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `weft-proxy init`: installs the capture rules (`CaptureRules`) in this network namespace, as the injected
 /// `weft-init` init container runs it (with NET_ADMIN and NET_RAW).

@@ -1,7 +1,18 @@
 import ArgumentParser
-import Foundation
 import Synchronization
 import WeftProxy
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `weft-proxy wait`: returns once the proxy in this pod is ready. The classic sidecar's postStart hook: the
 /// kubelet starts a pod's containers in order and waits for each postStart hook, so with the proxy first the
@@ -37,10 +48,9 @@ struct WaitCommand: AsyncParsableCommand {
             statusPort: self.statusPort, timeout: .seconds(self.timeout), interval: .milliseconds(self.intervalMs)
         ) { reason in last.set(reason) }
         guard ready else {
-            FileHandle.standardError.write(
-                Data(
-                    "weft-proxy wait: not ready after \(self.timeout) s on 127.0.0.1:\(self.statusPort): \(last.get())\n"
-                        .utf8))
+            let message =
+                "weft-proxy wait: not ready after \(self.timeout) s on 127.0.0.1:\(self.statusPort): \(last.get())\n"
+            _ = Array(message.utf8).withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
             throw ExitCode(1)
         }
         print("weft-proxy is ready")

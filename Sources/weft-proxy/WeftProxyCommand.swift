@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Logging
 import Metrics
 import NIOCore
@@ -9,6 +8,12 @@ import Prometheus
 import ServiceLifecycle
 import WeftIdentity
 import WeftProxy
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 struct WeftProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -73,6 +73,8 @@ struct CaptureRulesTests {
 
     @Test func parsesAndRejectsLists() {
         #expect(CaptureRules.ports("15020, 8080,") == .success([15020, 8080]))
+        #expect(CaptureRules.ports(" 15020 ,\t8080\n, \t ,") == .success([15020, 8080]))
+        #expect(CaptureRules.cidrs("\t10.0.0.0/8 ") == .success(["10.0.0.0/8"]))
         #expect(CaptureRules.ports("15020,http") == .failure(.badPort("http")))
         #expect(CaptureRules.ports("70000") == .failure(.badPort("70000")))
         #expect(CaptureRules.cidrs("10.0.0.0/8,fd00::/8") == .success(["10.0.0.0/8", "fd00::/8"]))
