@@ -329,7 +329,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 mode: .server, connectionConfiguration: connection, streamConfiguration: stream, position: .last
             ) { stream in
                 stream.eventLoop.makeCompletedFuture {
-                    try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                    try stream.pipeline.syncOperations.addHandler(HTTP2ServerStreamCodec())
                     try stream.pipeline.syncOperations.addHandler(ProxyServerHandler(shared, isHTTP2: true, peer: peer))
                 }
             }

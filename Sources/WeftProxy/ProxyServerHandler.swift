@@ -5,7 +5,7 @@ import ProxyConfig
 import ProxyCore
 
 /// Proxies the requests of one downstream HTTP/1.1 connection (one at a time: a pipelined request waits in
-/// `pipelined` until the one before it is answered) or of one HTTP/2 stream (behind `HTTP2FramePayloadToHTTP1ServerCodec`):
+/// `pipelined` until the one before it is answered) or of one HTTP/2 stream (behind `HTTP2ServerStreamCodec`):
 /// routes on the head, takes an upstream stream from the event loop's `UpstreamPool`, and forwards body parts
 /// both ways as they arrive, reading from a side only while the other can write.
 ///

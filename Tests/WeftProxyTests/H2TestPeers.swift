@@ -25,8 +25,17 @@ struct H2Response: Sendable {
     var status: Int
     var headers: [(String, String)]
     var body: String
+    /// The DATA frames as they came: their sizes and END_STREAM flags.
+    var dataFrames: [H2DataFrame] = []
 
     func header(_ name: String) -> String? { self.headers.first { $0.0 == name }?.1 }
+}
+
+struct H2DataFrame: Sendable, Equatable, CustomStringConvertible {
+    var bytes: Int
+    var endStream: Bool
+
+    var description: String { "DATA(\(self.bytes)\(self.endStream ? ", END_STREAM" : ""))" }
 }
 
 /// Sends `requests` one after the other, each on a new stream of one h2c (prior knowledge) connection to
@@ -132,6 +141,7 @@ private final class H2ClientStreamHandler: ChannelInboundHandler {
             if case .byteBuffer(let buffer) = data.data {
                 self.response.body += String(buffer: buffer)
             }
+            self.response.dataFrames.append(H2DataFrame(bytes: data.data.readableBytes, endStream: data.endStream))
             if data.endStream {
                 self.finish()
             }
