@@ -23,6 +23,26 @@ struct KubernetesControllerTests {
         }
     }
 
+    /// Reads, changes and writes back a VirtualService as `kubectl edit` does, again on a fresh copy when the write
+    /// meets `409 Conflict` (client-go's `RetryOnConflict`): the controller's status writes move the resourceVersion,
+    /// so a write that lands after one of them and after the read before it is stale. (One CI run failed on it.)
+    @discardableResult
+    static func edit(
+        _ client: KubeClient, name: String, _ change: (inout weft.v1alpha1.VirtualService) throws -> Void
+    ) async throws -> weft.v1alpha1.VirtualService {
+        var attempt = 0
+        while true {
+            attempt += 1
+            var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: name)
+            try change(&vs)
+            do {
+                return try await client.update(vs)
+            } catch let error as KubeClientError where error.isConflict && attempt < 10 {
+                continue
+            }
+        }
+    }
+
     /// Leader election on `clock` with client-go's default timings (lease 15 s, renew deadline 10 s, retry 2 s):
     /// the test moves the clock, so nothing depends on how fast the machine is.
     static func options(
@@ -119,9 +139,9 @@ struct KubernetesControllerTests {
                 #expect(
                     try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
 
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[1].route?[1].destination.subset = "v3"
-                let updated = try await client.update(vs)
+                let updated = try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[1].route?[1].destination.subset = "v3"
+                }
                 #expect(
                     try await self.eventually {
                         self.condition(server, "catalog", "ResolvedRefs")?.reason == "SubsetNotFound"
@@ -131,9 +151,9 @@ struct KubernetesControllerTests {
                 #expect(broken.message.contains("subset \"v3\""))
                 #expect(broken.observedGeneration == updated.metadata.generation)
 
-                vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[1].route?[1].destination.subset = "v2"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[1].route?[1].destination.subset = "v2"
+                }
                 #expect(
                     try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
             }
@@ -150,9 +170,9 @@ struct KubernetesControllerTests {
                 group.addTask { try await controller.run() }
                 defer { group.cancelAll() }
                 #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[1].route?[0].weight = 80
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[1].route?[0].weight = 80
+                }
                 #expect(
                     try await self.eventually { self.condition(server, "catalog", "Accepted")?.reason == "Invalid" })
                 #expect(
@@ -178,12 +198,12 @@ struct KubernetesControllerTests {
                 group.addTask { try await controller.run() }
                 defer { group.cancelAll() }
                 #expect(try await self.eventually { self.condition(server, "catalog", "Accepted")?.status == .true })
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                var route = weft.v1alpha1.HTTPRoute()
-                route.route = [weft.v1alpha1.HTTPRouteDestination(destination: .init(host: "catalog"))]
-                route.timeout = "7x"
-                vs.spec.http = Array(repeating: route, count: 2000)
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    var route = weft.v1alpha1.HTTPRoute()
+                    route.route = [weft.v1alpha1.HTTPRouteDestination(destination: .init(host: "catalog"))]
+                    route.timeout = "7x"
+                    vs.spec.http = Array(repeating: route, count: 2000)
+                }
                 #expect(
                     try await self.eventually { self.condition(server, "catalog", "Accepted")?.reason == "Invalid" })
                 let message = try #require(self.condition(server, "catalog", "Accepted")?.message)
@@ -210,9 +230,9 @@ struct KubernetesControllerTests {
                     1, status: 422, method: "PATCH", pathContains: "virtualservices/catalog/status",
                     bodyContains: "nowhere"
                 )
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[0].route?[0].destination.host = "nowhere"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[0].route?[0].destination.host = "nowhere"
+                }
                 #expect(try await self.eventually { Self.patches(server, containing: "nowhere") >= 1 })
                 // The retry queue would have sent it again within a second (its backoff starts at 5 ms); another
                 // compile (a Pod label changes) must not resend the refused conditions either.
@@ -228,9 +248,9 @@ struct KubernetesControllerTests {
                     "\(server.requests.filter { $0.path.contains("catalog/status") })")
                 #expect(self.condition(server, "catalog", "ResolvedRefs")?.status == .true)
                 // A change of the conditions is written.
-                vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[0].route?[0].destination.host = "elsewhere"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[0].route?[0].destination.host = "elsewhere"
+                }
                 #expect(
                     try await self.eventually {
                         self.condition(server, "catalog", "ResolvedRefs")?.message.contains("elsewhere") == true
@@ -280,9 +300,9 @@ struct KubernetesControllerTests {
 
                 // Valid, then invalid again with the same message: the same Event, counted twice.
                 for timeout in ["2s", "7x"] {
-                    var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: name)
-                    vs.spec.http?[0].timeout = timeout
-                    _ = try await client.update(vs)
+                    try await Self.edit(client, name: name) { vs in
+                        vs.spec.http?[0].timeout = timeout
+                    }
                     let reason = timeout == "2s" ? "Accepted" : "Invalid"
                     #expect(
                         try await self.eventually {
@@ -317,9 +337,9 @@ struct KubernetesControllerTests {
                     compiles = state.compileCount
                 }
                 server.failNext(1, status: 500, method: "PATCH", pathContains: "/status")
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[0].route?[0].destination.host = "nowhere"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[0].route?[0].destination.host = "nowhere"
+                }
                 // Nothing else changes: only the retry queue brings the write back.
                 #expect(
                     try await self.eventually {
@@ -344,9 +364,9 @@ struct KubernetesControllerTests {
 
                 // Cut every watch, then change a reference while the informers reconnect.
                 server.cutWatches()
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[0].route?[0].destination.host = "nowhere"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[0].route?[0].destination.host = "nowhere"
+                }
                 #expect(
                     try await self.eventually {
                         self.condition(server, "catalog", "ResolvedRefs")?.reason == "BackendNotFound"
@@ -355,9 +375,9 @@ struct KubernetesControllerTests {
                 // Expire every resourceVersion, cut again, and fix it: the informers re-list and see the fix.
                 server.expireHistory()
                 server.cutWatches()
-                vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "catalog")
-                vs.spec.http?[0].route?[0].destination.host = "catalog"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "catalog") { vs in
+                    vs.spec.http?[0].route?[0].destination.host = "catalog"
+                }
                 #expect(
                     try await self.eventually { self.condition(server, "catalog", "ResolvedRefs")?.status == .true })
             }
@@ -439,9 +459,9 @@ struct KubernetesControllerTests {
                 #expect(newHolder == "second")
 
                 // The new leader writes the next change.
-                var vs = try await client.get(weft.v1alpha1.VirtualService.self, namespace: "shop", name: "payments")
-                vs.spec.http?[0].timeout = "7x"
-                _ = try await client.update(vs)
+                try await Self.edit(client, name: "payments") { vs in
+                    vs.spec.http?[0].timeout = "7x"
+                }
                 #expect(
                     try await self.eventually { self.condition(server, "payments", "Accepted")?.reason == "Invalid" })
             }
