@@ -84,7 +84,7 @@ public final class AccessLog: Service {
             guard fd >= 0 else {
                 self.logger.error(
                     "cannot open the access log file",
-                    metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
+                    metadata: ["path": "\(path)", "error": "\(errnoText())"])
                 return
             }
         } else {
@@ -112,20 +112,11 @@ public final class AccessLog: Service {
             text += queued.entry.json(end: queued.end)
             text += "\n"
         }
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if written > 0 {
-                bytes = bytes.dropFirst(written)
-            } else if written < 0, errno == EINTR {
-                continue
-            } else {
-                // A full disk or a closed pipe: the batch is dropped, not retried forever.
-                self.logger.warning(
-                    "access log write failed; entries dropped",
-                    metadata: ["entries": "\(batch.count)", "error": "\(String(cString: strerror(errno)))"])
-                return
-            }
+        if let failure = writeAll(fd, Array(text.utf8)) {
+            // A full disk or a closed pipe: the batch is dropped, not retried forever.
+            self.logger.warning(
+                "access log write failed; entries dropped",
+                metadata: ["entries": "\(batch.count)", "error": "\(errnoText(failure))"])
         }
     }
 }

@@ -97,7 +97,7 @@ public final class FileCertificateSource: CertificateSource, Service {
     @discardableResult
     public func reload() throws -> Bool {
         let paths = [self.certificatePath, self.keyPath, self.bundlePath]
-        let stamp = paths.map(Self.stamp)
+        let stamp = paths.map(FileStamp.init(path:))
         if self.state.withLock({ $0.stamp == stamp }) {
             return false
         }
@@ -114,10 +114,6 @@ public final class FileCertificateSource: CertificateSource, Service {
             $0.stamp = stamp
         }
         return true
-    }
-
-    private static func stamp(_ path: String) -> FileStamp? {
-        FileStamp(path: path)
     }
 
     public func run() async throws {

@@ -7,8 +7,9 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Loads the ProxyConfig JSON file and polls it (inode, size and modification time: `FileStamp`); a changed file that decodes
-/// and compiles replaces the served config, one that does not is rejected and the old config keeps serving.
+/// Loads the ProxyConfig JSON file and polls it (`FileStamp`: inode, size and modification time); a changed file
+/// that decodes and compiles replaces the served config, one that does not is rejected and the old config keeps
+/// serving.
 public final class ConfigFileWatcher: Service {
     private let path: String
     private let store: ProxyStateStore
@@ -25,10 +26,6 @@ public final class ConfigFileWatcher: Service {
         self.metrics = metrics
         self.interval = interval
         self.logger = logger
-    }
-
-    private func stamp() -> FileStamp? {
-        FileStamp(path: self.path)
     }
 
     /// Reads, decodes and compiles the file; installs it on success. Returns whether it was installed.
@@ -51,7 +48,7 @@ public final class ConfigFileWatcher: Service {
     }
 
     public func run() async throws {
-        var last = self.stamp()
+        var last = FileStamp(path: self.path)
         if self.store.current == nil {
             self.reload()
         }
@@ -61,7 +58,7 @@ public final class ConfigFileWatcher: Service {
             } catch {
                 return
             }
-            let now = self.stamp()
+            let now = FileStamp(path: self.path)
             if now != last, now != nil {
                 last = now
                 self.reload()

@@ -28,18 +28,13 @@ package enum Spawn {
         init(for path: String) throws(Failure) {
             var ends: [Int32] = [-1, -1]
             guard pipe(&ends) == 0 else {
-                throw Failure(description: "\(path): cannot make a pipe: \(Spawn.errnoText())")
+                throw Failure(description: "\(path): cannot make a pipe: \(errnoText())")
             }
             self.read = ends[0]
             self.write = ends[1]
             // Not inherited by the program: it gets its copies from the dup2 actions, which clear the flag.
             _ = fcntl(self.read, F_SETFD, FD_CLOEXEC)
             _ = fcntl(self.write, F_SETFD, FD_CLOEXEC)
-        }
-
-        static func close(_ fd: inout Int32) {
-            if fd >= 0 { _ = Glibc.close(fd) }
-            fd = -1
         }
     }
 
@@ -49,18 +44,18 @@ package enum Spawn {
         signal(SIGPIPE, SIG_IGN)
         var stdin = try Pipe(for: path)
         defer {
-            Pipe.close(&stdin.read)
-            Pipe.close(&stdin.write)
+            closeDescriptor(&stdin.read)
+            closeDescriptor(&stdin.write)
         }
         var stdout = try Pipe(for: path)
         defer {
-            Pipe.close(&stdout.read)
-            Pipe.close(&stdout.write)
+            closeDescriptor(&stdout.read)
+            closeDescriptor(&stdout.write)
         }
         var stderr = try Pipe(for: path)
         defer {
-            Pipe.close(&stderr.read)
-            Pipe.close(&stderr.write)
+            closeDescriptor(&stderr.read)
+            closeDescriptor(&stderr.write)
         }
 
         var actions = posix_spawn_file_actions_t()
@@ -74,17 +69,17 @@ package enum Spawn {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard spawned == 0 else {
-            throw Failure(description: "\(path): cannot start: \(String(cString: strerror(spawned)))")
+            throw Failure(description: "\(path): cannot start: \(errnoText(spawned))")
         }
         // The child holds its own ends now; closing these is what lets its outputs reach end of file.
-        Pipe.close(&stdin.read)
-        Pipe.close(&stdout.write)
-        Pipe.close(&stderr.write)
+        closeDescriptor(&stdin.read)
+        closeDescriptor(&stdout.write)
+        closeDescriptor(&stderr.write)
 
         var result = SpawnResult(status: -1, output: [], errors: [])
         var written = 0
         if input.isEmpty {
-            Pipe.close(&stdin.write)
+            closeDescriptor(&stdin.write)
         } else {
             _ = fcntl(stdin.write, F_SETFL, fcntl(stdin.write, F_GETFL) | O_NONBLOCK)
         }
@@ -98,7 +93,7 @@ package enum Spawn {
             ]
             guard poll(&fds, 3, -1) >= 0 else {
                 if errno == EINTR { continue }
-                throw Failure(description: "\(path): poll: \(Self.errnoText())")
+                throw Failure(description: "\(path): poll: \(errnoText())")
             }
             if fds[0].revents != 0 {
                 let count = input.withUnsafeBytes { bytes in
@@ -107,7 +102,7 @@ package enum Spawn {
                 if count > 0 { written += count }
                 // All written, or the program closed its input (EPIPE): it has everything it will read.
                 if written == input.count || (count < 0 && errno != EAGAIN && errno != EINTR) {
-                    Pipe.close(&stdin.write)
+                    closeDescriptor(&stdin.write)
                 }
             }
             if fds[1].revents != 0 { Self.drain(&stdout.read, into: &result.output, buffer: &buffer) }
@@ -115,7 +110,7 @@ package enum Spawn {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw Failure(description: "\(path): waitpid: \(Self.errnoText())") }
+            guard errno == EINTR else { throw Failure(description: "\(path): waitpid: \(errnoText())") }
         }
         // WIFEXITED and WEXITSTATUS are macros Swift does not import: the low 7 bits are the signal, 0 on exit.
         result.status = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
@@ -129,9 +124,7 @@ package enum Spawn {
         if count > 0 {
             output += buffer[0..<count]
         } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
-            Pipe.close(&fd)
+            closeDescriptor(&fd)
         }
     }
-
-    fileprivate static func errnoText() -> String { String(cString: strerror(errno)) }
 }

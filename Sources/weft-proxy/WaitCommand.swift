@@ -50,7 +50,7 @@ struct WaitCommand: AsyncParsableCommand {
         guard ready else {
             let message =
                 "weft-proxy wait: not ready after \(self.timeout) s on 127.0.0.1:\(self.statusPort): \(last.get())\n"
-            _ = Array(message.utf8).withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            _ = writeAll(STDERR_FILENO, Array(message.utf8))
             throw ExitCode(1)
         }
         print("weft-proxy is ready")

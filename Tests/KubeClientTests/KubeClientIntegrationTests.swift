@@ -301,21 +301,13 @@ struct KubeClientIntegrationTests {
         bookmarkInterval: Duration = .seconds(1),
         _ body: (FakeAPIServer, KubeClient) async throws -> Void
     ) async throws {
-        let server = try await FakeAPIServer.start(bookmarkInterval: bookmarkInterval)
-        let url = try #require(URL(string: server.baseURL))
-        let client = try KubeClient(
-            configuration: KubeConfiguration(server: url, auth: .bearerToken("test-token"), namespace: "shop"),
+        try await FakeAPIServer.start(bookmarkInterval: bookmarkInterval).withClient(
             logger: Logger(label: "weft.kube.test", factory: { _ in SwiftLogNoOpLogHandler() }),
-            requestTimeout: .seconds(10))
-        do {
-            try await body(server, client)
-        } catch {
-            try? await client.shutdown()
-            try? await server.shutdown()
-            throw error
-        }
-        try await client.shutdown()
-        try await server.shutdown()
+            configure: {
+                $0.auth = .bearerToken("test-token")
+                $0.namespace = "shop"
+            },
+            requestTimeout: .seconds(10), body)
     }
 }
 

@@ -7,13 +7,17 @@ extension FakeAPIServer {
     ///
     /// A test that throws before it shuts its client down crashes the whole test process: AsyncHTTPClient checks
     /// in its deinit that it was shut down. One failing expectation would take every other test with it.
+    /// `configure` adjusts the client's configuration (its server is this one); `requestTimeout` as `KubeClient`'s.
     public func withClient(
-        logger: Logger = Logger(label: "weft.test"), _ body: (FakeAPIServer, KubeClient) async throws -> Void
+        logger: Logger = Logger(label: "weft.test"), configure: (inout KubeConfiguration) -> Void = { _ in },
+        requestTimeout: Duration = .seconds(60), _ body: (FakeAPIServer, KubeClient) async throws -> Void
     ) async throws {
         let client: KubeClient
         do {
             guard let url = URL(string: self.baseURL) else { throw FakeAPIClientError(baseURL: self.baseURL) }
-            client = try KubeClient(configuration: KubeConfiguration(server: url), logger: logger)
+            var configuration = KubeConfiguration(server: url)
+            configure(&configuration)
+            client = try KubeClient(configuration: configuration, logger: logger, requestTimeout: requestTimeout)
         } catch {
             try? await self.shutdown()
             throw error
