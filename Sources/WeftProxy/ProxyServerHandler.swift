@@ -19,41 +19,19 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum Phase {
-        case idle
-        /// Forwarding the request upstream (or waiting for its delay, backoff or connection).
-        case forwarding
-        /// The response is done (local or upstream); discarding the rest of the request body.
-        case draining
-        /// The connection became a byte tunnel (WebSocket, CONNECT): this handler is on its way out.
-        case tunnel
-    }
-
     private let shared: ProxyListenerContext
-    private let isHTTP2: Bool
     private var context: ChannelHandlerContext?
-    private var phase = Phase.idle
+    /// Which request part is served, when the request is over, whether the connection stays open.
+    private var exchange: ExchangeStateMachine
+    /// Serving waiting (pipelined) parts: a part served in that loop whose answer came at once must not start
+    /// another loop.
+    private var servingWaiting = false
     /// Incremented per request and per try: callbacks of an older one (timers, connects) are ignored.
     private var ticket = 0
-    private var keepAlive = true
-    /// The last response went out with the connection closing: nothing read after it is a request to serve (a
-    /// pipelined request behind a refused one must not be routed, let alone dial an upstream).
-    private var closing = false
-    /// HTTP/1.1 request parts that arrived while an earlier request was still being answered (pipelining), served
-    /// in order once it is; nil when none wait. While any wait, reads are held, so at most a read's worth queues up.
-    /// (NIO's `HTTPServerPipelineHandler` did this by holding reads during every response, which took the socket
-    /// out of epoll and put it back on every request: two `epoll_ctl` calls each.)
-    private var pipelined: CircularBuffer<HTTPServerRequestPart>?
-    private var servingPipelined = false
-    /// Bytes read and dropped since the closing answer (see `lingeringClose`).
-    private var lingeredBytes = 0
-    /// How long, and for how many bytes, a closing connection keeps reading after its answer before it closes.
+    /// How long a closing connection keeps reading after its answer before it closes (see `lingeringClose`).
     static let lingerTime = TimeAmount.seconds(2)
-    static let lingerBytes = 1 << 20
     private var version = HTTPVersion.http1_1
     private var requestHead: HTTPRequestHead?
-    private var requestEnded = false
-    private var responseHeadSent = false
     private var isGRPC = false
     private var isUpgrade = false
     /// Body parts go upstream (false: the request is framed without a body, e.g. TRACE).
@@ -66,14 +44,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// An HTTP/2 GET, HEAD or DELETE without `content-length`, routed once the next part (or the end of this
     /// read) shows whether a body follows, so that it is framed right for an HTTP/1.1 upstream.
     private var deferredHead: HTTPRequestHead?
-    private var started = NIODeadline.now()
-    private var status = 0
-    private var reason = ProxyReason.upstream
-    private var requestBytes = 0
-    private var responseBytes = 0
-    private var tries = 0
-    /// The destination service (metrics label): the cluster's service outbound, `inbound` inbound.
-    private var service = "unknown"
+    /// Status, reason, sizes and tries of the current request, for metrics, the access log and its span.
+    private var record: ExchangeRecord
     /// The request's forwarding plan, boxed: inline it made every connection (idle ones included) about 700
     /// bytes larger; boxed it costs one allocation per forwarded request.
     private var planBox: ForwardPlanBox?
@@ -81,33 +53,26 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The current try's hold on its endpoint (outbound), ended when the try is over.
     private var lease: EndpointLease?
     private var retry: RetryStateMachine?
-    /// The request's body parts, kept for retries (nil: no retry possible any more).
-    private var retained: [HTTPClientRequestPart]?
-    private var retainedBytes = 0
-    /// What `retained` and `pending` body parts hold of the process-wide buffer budget (`OverloadManager`).
-    private var retainedReservation = BufferReservation()
-    private var pendingReservation = BufferReservation()
+    /// Parts waiting for an upstream, and parts kept for retries.
+    private var buffers = RequestBuffers()
     /// Stalled request bodies (`ProxyLimits.bodyTimeout`).
     private var bodyStall = BodyStallStateMachine()
     private var bodyTimer: Scheduled<Void>?
     /// Balancer state for an event loop outside the listener's group (not expected; per connection then).
     private var connectionRuntime: ClusterRuntime?
     private var connectionPool: UpstreamPool?
-    private var pending: [HTTPClientRequestPart] = []
     private var requestTimer: Scheduled<Void>?
     private var tryTimer: Scheduled<Void>?
     private var delayTimer: Scheduled<Void>?
     private var waiter: Int?
     private var upstream: UpstreamHandler?
-    /// The current upstream has the request head (what `pending` waits for).
+    /// The current upstream has the request head (what pending parts wait for).
     private var upstreamReady = false
     /// The current upstream may take another request after this one.
     private var upstreamReusable = false
     private var readPending = false
     private var mirror: MirrorRequest?
     private var span: ProxySpan?
-    /// A parse error was answered (the decoder may report the same input twice).
-    private var parseErrorAnswered = false
     /// The upstream's `101` to an upgrade request, until its end arrives.
     private var upgradeResponse: HTTPResponseHead?
     /// Raw-byte guard in front of the HTTP/1.1 decoder (header timeout), when there is one.
@@ -120,10 +85,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         peer: PeerIdentity? = nil
     ) {
         self.shared = shared
-        self.isHTTP2 = isHTTP2
+        self.exchange = ExchangeStateMachine(isHTTP2: isHTTP2)
+        self.record = ExchangeRecord(direction: shared.direction, started: .now())
         self.guardHandler = guardHandler
         self.peer = peer
     }
+
+    private var isHTTP2: Bool { self.exchange.isHTTP2 }
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
@@ -134,59 +102,32 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         self.stopBodyTimer()
-        self.releaseBuffers()
+        self.buffers.releaseAll(overload: self.shared.overload)
     }
 
     // MARK: Downstream events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !self.closing else {
-            if case .body(let buffer) = self.unwrapInboundIn(data) {
-                self.lingeredBytes += buffer.readableBytes
-            }
-            if self.lingeredBytes > Self.lingerBytes {
-                context.close(promise: nil)
-            }
-            return
+        switch self.exchange.read(self.unwrapInboundIn(data)) {
+        case .serve(let part):
+            self.serve(part, context: context)
+        case .wait, .discard:
+            break
+        case .close:
+            context.close(promise: nil)
         }
-        let part = self.unwrapInboundIn(data)
-        if !self.isHTTP2, self.mustWait(part) {
-            self.pipelined = self.pipelined ?? CircularBuffer(initialCapacity: 4)
-            self.pipelined?.append(part)
-            return
-        }
-        self.serve(part, context: context)
-    }
-
-    /// Whether `part` must wait behind the request being answered (HTTP/1.1 pipelining): a head while a response
-    /// is in flight, and whatever follows a waiting part.
-    private func mustWait(_ part: HTTPServerRequestPart) -> Bool {
-        if self.pipelined != nil {
-            return true
-        }
-        if case .head = part {
-            return self.phase != .idle
-        }
-        return false
     }
 
     /// Serves the parts that waited, in order, as far as the request being answered allows.
-    private func servePipelined(context: ChannelHandlerContext) {
-        guard !self.servingPipelined else {
+    private func serveWaitingParts(context: ChannelHandlerContext) {
+        guard !self.servingWaiting else {
             // Called from a part served below (its answer came at once): the loop goes on from there.
             return
         }
-        self.servingPipelined = true
-        defer { self.servingPipelined = false }
+        self.servingWaiting = true
+        defer { self.servingWaiting = false }
         var served = false
-        while !self.closing, let part = self.pipelined?.first {
-            if case .head = part, self.phase != .idle {
-                break
-            }
-            self.pipelined?.removeFirst()
-            if self.pipelined?.isEmpty ?? false {
-                self.pipelined = nil
-            }
+        while let part = self.exchange.nextWaitingPart() {
             self.serve(part, context: context)
             served = true
         }
@@ -194,7 +135,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             // What the end of a read does: no read-complete follows parts served from the queue.
             self.partsServed(context: context)
         }
-        if self.pipelined == nil {
+        if !self.exchange.hasWaitingParts {
             self.resumeReads()
         }
     }
@@ -210,29 +151,28 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         case .body(let buffer):
             self.routeDeferredHead(bodyFollows: true, context: context)
             self.bodyStall.bodyRead()
-            self.requestBytes += buffer.readableBytes
+            self.record.requestBytes += buffer.readableBytes
             if self.forwardsBody {
                 self.requestPart(.body(.byteBuffer(buffer)))
             }
         case .end(let trailers):
             self.routeDeferredHead(bodyFollows: false, context: context)
-            self.requestEnded = true
-            self.guardHandler?.requestEnded(bodyBytes: self.chunkedBody ? nil : self.requestBytes)
+            let action = self.exchange.requestEndRead()
+            self.guardHandler?.requestEnded(bodyBytes: self.chunkedBody ? nil : self.record.requestBytes)
             self.stopBodyTimer()
-            switch self.phase {
-            case .forwarding:
+            switch action {
+            case .forward:
                 self.requestPart(.end(trailers))
-            case .draining:
-                self.phase = .idle
+            case .drained(let close):
                 self.requestHead = nil
-                guard self.keepAlive else {
+                guard !close else {
                     // Draining started after the answer went out (`ChannelShouldQuiesceEvent`): close now.
                     context.close(promise: nil)
                     return
                 }
                 self.guardHandler?.requestDone(reusable: true)
-                self.servePipelined(context: context)
-            case .idle, .tunnel:
+                self.serveWaitingParts(context: context)
+            case .ignore:
                 break
             }
         }
@@ -245,9 +185,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             context.fireUserInboundEventTriggered(event)
             return
         }
-        self.pipelined = nil
-        self.keepAlive = false
-        if self.phase == .idle {
+        if self.exchange.quiesce() {
             context.close(promise: nil)
         }
     }
@@ -269,7 +207,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// After a read's parts: the body timer, and one flush of what they wrote upstream.
     private func partsServed(context: ChannelHandlerContext) {
-        if self.bodyStall.readComplete(waiting: self.waitsForBody) == .arm {
+        if self.bodyStall.readComplete(waiting: self.exchange.waitsForBody) == .arm {
             self.armBodyTimer(context: context)
         }
         if self.upstreamReady {
@@ -279,23 +217,23 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if self.phase == .forwarding, !self.responseHeadSent, self.planBox != nil {
+        if self.exchange.phase == .forwarding, !self.exchange.responseStarted, self.planBox != nil {
             // The client left before any answer: record it (Envoy's and nginx's 499).
-            self.status = 499
-            self.reason = .downstreamReset
-            self.record()
+            self.record.status = 499
+            self.record.reason = .downstreamReset
+            self.report()
         }
         self.deferredHead = nil
         self.cancelTimers()
         self.cancelWait()
         self.endLease()
         self.ticket += 1
-        self.phase = .idle
+        self.exchange.connectionClosed()
         self.closeUpstream()
         self.mirror?.abandon()
         self.mirror = nil
         self.stopBodyTimer()
-        self.releaseBuffers()
+        self.buffers.releaseAll(overload: self.shared.overload)
         context.fireChannelInactive()
     }
 
@@ -313,9 +251,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private var holdsReads: Bool {
-        self.pipelined != nil
-            || (self.phase == .forwarding && !self.requestEnded
-                && (!self.upstreamReady || !(self.upstream?.isWritable ?? false)))
+        self.exchange.holdsReads(upstreamTakesBody: self.upstreamReady && (self.upstream?.isWritable ?? false))
     }
 
     /// Reads from the downstream again if a read was held back and nothing holds it now.
@@ -333,45 +269,34 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.ticket += 1
         self.endLease()
         self.guardHandler?.headReceived()
-        self.keepAlive = self.isHTTP2 || head.isKeepAlive
+        self.exchange.requestStarted(keepAlive: head.isKeepAlive)
         self.version = head.version
         self.requestHead = head
-        self.requestEnded = false
-        self.responseHeadSent = false
         self.isGRPC = head.isGRPC
         let envelope = RequestEnvelope(
             head, isHTTP2: self.isHTTP2, bodyFollows: bodyFollows, upgradeProtocols: self.shared.limits.upgradeProtocols
         )
         self.isUpgrade = envelope.upgrade != nil
         if envelope.refusedUpgrade {
-            self.keepAlive = false
+            self.exchange.closeAfterResponse()
         }
         self.forwardsBody = envelope.forwardsBody
         self.chunkedBody = if case .chunked = envelope.framing { true } else { false }
         self.expectsContinue = envelope.expectsContinue
         self.continueSent = false
-        self.started = .now()
-        self.status = 0
-        self.reason = .upstream
-        self.requestBytes = 0
-        self.responseBytes = 0
-        self.tries = 0
+        self.record = ExchangeRecord(direction: self.shared.direction, started: .now())
         self.upgradeResponse = nil
-        self.service = self.shared.direction == .inbound ? "inbound" : "unknown"
         self.retry = nil
-        self.dropRetained()
-        self.retainedBytes = 0
         self.target = nil
-        self.clearPending()
+        self.buffers.releaseAll(overload: self.shared.overload)
         self.stopBodyTimer()
-        self.phase = .forwarding
         if !self.shared.limits.admits(head.headers) {
             self.respond(status: 431, reason: .headerLimits)
             return
         }
         if case .invalid(let status) = envelope.framing {
             // The body cannot be delimited safely: answer, and close (the rest of the bytes cannot be trusted).
-            self.keepAlive = false
+            self.exchange.closeAfterResponse()
             self.respond(status: status, reason: .malformedRequest)
             return
         }
@@ -436,17 +361,17 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.lease = plan.lease
         self.target = plan.target
         if let service = plan.balancer?.cluster.service {
-            self.service = service
+            self.record.service = service
         }
         if let policy = plan.retry, !self.isUpgrade {
             self.retry = RetryStateMachine(policy: policy, method: plan.head.method.rawValue)
-            self.retained = []
+            self.buffers.retainForRetries()
         }
         if let mirror = plan.mirror, let pool = self.pool(on: context.eventLoop) {
             self.mirror = MirrorRequest.start(
                 mirror, pool: pool, bufferLimit: self.shared.limits.mirrorBufferBytes)
         }
-        self.pending.append(.head(plan.head))
+        _ = self.buffers.hold(.head(plan.head), overload: self.shared.overload)
         let ticket = self.ticket
         let loop = context.eventLoop.assumeIsolated()
         if let timeout = plan.timeout {
@@ -456,7 +381,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
         if let delay = plan.delay {
             self.delayTimer = loop.scheduleTask(in: delay) { [self] in
-                guard self.ticket == ticket, self.phase == .forwarding else {
+                guard self.ticket == ticket, self.exchange.phase == .forwarding else {
                     return
                 }
                 self.startTry()
@@ -499,29 +424,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private func requestPart(_ part: HTTPClientRequestPart) {
-        guard self.phase == .forwarding else {
+        guard self.exchange.phase == .forwarding else {
             return
         }
-        if self.retained != nil {
-            if case .body(.byteBuffer(let buffer)) = part {
-                self.retainedBytes += buffer.readableBytes
-            }
-            if self.retainedBytes > self.shared.limits.retryBufferBytes {
-                self.dropRetained()
-            } else if !self.retainedReservation.take(part.bufferedBytes, from: self.shared.overload) {
-                // The process holds too much already: this request streams and is not retried.
-                self.shared.metrics.recordOverload(self.shared.direction, limit: .bufferedBytes)
-                self.dropRetained()
-            } else {
-                self.retained?.append(part)
-            }
+        let overload = self.shared.overload
+        if self.buffers.retain(part, limit: self.shared.limits.retryBufferBytes, overload: overload) == .overloaded {
+            // The process holds too much already: this request streams and is not retried.
+            self.shared.metrics.recordOverload(self.shared.direction, limit: .bufferedBytes)
         }
         self.mirror?.send(part)
         if self.upstreamReady, let upstream = self.upstream {
             upstream.send(part)
-        } else if self.pendingReservation.take(part.bufferedBytes, from: self.shared.overload) {
-            self.pending.append(part)
-        } else {
+        } else if !self.buffers.hold(part, overload: overload) {
             // No upstream yet and no room to hold the body meanwhile: 503; the rest of the body is read and
             // discarded (draining), not held.
             self.shared.metrics.recordOverload(self.shared.direction, limit: .bufferedBytes)
@@ -531,36 +445,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
     }
 
-    // MARK: Buffers and stalled bodies
-
-    /// No more retries for this request: its kept parts and their share of the buffer budget go.
-    private func dropRetained() {
-        self.retained = nil
-        self.retainedReservation.releaseAll(to: self.shared.overload)
-    }
-
-    /// The parts waiting for an upstream were sent (or dropped): their share of the buffer budget goes.
-    private func clearPending() {
-        // A small buffer stays for the next request's parts (one allocation less per request); a large one goes.
-        self.pending.removeAll(keepingCapacity: self.pending.capacity <= 8)
-        self.pendingReservation.releaseAll(to: self.shared.overload)
-    }
-
-    private func releaseBuffers() {
-        self.dropRetained()
-        self.clearPending()
-    }
-
-    /// The request's body is still coming: what `bodyTimeout` watches (also while draining after a response).
-    private var waitsForBody: Bool {
-        (self.phase == .forwarding || self.phase == .draining) && !self.requestEnded && self.requestHead != nil
-    }
+    // MARK: Stalled bodies
 
     private func armBodyTimer(context: ChannelHandlerContext) {
         self.bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.limits.bodyTimeout) {
             [self] in
             self.bodyTimer = nil
-            switch self.bodyStall.timerFired(waiting: self.waitsForBody, held: self.readPending) {
+            switch self.bodyStall.timerFired(waiting: self.exchange.waitsForBody, held: self.readPending) {
             case .arm:
                 if let context = self.context {
                     self.armBodyTimer(context: context)
@@ -585,18 +476,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         guard let context = self.context else {
             return
         }
-        if self.phase == .forwarding, !self.responseHeadSent {
+        if self.exchange.phase == .forwarding, !self.exchange.responseStarted {
             self.cancelWait()
             self.closeUpstream()
             self.mirror?.abandon()
             self.mirror = nil
-            self.keepAlive = false
+            self.exchange.closeAfterResponse()
             self.respond(status: 408, reason: .bodyTimeout)
-        } else if self.phase == .forwarding {
+        } else if self.exchange.phase == .forwarding {
             self.abortDownstream(reason: .bodyTimeout)
         } else {
             // Draining the body of an answered request: nothing to record, just close.
-            self.releaseBuffers()
+            self.buffers.releaseAll(overload: self.shared.overload)
             context.close(promise: nil)
         }
     }
@@ -610,7 +501,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return
         }
         self.ticket += 1
-        self.tries += 1
+        self.record.tries += 1
         self.upstreamReady = false
         let ticket = self.ticket
         if let perTry = self.retry?.perTryTimeoutNanos {
@@ -623,7 +514,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     func upstreamAcquired(_ stream: UpstreamHandler, ticket: Int) {
-        guard ticket == self.ticket, self.phase == .forwarding else {
+        guard ticket == self.ticket, self.exchange.phase == .forwarding else {
             // Nobody wants it any more: an untouched connection goes back to the pool.
             if let context = self.context, let pool = self.pool(on: context.eventLoop) {
                 pool.release(stream, reusable: true)
@@ -637,16 +528,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         stream.attach(self)
         self.upstreamReady = true
         self.upstreamReusable = false
-        for part in self.pending {
+        for part in self.buffers.pending {
             stream.send(part)
         }
-        self.clearPending()
+        self.buffers.clearPending(overload: self.shared.overload)
         stream.flush()
         self.resumeReads()
     }
 
     func upstreamUnavailable(_ reason: ProxyReason, ticket: Int) {
-        guard ticket == self.ticket, self.phase == .forwarding else {
+        guard ticket == self.ticket, self.exchange.phase == .forwarding else {
             return
         }
         self.waiter = nil
@@ -674,7 +565,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// Asks the retry state machine about `outcome`; when it grants a retry, ends this try and schedules the
     /// next one (on a newly picked endpoint) after the backoff. True when a retry is scheduled.
     private func scheduleRetry(after outcome: TryOutcome) -> Bool {
-        guard var machine = self.retry, let retained = self.retained, let plan = self.planBox?.plan,
+        guard var machine = self.retry, self.buffers.retained != nil, let plan = self.planBox?.plan,
             let balancer = plan.balancer, let context = self.context
         else {
             return false
@@ -693,11 +584,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.endLease()
         self.ticket += 1
         let ticket = self.ticket
-        self.clearPending()
-        self.pending = [.head(plan.head)] + retained
+        self.buffers.resend(head: plan.head, overload: self.shared.overload)
         self.delayTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff))) {
             [self] in
-            guard self.ticket == ticket, self.phase == .forwarding, let head = self.requestHead else {
+            guard self.ticket == ticket, self.exchange.phase == .forwarding, let head = self.requestHead else {
                 return
             }
             guard let lease = balancer.pick(head, remoteAddress: self.context?.channel.remoteAddress) else {
@@ -712,7 +602,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private func tryTimedOut(ticket: Int) {
-        guard ticket == self.ticket, self.phase == .forwarding, !self.responseHeadSent else {
+        guard ticket == self.ticket, self.exchange.phase == .forwarding, !self.exchange.responseStarted else {
             return
         }
         self.lease?.record(.status(504))
@@ -722,14 +612,14 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     // MARK: Upstream
 
     func upstreamRead(_ part: HTTPClientResponsePart, from upstream: UpstreamHandler) {
-        guard upstream === self.upstream, self.phase == .forwarding, let context = self.context else {
+        guard upstream === self.upstream, self.exchange.phase == .forwarding, let context = self.context else {
             return
         }
         switch part {
         case .head(let response):
             self.upstreamHead(response, context: context)
         case .body(let buffer):
-            self.responseBytes += buffer.readableBytes
+            self.record.responseBytes += buffer.readableBytes
             context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers):
             if let upgrade = self.upgradeResponse {
@@ -737,7 +627,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 self.switchToTunnel(upgrade, context: context)
                 return
             }
-            if !self.requestEnded {
+            if !self.exchange.requestEnded {
                 // The upstream answered before the whole request was sent: it cannot take another one.
                 self.upstreamReusable = false
             }
@@ -767,31 +657,24 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 return
             }
         }
-        self.dropRetained()
+        self.buffers.dropRetained(overload: self.shared.overload)
         if self.isUpgrade, status == 101 {
             // The decoder ends the 101 response right after its head; the tunnel starts after that end.
             self.upgradeResponse = response
             return
         }
-        var headers = response.headers.withoutHopByHop()
-        let upstreamKeepAlive = response.isKeepAlive
-        for operations in self.planBox?.plan.responseHeaders ?? [] {
-            headers.apply(operations)
-        }
-        if !self.isHTTP2 {
-            if !self.keepAlive {
-                headers.add(name: "connection", value: "close")
-            } else if self.version == .http1_0 {
-                headers.add(name: "connection", value: "keep-alive")
-            }
-        }
-        self.status = status
-        self.responseHeadSent = true
-        self.upstreamReusable = upstreamKeepAlive
-        context.write(
-            self.wrapOutboundOut(
-                .head(HTTPResponseHead(version: self.version, status: response.status, headers: headers))),
-            promise: nil)
+        let head = DownstreamResponse.forwarded(
+            response, rewrites: self.planBox?.plan.responseHeaders ?? [], version: self.version,
+            connection: self.connectionHeader)
+        self.record.status = status
+        self.exchange.responseHeadSent()
+        self.upstreamReusable = response.isKeepAlive
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// What this response's `connection` field says.
+    private var connectionHeader: DownstreamResponse.Connection {
+        DownstreamResponse.Connection(isHTTP2: self.isHTTP2, keepAlive: self.exchange.keepAlive, version: self.version)
     }
 
     func upstreamClosed(_ upstream: UpstreamHandler) {
@@ -801,10 +684,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.upstream = nil
         self.upstreamReady = false
         self.upstreamReusable = false
-        guard self.phase == .forwarding, self.planBox != nil else {
+        guard self.exchange.phase == .forwarding, self.planBox != nil else {
             return
         }
-        if self.responseHeadSent {
+        if self.exchange.responseStarted {
             self.abortDownstream(reason: .upstreamReset)
         } else if upstream.refusedStream {
             // Never processed by the app: retried as `refused-stream`, even for a non-idempotent method.
@@ -836,7 +719,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         guard let upstream = self.upstream else {
             return
         }
-        let reusable = self.upstreamReusable && self.requestEnded
+        let reusable = self.upstreamReusable && self.exchange.requestEnded
         self.upstream = nil
         self.upstreamReady = false
         self.upstreamReusable = false
@@ -869,20 +752,20 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     private func timedOut(ticket: Int) {
         // The request timer belongs to the request, whose ticket moved on with each try: compare loosely.
-        guard ticket <= self.ticket, self.phase == .forwarding, self.planBox != nil else {
+        guard ticket <= self.ticket, self.exchange.phase == .forwarding, self.planBox != nil else {
             return
         }
         self.cancelWait()
         self.closeUpstream()
         self.lease?.record(.status(504))
-        if self.responseHeadSent {
+        if self.exchange.responseStarted {
             self.abortDownstream(reason: .timeout)
         } else {
             self.respond(status: 504, reason: .timeout)
         }
     }
 
-    // MARK: Tunnels (WebSocket)
+    // MARK: Tunnels (WebSocket, CONNECT)
 
     /// The upstream accepted a protocol upgrade: sends the `101` downstream, then turns both connections
     /// into a byte tunnel (the HTTP codecs leave both pipelines).
@@ -891,39 +774,21 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.abortDownstream(reason: .upstreamReset)
             return
         }
-        var headers = response.headers.withoutHopByHop(upgrade: response.headers.first(name: "upgrade"))
-        for operations in self.planBox?.plan.responseHeaders ?? [] {
-            headers.apply(operations)
-        }
-        self.status = 101
-        self.responseHeadSent = true
-        self.phase = .tunnel
+        let head = DownstreamResponse.forwarded(
+            response, rewrites: self.planBox?.plan.responseHeaders ?? [], version: self.version,
+            connection: .implicit, upgrade: true)
+        self.record.status = 101
+        self.exchange.tunnelStarted()
         self.cancelTimers()
         self.endLease()
         self.upstream = nil
         upstream.detach()
-        context.writeAndFlush(
-            self.wrapOutboundOut(
-                .head(HTTPResponseHead(version: self.version, status: .switchingProtocols, headers: headers))),
-            promise: nil)
-        self.record()
-        let metrics = self.shared.metrics
-        let direction = self.shared.direction
-        let downstreamSide = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
-        let upstreamSide = TunnelHandler { metrics.recordTunnelBytes(direction, sent: $0) }
+        context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: nil)
+        self.report()
         self.guardHandler?.tunnelStarted()
-        do {
-            let downstreamReady = try installTunnel(downstreamSide, on: context.channel)
-            let upstreamReady = try installTunnel(upstreamSide, on: upstreamChannel)
-            TunnelHandler.join(
-                downstreamSide, upstreamSide, when: downstreamReady.and(upstreamReady).map { _ in },
-                on: context.eventLoop)
-            context.channel.read()
-            upstreamChannel.read()
-        } catch {
-            upstreamChannel.close(promise: nil)
-            context.close(promise: nil)
-        }
+        joinUpgradeTunnel(
+            downstream: context.channel, upstream: upstreamChannel, metrics: self.shared.metrics,
+            direction: self.shared.direction)
     }
 
     /// CONNECT: opens a TCP connection to `target`; once it is up, answers `200 Connection Established` and
@@ -933,36 +798,23 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     ) {
         self.lease = lease
         self.target = target
-        self.service = service
+        self.record.service = service
         let ticket = self.ticket
-        let metrics = self.shared.metrics
-        let direction = self.shared.direction
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ClientBootstrap(group: context.eventLoop)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connectTimeout(target.connectTimeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        TunnelHandler { metrics.recordTunnelBytes(direction, sent: $0) })
-                }
-            }
-            .connect(host: target.host, port: target.port)
+        dialTunnel(target, on: context.eventLoop, metrics: self.shared.metrics, direction: self.shared.direction)
             .whenComplete { result in
                 let handler = bound.value
-                switch result {
-                case .success(let channel):
-                    guard handler.ticket == ticket, handler.phase == .forwarding, let context = handler.context,
-                        let upstream = try? channel.pipeline.syncOperations.handler(type: TunnelHandler.self)
-                    else {
-                        channel.close(promise: nil)
-                        return
+                guard handler.ticket == ticket, handler.exchange.phase == .forwarding, let context = handler.context
+                else {
+                    if case .success(let upstream) = result {
+                        upstream.close()
                     }
+                    return
+                }
+                switch result {
+                case .success(let upstream):
                     handler.connectTunnelUp(upstream, context: context)
                 case .failure:
-                    guard handler.ticket == ticket, handler.phase == .forwarding else {
-                        return
-                    }
                     handler.lease?.record(.connectFailure)
                     handler.respond(status: 503, reason: .upstreamConnectFailure)
                 }
@@ -970,145 +822,85 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     private func connectTunnelUp(_ upstream: TunnelHandler, context: ChannelHandlerContext) {
-        self.status = 200
-        self.responseHeadSent = true
-        self.phase = .tunnel
+        self.record.status = 200
+        self.exchange.tunnelStarted()
         self.cancelTimers()
         self.endLease()
-        self.record()
+        self.report()
         self.guardHandler?.tunnelStarted()
-        let metrics = self.shared.metrics
-        let direction = self.shared.direction
-        metrics.recordTCPConnection(direction)
-        let downstream = TunnelHandler { metrics.recordTunnelBytes(direction, received: $0) }
-        do {
-            let ready = try installTunnel(downstream, on: context.channel)
-            downstream.writeRaw(
-                context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n"))
-            TunnelHandler.join(downstream, upstream, when: ready, on: context.eventLoop)
-            // This handler may have held a read back (the CONNECT had no end): read again, into the tunnel.
-            context.channel.read()
-        } catch {
-            upstream.close()
-            context.close(promise: nil)
-        }
+        joinConnectTunnel(
+            downstream: context.channel, upstream: upstream, metrics: self.shared.metrics,
+            direction: self.shared.direction)
     }
 
     // MARK: Responses
 
-    /// Answers the current request from the proxy itself, with `x-weft-reason`. A gRPC request gets a gRPC
-    /// answer: status 200 with `grpc-status` and `grpc-message` trailers.
+    /// Answers the current request from the proxy itself (`DownstreamResponse.Local`).
     private func respond(status: Int, reason: ProxyReason, location: String? = nil) {
         guard let context = self.context else {
             return
         }
         self.cancelWait()
-        if self.expectsContinue, !self.continueSent, !self.requestEnded {
-            // The client may or may not send the body it announced: the connection cannot be reused.
-            self.keepAlive = false
-        }
+        self.exchange.answeringLocally(bodyExpectedAfterContinue: self.expectsContinue && !self.continueSent)
         // The upstream of a failed try is not reusable: `finish` closes it.
         self.upstreamReusable = false
-        self.reason = reason
-        var headers = HTTPHeaders()
-        headers.add(name: "x-weft-reason", value: reason.rawValue)
-        if self.isGRPC {
-            self.status = 200
-            headers.add(name: "content-type", value: "application/grpc")
-            self.responseHeadSent = true
+        let answer = DownstreamResponse.Local(
+            status: status, reason: reason, location: location, isGRPC: self.isGRPC, version: self.version,
+            connection: self.connectionHeader)
+        self.record.reason = reason
+        self.record.status = answer.status
+        self.exchange.responseHeadSent()
+        context.write(self.wrapOutboundOut(.head(answer.head)), promise: nil)
+        if let body = answer.body {
+            self.record.responseBytes += body.utf8.count
             context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: self.version, status: .ok, headers: headers))),
-                promise: nil)
-            var trailers = HTTPHeaders()
-            trailers.add(name: "grpc-status", value: String(grpcStatus(forHTTP: status, reason: reason)))
-            trailers.add(name: "grpc-message", value: "weft: \(reason.rawValue)")
-            trailers.add(name: "x-weft-reason", value: reason.rawValue)
-            self.finish(.end(trailers), context: context)
-            return
+                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         }
-        self.status = status
-        if let location {
-            headers.add(name: "location", value: location)
-        }
-        let body = "\(reason.rawValue)\n"
-        headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        if !self.keepAlive && !self.isHTTP2 {
-            headers.add(name: "connection", value: "close")
-        }
-        self.responseHeadSent = true
-        let head = HTTPResponseHead(
-            version: self.version, status: HTTPResponseStatus(statusCode: status), headers: headers)
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-        self.responseBytes += body.utf8.count
-        context.write(
-            self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
-        self.finish(.end(nil), context: context)
+        self.finish(.end(answer.trailers), context: context)
     }
 
-    private func record() {
-        if let span = self.span, let head = self.requestHead {
-            self.span = nil
-            span.end(
-                method: head.method.rawValue, path: head.uri, status: self.status, reason: self.reason,
-                upstream: self.target.map { "\($0.host):\($0.port)" }, cluster: self.target?.cluster, tries: self.tries)
-        }
-        self.shared.metrics.record(
-            self.shared.direction, service: self.service, status: self.status, reason: self.reason,
-            started: self.started,
-            requestBytes: self.requestBytes, responseBytes: self.responseBytes)
-        if let log = self.shared.accessLog, let head = self.requestHead {
-            log.log(
-                AccessLogEntry(
-                    direction: self.shared.direction, method: head.method.rawValue,
-                    authority: requestTarget(head).authority,
-                    path: head.uri,
-                    protocolVersion: self.isHTTP2 ? "HTTP/2" : "HTTP/\(head.version.major).\(head.version.minor)",
-                    status: self.status, reason: self.reason.rawValue,
-                    upstream: self.target.map { "\($0.host):\($0.port)" }, cluster: self.target?.cluster,
-                    tries: self.tries, requestBytes: self.requestBytes, responseBytes: self.responseBytes,
-                    durationMicros: (NIODeadline.now() - self.started).nanoseconds / 1000,
-                    traceparent: head.headers.first(name: "traceparent")
-                        ?? self.planBox?.plan.head.headers.first(name: "traceparent")))
-        }
+    /// Reports the request (metrics, access log, span).
+    private func report() {
+        self.record.report(
+            to: self.shared, head: self.requestHead, forwarded: self.planBox?.plan.head, target: self.target,
+            span: self.span, isHTTP2: self.isHTTP2)
+        self.span = nil
     }
 
     /// Writes the response end, records the request, and returns to idle (or drains the request body).
     private func finish(_ end: HTTPServerResponsePart, context: ChannelHandlerContext) {
         self.cancelTimers()
         self.endLease()
-        self.record()
+        self.report()
         self.planBox = nil
-        self.dropRetained()
-        self.clearPending()
+        self.buffers.releaseAll(overload: self.shared.overload)
         self.mirror = nil
-        self.phase = self.requestEnded ? .idle : .draining
-        if self.phase == .idle {
-            self.guardHandler?.requestDone(reusable: self.keepAlive)
+        let finish = self.exchange.responseFinished()
+        if finish.requestDone {
+            self.guardHandler?.requestDone(reusable: !finish.closes)
         }
         self.releaseUpstream()
-        if self.keepAlive {
-            // Flush now: the upstream's read-complete (which flushes) may never come after its release.
-            context.writeAndFlush(self.wrapOutboundOut(end), promise: nil)
-        } else {
-            self.closing = true
+        if finish.closes {
             context.writeAndFlush(self.wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
                 Self.lingeringClose(context)
             }
+        } else {
+            // Flush now: the upstream's read-complete (which flushes) may never come after its release.
+            context.writeAndFlush(self.wrapOutboundOut(end), promise: nil)
         }
-        if self.phase == .idle {
+        if finish.requestDone {
             // Nothing of this request is needed any more: an idle keep-alive connection holds no header storage.
             self.requestHead = nil
-            self.servePipelined(context: context)
+            self.serveWaitingParts(context: context)
         }
         self.resumeReads()
     }
 
     /// Closes a connection after its last answer the way nginx's lingering close does: the write side first
     /// (the client reads the answer, then end of stream), then everything the client still sends is read and
-    /// dropped until it closes, `lingerTime` passes or `lingerBytes` arrive. Closing at once with unread bytes in
-    /// the socket (the rest of a refused request, a pipelined one) makes the kernel send a reset, which can
-    /// destroy the answer before the client reads it.
+    /// dropped until it closes, `lingerTime` passes or `ExchangeStateMachine.lingerBytes` arrive. Closing at
+    /// once with unread bytes in the socket (the rest of a refused request, a pipelined one) makes the kernel send
+    /// a reset, which can destroy the answer before the client reads it.
     private static func lingeringClose(_ context: ChannelHandlerContext) {
         guard context.channel.isActive else {
             return
@@ -1128,12 +920,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.cancelTimers()
         self.cancelWait()
         self.endLease()
-        self.reason = reason
-        self.record()
+        self.record.reason = reason
+        self.report()
         self.planBox = nil
-        self.dropRetained()
-        self.clearPending()
-        self.phase = .draining
+        self.buffers.releaseAll(overload: self.shared.overload)
+        self.exchange.aborted()
         self.closeUpstream()
         self.context?.close(promise: nil)
     }
@@ -1141,17 +932,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// HTTP/1.1 that cannot be parsed (NIO's decoder reports it here): `400` (`431` for an oversized head)
     /// with `x-weft-reason`, then the connection closes. Mid-response, or for any other error, it just closes.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if self.closing, !(error is IOError) {
+        if self.exchange.closing, !(error is IOError) {
             // Lingering after the closing answer: the decoder's complaints about what follows are expected.
             return
         }
-        guard let parserError = error as? HTTPParserError, !self.parseErrorAnswered, context.channel.isActive,
-            self.phase != .tunnel, !(self.phase == .forwarding && self.responseHeadSent)
+        guard let parserError = error as? HTTPParserError,
+            self.exchange.parseError(connectionActive: context.channel.isActive)
         else {
             context.close(promise: nil)
             return
         }
-        self.parseErrorAnswered = true
         self.guardHandler?.stopTimer()
         self.cancelTimers()
         self.cancelWait()
@@ -1161,9 +951,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.planBox = nil
         self.mirror?.abandon()
         self.mirror = nil
-        self.keepAlive = false
-        self.requestEnded = true
-        self.phase = .forwarding
         if parserError == .headerOverflow {
             self.respond(status: 431, reason: .headerLimits)
         } else {

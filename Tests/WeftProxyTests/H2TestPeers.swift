@@ -47,11 +47,12 @@ func h2Exchange(port: Int, validating: Bool = true, _ requests: [H2Request]) asy
         connection.headerBlockValidation = .disabled
         connection.contentLengthValidation = .disabled
     }
+    let configuration = connection
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                    mode: .client, connectionConfiguration: connection, streamConfiguration: .init()
+                    mode: .client, connectionConfiguration: configuration, streamConfiguration: .init()
                 ) { stream in
                     stream.close()
                 }
