@@ -4,12 +4,24 @@ import ProxyConfig
 /// The hop-by-hop fields of RFC 9110 §7.6.1, which a proxy never forwards: `Connection` and every field it names,
 /// `Keep-Alive`, `Proxy-Connection`, `TE` (except `trailers`), `Transfer-Encoding`, `Upgrade` (except a tunnel's),
 /// `Trailer`, and `HTTP2-Settings` (an h2c upgrade's).
-private let hopByHopNames = [
-    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer", "http2-settings",
-]
-
 private func isHopByHop<Name: StringProtocol>(_ name: Name) -> Bool where Name.SubSequence == Substring {
-    hopByHopNames.contains { name.equalsIgnoringASCIICase($0) }
+    // By length first: most fields are compared with nothing.
+    switch name.utf8.count {
+    case 2:
+        return name.equalsIgnoringASCIICase("te")
+    case 7:
+        return name.equalsIgnoringASCIICase("upgrade") || name.equalsIgnoringASCIICase("trailer")
+    case 10:
+        return name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
+    case 14:
+        return name.equalsIgnoringASCIICase("http2-settings")
+    case 16:
+        return name.equalsIgnoringASCIICase("proxy-connection")
+    case 17:
+        return name.equalsIgnoringASCIICase("transfer-encoding")
+    default:
+        return false
+    }
 }
 
 extension HTTPHeaders {

@@ -33,6 +33,11 @@ struct MessageBoundaryTracker: Sendable, Hashable {
                     return
                 }
                 for (offset, byte) in bytes.enumerated() {
+                    if byte > 0x0D {
+                        // Neither CR nor LF (most bytes): the run of CR LF CR LF starts again.
+                        self.matched = 0
+                        continue
+                    }
                     switch (self.matched, byte) {
                     case (0, 0x0D), (2, 0x0D):
                         self.matched += 1

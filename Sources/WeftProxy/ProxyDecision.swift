@@ -49,9 +49,15 @@ struct MirrorPlan {
 func writeHex(
     _ value: UInt64, digits: Int = 16, into buffer: UnsafeMutableBufferPointer<UInt8>, at position: Int
 ) -> Int {
-    for index in 0..<digits {
-        let nibble = UInt8(truncatingIfNeeded: (value >> UInt64(4 * (digits - 1 - index))) & 0xF)
-        buffer[position + index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    // From the last digit back: one shift by a constant per digit.
+    var rest = value
+    var index = position + digits
+    while index > position {
+        index -= 1
+        let nibble = UInt8(truncatingIfNeeded: rest & 0xF)
+        // 0...9 to "0"..."9", 10...15 to "a"..."f" (39 = "a" - "0" - 10), without a branch.
+        buffer[index] = UInt8(ascii: "0") &+ nibble &+ (nibble > 9 ? 39 : 0)
+        rest >>= 4
     }
     return position + digits
 }

@@ -138,9 +138,20 @@ extension HTTPHeaders {
 
 // MARK: - Allocation-free token helpers
 
+// They work on UTF-8 bytes: HTTP's tokens, separators and whitespace are ASCII, and walking `Character`s (grapheme
+// breaking) cost more than the rest of the header handling together.
+
 extension StringProtocol where SubSequence == Substring {
     /// ASCII case-insensitive equality (header names and tokens), without lowercasing copies.
     func equalsIgnoringASCIICase(_ other: some StringProtocol) -> Bool {
+        let contiguous = self.utf8.withContiguousStorageIfAvailable { mine in
+            other.utf8.withContiguousStorageIfAvailable { theirs in
+                asciiCaseInsensitiveEqual(mine, theirs)
+            }
+        }
+        if let contiguous, let equal = contiguous {
+            return equal
+        }
         guard self.utf8.count == other.utf8.count else {
             return false
         }
@@ -149,13 +160,22 @@ extension StringProtocol where SubSequence == Substring {
 
     /// Without leading and trailing spaces and tabs.
     func trimmingHTTPWhitespace() -> SubSequence {
-        let isWhitespace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
-        guard let start = self.firstIndex(where: { !isWhitespace($0) }),
-            let end = self.lastIndex(where: { !isWhitespace($0) })
-        else {
-            return self[self.endIndex...]
+        let bytes = self.utf8
+        var start = bytes.startIndex
+        while start < bytes.endIndex, isHTTPWhitespace(bytes[start]) {
+            bytes.formIndex(after: &start)
         }
-        return self[start...end]
+        // Forward to the end (a generic UTF-8 view only walks forward), remembering where the last non-blank ends.
+        var end = start
+        var index = start
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            bytes.formIndex(after: &index)
+            if !isHTTPWhitespace(byte) {
+                end = index
+            }
+        }
+        return self[start..<end]
     }
 
     /// Whether this comma-separated list (a `Connection`, `TE` or `Upgrade` value) holds `token`, compared
@@ -175,24 +195,50 @@ extension StringProtocol where SubSequence == Substring {
     /// it returns false. Returns whether every call returned true. Does not allocate.
     @discardableResult
     func forEachListToken(ignoringVersion: Bool = false, _ body: (Substring) -> Bool) -> Bool {
-        var rest = self[...]
-        while !rest.isEmpty {
-            let comma = rest.firstIndex(of: ",") ?? rest.endIndex
-            var token = rest[..<comma]
-            rest = comma == rest.endIndex ? rest[rest.endIndex...] : rest[rest.index(after: comma)...]
-            if let semicolon = token.firstIndex(of: ";") {
-                token = token[..<semicolon]
+        let list = self[...]
+        let bytes = list.utf8
+        var position = bytes.startIndex
+        while position < bytes.endIndex {
+            // The element runs to the next comma; it ends at its first `;` (or `/`, ignoring versions).
+            var index = position
+            var elementEnd: String.Index?
+            while index < bytes.endIndex {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: ",") {
+                    break
+                }
+                if elementEnd == nil, byte == UInt8(ascii: ";") || (ignoringVersion && byte == UInt8(ascii: "/")) {
+                    elementEnd = index
+                }
+                bytes.formIndex(after: &index)
             }
-            if ignoringVersion, let slash = token.firstIndex(of: "/") {
-                token = token[..<slash]
-            }
-            let trimmed = token.trimmingHTTPWhitespace()
+            let trimmed = list[position..<(elementEnd ?? index)].trimmingHTTPWhitespace()
             if !trimmed.isEmpty, !body(trimmed) {
                 return false
             }
+            position = index < bytes.endIndex ? bytes.index(after: index) : index
         }
         return true
     }
+}
+
+/// ASCII case-insensitive equality of two byte strings.
+func asciiCaseInsensitiveEqual(_ first: UnsafeBufferPointer<UInt8>, _ second: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard first.count == second.count else {
+        return false
+    }
+    for index in first.indices {
+        let (a, b) = (first[index], second[index])
+        if a != b, asciiLower(a) != asciiLower(b) {
+            return false
+        }
+    }
+    return true
+}
+
+@inline(__always)
+private func isHTTPWhitespace(_ byte: UInt8) -> Bool {
+    byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
 }
 
 @inline(__always)
