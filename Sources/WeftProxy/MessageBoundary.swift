@@ -32,7 +32,10 @@ struct MessageBoundaryTracker: Sendable, Hashable {
                     self.proving = false
                     return
                 }
-                for (offset, byte) in bytes.enumerated() {
+                var offset = 0
+                while offset < bytes.count {
+                    let byte = bytes[offset]
+                    offset += 1
                     if byte > 0x0D {
                         // Neither CR nor LF (most bytes): the run of CR LF CR LF starts again.
                         self.matched = 0
@@ -44,7 +47,7 @@ struct MessageBoundaryTracker: Sendable, Hashable {
                     case (1, 0x0A):
                         self.matched = 2
                     case (3, 0x0A):
-                        self.headEnd = self.received + offset + 1
+                        self.headEnd = self.received + offset
                         self.matched = 0
                         return
                     case (_, 0x0D):

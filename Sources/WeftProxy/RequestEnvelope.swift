@@ -196,10 +196,55 @@ extension StringProtocol where SubSequence == Substring {
     @discardableResult
     func forEachListToken(ignoringVersion: Bool = false, _ body: (Substring) -> Bool) -> Bool {
         let list = self[...]
+        let utf8 = list.utf8
+        // The elements' byte ranges come from the contiguous bytes (what native strings are); the substrings are cut
+        // only for the elements `body` sees.
+        let contiguous = utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            var position = 0
+            while position < bytes.count {
+                var index = position
+                var end = -1
+                while index < bytes.count, bytes[index] != UInt8(ascii: ",") {
+                    let byte = bytes[index]
+                    if end < 0, byte == UInt8(ascii: ";") || (ignoringVersion && byte == UInt8(ascii: "/")) {
+                        end = index
+                    }
+                    index += 1
+                }
+                var start = position
+                if end < 0 {
+                    end = index
+                }
+                while start < end, isHTTPWhitespace(bytes[start]) {
+                    start += 1
+                }
+                while end > start, isHTTPWhitespace(bytes[end - 1]) {
+                    end -= 1
+                }
+                if start < end {
+                    let lower = utf8.index(utf8.startIndex, offsetBy: start)
+                    let upper = utf8.index(lower, offsetBy: end - start)
+                    if !body(list[lower..<upper]) {
+                        return false
+                    }
+                }
+                position = index + 1
+            }
+            return true
+        }
+        if let contiguous {
+            return contiguous
+        }
+        return Self.forEachListToken(in: list, ignoringVersion: ignoringVersion, body)
+    }
+
+    /// `forEachListToken` over a string whose bytes are not contiguous (a bridged one).
+    private static func forEachListToken(
+        in list: Substring, ignoringVersion: Bool, _ body: (Substring) -> Bool
+    ) -> Bool {
         let bytes = list.utf8
         var position = bytes.startIndex
         while position < bytes.endIndex {
-            // The element runs to the next comma; it ends at its first `;` (or `/`, ignoring versions).
             var index = position
             var elementEnd: String.Index?
             while index < bytes.endIndex {
