@@ -235,35 +235,10 @@ extension StringProtocol where SubSequence == Substring {
         if let contiguous {
             return contiguous
         }
-        return Self.forEachListToken(in: list, ignoringVersion: ignoringVersion, body)
-    }
-
-    /// `forEachListToken` over a string whose bytes are not contiguous (a bridged one).
-    private static func forEachListToken(
-        in list: Substring, ignoringVersion: Bool, _ body: (Substring) -> Bool
-    ) -> Bool {
-        let bytes = list.utf8
-        var position = bytes.startIndex
-        while position < bytes.endIndex {
-            var index = position
-            var elementEnd: String.Index?
-            while index < bytes.endIndex {
-                let byte = bytes[index]
-                if byte == UInt8(ascii: ",") {
-                    break
-                }
-                if elementEnd == nil, byte == UInt8(ascii: ";") || (ignoringVersion && byte == UInt8(ascii: "/")) {
-                    elementEnd = index
-                }
-                bytes.formIndex(after: &index)
-            }
-            let trimmed = list[position..<(elementEnd ?? index)].trimmingHTTPWhitespace()
-            if !trimmed.isEmpty, !body(trimmed) {
-                return false
-            }
-            position = index < bytes.endIndex ? bytes.index(after: index) : index
-        }
-        return true
+        // A bridged string (never on Linux): the same walk over a native copy, which is contiguous.
+        var native = String(list)
+        native.makeContiguousUTF8()
+        return native.forEachListToken(ignoringVersion: ignoringVersion, body)
     }
 }
 
