@@ -21,7 +21,10 @@ enum TestConfig {
             loadBalancer: LoadBalancer(policy: .roundRobin),
             limits: ConnectionLimits(
                 maxConnections: 100, maxPendingRequests: 100, maxRequestsPerConnection: 0,
-                connectTimeoutMs: 1000, idleTimeoutMs: 60_000),
+                // Generous: a loopback connect to a closed port is refused at once, whatever the timeout. With 1 s,
+                // five tests of one CI run got upstream_connect_failure while the 10,000-connection test loaded
+                // both cores beside them.
+                connectTimeoutMs: 10_000, idleTimeoutMs: 60_000),
             retryBudget: RetryBudget(percent: 20, minRetriesPerSecond: 10),
             endpoints: ports.map { Endpoint(address: "127.0.0.1", port: $0) })
     }
