@@ -371,7 +371,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.mirror = MirrorRequest.start(
                 mirror, pool: pool, bufferLimit: self.shared.limits.mirrorBufferBytes)
         }
-        _ = self.buffers.hold(.head(plan.head), overload: self.shared.overload)
+        self.buffers.holdHead(plan.head)
         let ticket = self.ticket
         let loop = context.eventLoop.assumeIsolated()
         if let timeout = plan.timeout {

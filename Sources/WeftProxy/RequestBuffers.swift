@@ -56,8 +56,14 @@ struct RequestBuffers {
         self.retainedReservation.releaseAll(to: overload)
     }
 
-    /// Holds `part` until an upstream takes it; false when the budget has no room (nothing is held then). Heads
-    /// and ends take no budget: the header limits bound them.
+    /// The request's head, first of the parts waiting for an upstream (it takes no budget: the header limits bound
+    /// it).
+    mutating func holdHead(_ head: HTTPRequestHead) {
+        self.pending.append(.head(head))
+    }
+
+    /// Holds `part` until an upstream takes it; false when the budget has no room (nothing is held then). Ends
+    /// take no budget.
     mutating func hold(_ part: HTTPClientRequestPart, overload: OverloadManager) -> Bool {
         guard self.pendingReservation.take(part.bufferedBytes, from: overload) else {
             return false
@@ -76,7 +82,7 @@ struct RequestBuffers {
     /// The next try sends the request again: `head`, then every kept part. (They are counted once, as retained.)
     mutating func resend(head: HTTPRequestHead, overload: OverloadManager) {
         self.clearPending(overload: overload)
-        self.pending.append(.head(head))
+        self.holdHead(head)
         self.pending.append(contentsOf: self.retained ?? [])
     }
 

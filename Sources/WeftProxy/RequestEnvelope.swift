@@ -243,7 +243,9 @@ extension StringProtocol where SubSequence == Substring {
 }
 
 /// ASCII case-insensitive equality of two byte strings.
-func asciiCaseInsensitiveEqual(_ first: UnsafeBufferPointer<UInt8>, _ second: UnsafeBufferPointer<UInt8>) -> Bool {
+private func asciiCaseInsensitiveEqual(
+    _ first: UnsafeBufferPointer<UInt8>, _ second: UnsafeBufferPointer<UInt8>
+) -> Bool {
     guard first.count == second.count else {
         return false
     }

@@ -295,12 +295,16 @@ struct DownstreamResponseTests {
 struct RequestBuffersTests {
     private static let request = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
 
+    private static func body(_ text: String) -> HTTPClientRequestPart {
+        .body(.byteBuffer(ByteBuffer(string: text)))
+    }
+
     @Test("parts are kept for a retry and resent after the head; the budget is given back")
     func resend() {
         let overload = OverloadManager(maxConnections: 10, maxBufferedBytes: 1000)
         var buffers = RequestBuffers()
         buffers.retainForRetries()
-        let retention1 = buffers.retain(.body(.byteBuffer(ByteBuffer(string: "abc"))), limit: 100, overload: overload)
+        let retention1 = buffers.retain(Self.body("abc"), limit: 100, overload: overload)
         #expect(retention1 == .kept)
         let retention2 = buffers.retain(.end(nil), limit: 100, overload: overload)
         #expect(retention2 == .kept)
@@ -323,11 +327,10 @@ struct RequestBuffersTests {
         let overload = OverloadManager(maxConnections: 10, maxBufferedBytes: 1000)
         var buffers = RequestBuffers()
         buffers.retainForRetries()
-        let retention1 = buffers.retain(.body(.byteBuffer(ByteBuffer(string: "abcd"))), limit: 6, overload: overload)
+        let retention1 = buffers.retain(Self.body("abcd"), limit: 6, overload: overload)
         #expect(retention1 == .kept)
-        let retention2 = buffers.retain(.body(.byteBuffer(ByteBuffer(string: "efg"))), limit: 6, overload: overload)
-        #expect(
-            retention2 == .tooLarge)
+        let retention2 = buffers.retain(Self.body("efg"), limit: 6, overload: overload)
+        #expect(retention2 == .tooLarge)
         #expect(buffers.retained == nil)
         #expect(overload.bufferedBytes == 0)
         let retention3 = buffers.retain(.end(nil), limit: 6, overload: overload)
@@ -339,16 +342,14 @@ struct RequestBuffersTests {
         let overload = OverloadManager(maxConnections: 10, maxBufferedBytes: 4)
         var buffers = RequestBuffers()
         buffers.retainForRetries()
-        let retention = buffers.retain(.body(.byteBuffer(ByteBuffer(string: "abcde"))), limit: 100, overload: overload)
-        #expect(
-            retention
-                == .overloaded)
+        let retention = buffers.retain(Self.body("abcde"), limit: 100, overload: overload)
+        #expect(retention == .overloaded)
         #expect(buffers.retained == nil)
         let held1 = buffers.hold(.head(Self.request), overload: overload)
         #expect(held1, "a head takes no budget")
-        let held2 = buffers.hold(.body(.byteBuffer(ByteBuffer(string: "abc"))), overload: overload)
+        let held2 = buffers.hold(Self.body("abc"), overload: overload)
         #expect(held2)
-        let held3 = buffers.hold(.body(.byteBuffer(ByteBuffer(string: "de"))), overload: overload)
+        let held3 = buffers.hold(Self.body("de"), overload: overload)
         #expect(!held3)
         #expect(buffers.pending.count == 2)
         buffers.clearPending(overload: overload)
