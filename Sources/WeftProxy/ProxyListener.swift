@@ -158,9 +158,18 @@ public final class ProxyListener: Service {
     /// Asks every connection to close after its in-flight request, waits up to `drainTimeout`, then closes
     /// the rest.
     private func drain() async {
-        let open = self.connections.withLock { Array($0.values) }
-        for channel in open {
-            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        // One task per event loop tells all of its connections in one turn of the loop: once any of them reacts
+        // (an idle one closes), the others on that loop have been told too.
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, channels: [any Channel])] = [:]
+        for channel in self.connections.withLock({ Array($0.values) }) {
+            byLoop[ObjectIdentifier(channel.eventLoop), default: (channel.eventLoop, [])].channels.append(channel)
+        }
+        for (loop, channels) in byLoop.values {
+            loop.execute {
+                for channel in channels {
+                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
+            }
         }
         let deadline = ContinuousClock.now + self.drainTimeout
         while ContinuousClock.now < deadline, !Task.isCancelled, self.connections.withLock({ !$0.isEmpty }) {

@@ -404,13 +404,15 @@ struct ProxyListenerTests {
     }
 }
 
-/// Polls `condition` every 20 ms for up to 30 s (a cap reached only when the test fails).
-func eventually(_ condition: () async throws -> Bool) async throws {
+/// Polls `condition` every 20 ms, 1,500 times (a cap reached only when the test fails); the error names the call.
+func eventually(
+    file: StaticString = #fileID, line: UInt = #line, _ condition: () async throws -> Bool
+) async throws {
     for _ in 0..<1500 {
         if try await condition() {
             return
         }
         try await Task.sleep(for: .milliseconds(20))
     }
-    throw HarnessError(message: "condition not met within 30 s")
+    throw HarnessError(message: "condition at \(file):\(line) not met after 1,500 polls 20 ms apart")
 }

@@ -6,7 +6,7 @@ import Synchronization
 /// A tiny upstream for tests, on 127.0.0.1 and an ephemeral port. By default it streams back what it got:
 /// status 200, headers `x-echo-server` (its name), `x-echo-method`, `x-echo-path`, and `x-echo-h-<name>` for
 /// each request header, and the request body as the response body. Special paths: `/status/<code>` answers
-/// that status, `/sleep/<ms>` answers after that delay, `/reset` closes the connection without answering,
+/// that status, `/sleep/<ms>` answers after that delay, `/hold` answers when the test calls `releaseHeld()`, `/reset` closes the connection without answering,
 /// `/close` answers `bye` with `connection: close` and closes. Started with `status`, it answers every request
 /// with that status and an empty body instead.
 final class TestUpstream: Sendable {
@@ -21,6 +21,8 @@ final class TestUpstream: Sendable {
     var connectionsAccepted: Int { self.counter.connections.load(ordering: .relaxed) }
     /// The `Host` of the last request.
     var lastHost: String? { self.counter.lastHost.withLock { $0 } }
+    /// `/hold` requests read whole and not answered yet.
+    var heldRequests: Int { self.counter.held.withLock { $0.count } }
 
     private init(name: String, channel: any Channel, counter: RequestCounter) {
         self.name = name
@@ -47,6 +49,15 @@ final class TestUpstream: Sendable {
         try? await self.channel.close()
     }
 
+    /// Answers every held `/hold` request (200, empty body) on its connection's event loop.
+    func releaseHeld() {
+        for answer in self.counter.held.withLock({ held in
+            defer { held = [] }; return held
+        }) {
+            answer()
+        }
+    }
+
     /// A port where connections are refused: 1 (tcpmux), which nothing serves. (A port bound and released
     /// is no good for this: a listener of a test running in parallel may get it next.)
     static let refusingPort = 1
@@ -65,6 +76,7 @@ private final class RequestCounter: Sendable {
     let value = Atomic<Int>(0)
     let connections = Atomic<Int>(0)
     let lastHost = Mutex<String?>(nil)
+    let held = Mutex<[@Sendable () -> Void]>([])
 }
 
 private final class EchoHandler: ChannelInboundHandler {
@@ -116,7 +128,7 @@ private final class EchoHandler: ChannelInboundHandler {
                 }
                 return
             }
-            self.streaming = !head.uri.hasPrefix("/status/") && !head.uri.hasPrefix("/sleep/")
+            self.streaming = !["/status/", "/sleep/", "/hold"].contains { head.uri.hasPrefix($0) }
             if self.streaming {
                 context.writeAndFlush(self.wrapOutboundOut(.head(self.responseHead(head, status: .ok))), promise: nil)
             }
@@ -140,6 +152,19 @@ private final class EchoHandler: ChannelInboundHandler {
                 self.respondEmpty(context: context, head: head, status: HTTPResponseStatus(statusCode: fixedStatus))
             } else if self.streaming {
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            } else if head.uri.hasPrefix("/hold") {
+                let loop = context.eventLoop
+                let bound = NIOLoopBound((self, context), eventLoop: loop)
+                self.counter.held.withLock {
+                    $0.append {
+                        loop.execute {
+                            let (handler, context) = bound.value
+                            if context.channel.isActive {
+                                handler.respondEmpty(context: context, head: head, status: .ok)
+                            }
+                        }
+                    }
+                }
             } else if head.uri.hasPrefix("/status/") {
                 let code = Int(head.uri.dropFirst("/status/".count)) ?? 500
                 self.respondEmpty(context: context, head: head, status: HTTPResponseStatus(statusCode: code))
