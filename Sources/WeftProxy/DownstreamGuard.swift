@@ -235,7 +235,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             let pipeline = context.pipeline.syncOperations
             try pipeline.addHandlers(
                 [
-                    HTTPResponseEncoder(),
+                    HTTP1ResponseEncoder(),
                     ByteToMessageHandler(
                         HTTPRequestDecoder(
                             leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
@@ -270,7 +270,7 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let pipeline = context.pipeline.syncOperations
         guard let server = try? pipeline.context(handlerType: ProxyServerHandler.self),
-            let encoder = try? pipeline.context(handlerType: HTTPResponseEncoder.self),
+            let encoder = try? pipeline.context(handlerType: HTTP1ResponseEncoder.self),
             let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
         else {
             return

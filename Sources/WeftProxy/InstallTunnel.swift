@@ -17,9 +17,8 @@ func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws -> E
             pipeline.removeHandler(context: context, promise: nil)
         }
     }
-    remove(HTTPResponseEncoder.self)
-    remove(HTTPRequestEncoder.self)
-    remove(NIOHTTPRequestHeadersValidator.self)
+    remove(HTTP1ResponseEncoder.self)
+    remove(HTTP1RequestEncoder.self)
     let decoderGone = channel.eventLoop.makePromise(of: Void.self)
     if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
         try pipeline.addHandler(tunnel, position: .after(decoder))

@@ -116,7 +116,7 @@ public final class ProxyListener: Service {
         do {
             for host in self.hosts {
                 let port = servers.first?.localAddress?.port ?? self.port
-                let isIPv6 = host.contains(":")
+                let isIPv6 = host.utf8.contains(UInt8(ascii: ":"))
                 let options =
                     isIPv6
                     ? bootstrap.serverChannelOption(

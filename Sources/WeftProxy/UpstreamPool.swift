@@ -197,19 +197,19 @@ final class UpstreamPool {
         let key = target.key
         let decoderLimits = self.decoderLimits
         let meshTLS = self.meshTLS
-        // Requests are framed by the proxy (`RequestFraming`): the encoder must not second-guess it.
-        var encoder = HTTPRequestEncoder.Configuration()
-        encoder.automaticallySetFramingHeaders = false
-        let encoderConfiguration = encoder
         ClientBootstrap(group: self.eventLoop)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connectTimeout(target.connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try addMeshTLSIfNeeded(target, meshTLS: meshTLS, to: channel)
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes, encoderConfiguration: encoderConfiguration,
-                        decoderLimitConfiguration: decoderLimits)
+                    // The response decoder sits between the proxy's handler and the encoder: it watches each
+                    // request head go out (a response to HEAD has no body).
+                    try channel.pipeline.syncOperations.addHandlers(
+                        HTTP1RequestEncoder(),
+                        ByteToMessageHandler(
+                            HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)
+                        ))
                     try channel.pipeline.syncOperations.addHandler(
                         UpstreamHandler(pool: bound.value, key: key, cluster: cluster, kind: .http1))
                 }
