@@ -131,11 +131,7 @@ public struct AppProbes: Sendable {
     }
 
     private static func isSafe(_ header: Probe.Header) -> Bool {
-        let tchar = Set("!#$%&'*+-.^_`|~".utf8)
-        let nameIsToken = header.name.utf8.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte | 0x20) || tchar.contains(byte)
-        }
-        return !header.name.isEmpty && nameIsToken
+        HTTP1Head.isToken(header.name)
             && !header.value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
     }
 }

@@ -65,7 +65,7 @@ enum ConfigHeaderCheck {
 
     /// A field name is a token (RFC 9110 §5.1), not a pseudo-header, and not one the proxy owns.
     private static func checkName(_ name: String, at path: @autoclosure () -> String) throws(ProxyConfigError) {
-        guard !name.isEmpty, name.utf8.allSatisfy(isTokenByte) else {
+        guard HTTP1Head.isToken(name) else {
             throw ProxyConfigError(
                 code: self.code, message: "\(path()): \(quoted(name)) is not a valid header name (RFC 9110 token)")
         }
@@ -96,16 +96,6 @@ enum ConfigHeaderCheck {
                 message: "\(path()): \(quoted(value)) contains a control character (CR, LF, NUL)"
                     + (allowSpace ? "" : " or whitespace"))
         }
-    }
-}
-
-private func isTokenByte(_ byte: UInt8) -> Bool {
-    switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-        UInt8(ascii: "0")...UInt8(ascii: "9"):
-        return true
-    default:
-        return "!#$%&'*+-.^_`|~".utf8.contains(byte)
     }
 }
 

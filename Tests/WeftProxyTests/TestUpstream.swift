@@ -6,9 +6,9 @@ import Synchronization
 /// A tiny upstream for tests, on 127.0.0.1 and an ephemeral port. By default it streams back what it got:
 /// status 200, headers `x-echo-server` (its name), `x-echo-method`, `x-echo-path`, and `x-echo-h-<name>` for
 /// each request header, and the request body as the response body. Special paths: `/status/<code>` answers
-/// that status, `/sleep/<ms>` answers after that delay, `/hold` answers when the test calls `releaseHeld()`, `/reset` closes the connection without answering,
-/// `/close` answers `bye` with `connection: close` and closes. Started with `status`, it answers every request
-/// with that status and an empty body instead.
+/// that status, `/sleep/<ms>` answers after that delay, `/hold` answers when the test calls `releaseHeld()`,
+/// `/reset` closes the connection without answering, `/close` answers `bye` with `connection: close` and closes.
+/// Started with `status`, it answers every request with that status and an empty body instead.
 final class TestUpstream: Sendable {
     let name: String
     let channel: any Channel
