@@ -172,6 +172,7 @@ let package = Package(
             name: "weft-proxy",
             dependencies: [
                 "WeftProxy", "WeftIdentity",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "OTel", package: "swift-otel"),
