@@ -34,10 +34,7 @@ public final class AdminServer: Service {
         func respond(to request: HTTPRequestHead) -> EndpointServer.Response {
             switch request.path {
             case "/ready":
-                guard let state = self.store.current else {
-                    return EndpointServer.Response(.serviceUnavailable, "not ready: no config loaded\n")
-                }
-                return EndpointServer.Response(.ok, "ready: config \(state.config.version)\n")
+                return readiness(self.store)
             case "/config_dump":
                 guard let state = self.store.current else {
                     return EndpointServer.Response(.serviceUnavailable, "no config loaded\n")
@@ -59,7 +56,7 @@ public final class AdminServer: Service {
 }
 
 /// The status port (`--status-port`, 15020 in an injected pod, on all addresses so that the kubelet reaches it):
-/// `/healthz/ready`, 200 once a config is loaded, else 503 (the injected sidecar's startup and readiness probe);
+/// `/healthz/ready`, 200 once a config is loaded and the listeners are bound, else 503 (the injected sidecar's startup and readiness probe);
 /// and `/app-health/<container>/<probe>`, the app's own HTTP probes run from the proxy (``AppProbes``).
 public final class StatusServer: Service {
     private let server: EndpointServer
@@ -77,10 +74,7 @@ public final class StatusServer: Service {
             }
             switch path {
             case "/healthz/ready":
-                guard let state = store.current else {
-                    return EndpointServer.Response(.serviceUnavailable, "not ready: no config loaded\n")
-                }
-                return EndpointServer.Response(.ok, "ready: config \(state.config.version)\n")
+                return readiness(store)
             default:
                 return EndpointServer.Response(.notFound, "no such path: \(path); try /healthz/ready\n")
             }
@@ -93,4 +87,12 @@ public final class StatusServer: Service {
     public func run() async throws {
         try await self.server.run()
     }
+}
+
+/// 200 with the config's version once the proxy is ready (``ProxyStateStore/notReadyReason``), else 503 with why.
+private func readiness(_ store: ProxyStateStore) -> EndpointServer.Response {
+    if let reason = store.notReadyReason {
+        return EndpointServer.Response(.serviceUnavailable, "not ready: \(reason)\n")
+    }
+    return EndpointServer.Response(.ok, "ready: config \(store.current?.config.version ?? "none")\n")
 }

@@ -49,6 +49,7 @@ public final class ProxyListener: Service {
         self.group = group
         self.drainTimeout = drainTimeout
         self.logger = logger
+        store.listenerMade()
     }
 
     /// The port actually bound (useful with port 0), once listening.
@@ -86,7 +87,11 @@ public final class ProxyListener: Service {
         let servers = try await self.bind(bootstrap)
         self.boundPort.withLock { $0 = servers.first?.localAddress?.port }
         shared.metrics.lifecycle.listener(shared.direction, bound: true)
-        defer { shared.metrics.lifecycle.listener(shared.direction, bound: false) }
+        shared.store.listener(bound: true)
+        defer {
+            shared.metrics.lifecycle.listener(shared.direction, bound: false)
+            shared.store.listener(bound: false)
+        }
         self.logger.info(
             "listening",
             metadata: [

@@ -63,9 +63,12 @@ public final class ProxyState: Sendable {
     }
 }
 
-/// The current `ProxyState`, read once per request head and replaced whole on reload.
+/// The current `ProxyState`, read once per request head and replaced whole on reload; and whether the proxy is
+/// ready to serve: a config loaded and every listener made with this store bound.
 public final class ProxyStateStore: Sendable {
     private let state = Mutex<ProxyState?>(nil)
+    /// Listeners made with this store, and those of them bound now.
+    private let listeners = Mutex<(made: Int, bound: Int)>((0, 0))
 
     public init(_ initial: ProxyState? = nil) {
         self.state.withLock { $0 = initial }
@@ -76,5 +79,24 @@ public final class ProxyStateStore: Sendable {
 
     public func replace(with newState: ProxyState) {
         self.state.withLock { $0 = newState }
+    }
+
+    /// Why the proxy is not ready (`/ready`, `/healthz/ready`), or nil when it is: the config it serves is loaded
+    /// and its listeners are bound. An admin port that answers before the outbound and inbound ports are bound
+    /// (or after one of them failed to bind) must not call the proxy ready.
+    public var notReadyReason: String? {
+        guard self.current != nil else {
+            return "no config loaded"
+        }
+        let (made, bound) = self.listeners.withLock { $0 }
+        return bound < made ? "\(bound) of \(made) listeners bound" : nil
+    }
+
+    func listenerMade() {
+        self.listeners.withLock { $0.made += 1 }
+    }
+
+    func listener(bound: Bool) {
+        self.listeners.withLock { $0.bound += bound ? 1 : -1 }
     }
 }
