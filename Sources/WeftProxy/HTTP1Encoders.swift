@@ -61,10 +61,40 @@ enum HTTP1Head {
     }
 
     /// A field value: no control character but HTAB (CR, LF and NUL would split or end the message).
+    /// Eight bytes at a time while none of them is below 0x20 or DEL (a word with a tab, or a bad byte, is
+    /// looked at byte by byte from there on).
     static func isFieldValue(_ string: String) -> Bool {
         withUTF8(string) { bytes in
-            bytes.allSatisfy { $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }
+            var index = 0
+            if let base = bytes.baseAddress {
+                let raw = UnsafeRawPointer(base)
+                while index &+ 8 <= bytes.count,
+                    !Self.mayHoldControlByte(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                {
+                    index &+= 8
+                }
+            }
+            while index < bytes.count {
+                let byte = bytes[index]
+                guard byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F) else {
+                    return false
+                }
+                index &+= 1
+            }
+            return true
         }
+    }
+
+    /// Whether one of `word`'s bytes is below 0x20 or is 0x7F; exact as a whole, though not per byte (a borrow
+    /// can mark a byte above a true hit).
+    @inline(__always)
+    static func mayHoldControlByte(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let below20 = (word &- ones &* 0x20) & ~word & highs
+        let del = word ^ (ones &* 0x7F)
+        let isDel = (del &- ones) & ~del & highs
+        return below20 | isDel != 0
     }
 
     /// A request target: RFC 3986's unreserved, reserved and `%` characters (anything else must be
@@ -73,18 +103,15 @@ enum HTTP1Head {
         !string.isEmpty && withUTF8(string) { $0.allSatisfy(Self.isTargetByte) }
     }
 
+    /// RFC 9110's `tchar`: digits, letters and ``!#$%&'*+-.^_`|~``, as a bit per byte value below 128.
     @inline(__always)
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-            UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
-            UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
-            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
-            UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        let below64: UInt64 = 0x03FF_6CFA_0000_0000
+        let from64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+        if byte < 64 {
+            return (below64 >> UInt64(byte)) & 1 == 1
         }
+        return byte < 128 && (from64 >> UInt64(byte &- 64)) & 1 == 1
     }
 
     @inline(__always)

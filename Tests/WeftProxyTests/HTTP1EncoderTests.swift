@@ -241,4 +241,40 @@ struct HTTP1EncoderTests {
         #expect(badTrailers.bytes == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", "\(badTrailers.bytes)")
         #expect(badTrailers.failures == ["\(HTTPParserError.invalidHeaderToken)"])
     }
+
+    /// The word-at-a-time field value check agrees with the byte rule for every byte value at every offset of
+    /// a value long enough to take two words and a tail, and around tabs and bytes above 0x7F.
+    @Test(arguments: [7, 8, 9, 16, 17, 23])
+    func fieldValueCheckMatchesTheByteRuleAtEveryOffset(_ length: Int) {
+        let allowed = { (byte: UInt8) in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+        var wrong: [String] = []
+        var refused = 0
+        for fill in [UInt8(ascii: "a"), 0x09, 0xC3, 0x7E, 0x20] {
+            for offset in 0..<length {
+                for byte in 0...UInt8.max {
+                    var bytes = [UInt8](repeating: fill, count: length)
+                    bytes[offset] = byte
+                    let value = String(decoding: bytes, as: UTF8.self)
+                    let expected = value.utf8.allSatisfy(allowed)
+                    if !expected { refused += 1 }
+                    if HTTP1Head.isFieldValue(value) != expected {
+                        wrong.append("\(fill)/\(byte)@\(offset)")
+                    }
+                }
+            }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(20))")
+        #expect(refused == 5 * length * 32, "the 31 controls but HTAB, and DEL, at each offset of each fill")
+    }
+
+    /// The token bitmap holds RFC 9110's `tchar` and nothing else.
+    @Test func tokenBytesAreExactlyRFC9110Tchar() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in 0...UInt8.max {
+            #expect(HTTP1Head.isTokenByte(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+        #expect(HTTP1Head.isToken("x-request-id"))
+        #expect(!HTTP1Head.isToken("x request"))
+        #expect(!HTTP1Head.isToken(""))
+    }
 }
