@@ -14,7 +14,7 @@ struct ProxyBinaryTests {
 
     @Test func servesExportsMetricsAndDrainsOnSIGTERM() async throws {
         try await withUpstreams(["a"]) { upstreams in
-            try await withProxyBinary(upstreamPort: upstreams[0].port, arguments: ["--drain-timeout", "5"]) { proxy in
+            try await withProxyBinary(upstreamPort: upstreams[0].port, arguments: ["--drain-timeout", "60"]) { proxy in
                 let outbound = proxy.outboundPort
                 let admin = proxy.adminPort
                 var request = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/items")
@@ -31,16 +31,22 @@ struct ProxyBinaryTests {
                 #expect(text.contains("weft_proxy_request_duration_seconds_bucket{"))
                 #expect(text.contains("weft_proxy_response_bytes_total{"))
 
-                // A slow request is in flight when SIGTERM arrives: it completes, then the proxy exits cleanly.
-                var slow = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/sleep/800")
-                slow.headers.add(name: "host", value: "catalog")
-                let slowRequest = slow
-                async let slowResponse = TestResponse.execute(slowRequest, client: testClient)
-                // SIGTERM once the request is surely in flight (its upstream has it), not after a fixed 200 ms: on
-                // a loaded machine the proxy once had not read it yet and closed the idle connection it came on.
-                try await eventually { upstreams[0].requestsReceived == 2 }
+                // A request is in flight when SIGTERM arrives (its upstream holds it): the listener stops accepting
+                // while the proxy waits for it; released, it completes, and then the proxy exits cleanly. Nothing
+                // here depends on time: the upstream answers only when told to, after the drain has begun.
+                var hold = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/hold")
+                hold.headers.add(name: "host", value: "catalog")
+                let heldRequest = hold
+                async let heldResponse = TestResponse.execute(heldRequest, client: testClient)
+                try await eventually { upstreams[0].heldRequests == 1 }
                 proxy.process.signal(SIGTERM)
-                let finished = try await slowResponse
+                try await eventually {
+                    let probe = "GET /items HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n"
+                    return (try? await rawExchange(port: outbound, probe)) == nil
+                }
+                #expect(proxy.process.process.isRunning, "the proxy waits for the request in flight")
+                upstreams[0].releaseHeld()
+                let finished = try await heldResponse
                 #expect(finished.status == 200)
                 try await eventually { !proxy.process.process.isRunning }
                 #expect(proxy.process.process.terminationStatus == 0)

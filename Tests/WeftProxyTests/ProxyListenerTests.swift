@@ -381,23 +381,29 @@ struct ProxyListenerTests {
                 clusters: [TestConfig.cluster("a", ports: [upstreams[0].port])])
             let store = ProxyStateStore(try ProxyState.load(try config.encoded()))
             let listener = ProxyListener(
-                direction: .outbound, port: 0, store: store, metrics: ProxyMetrics(),
+                direction: .outbound, port: 0, store: store, metrics: ProxyMetrics(), drainTimeout: .seconds(60),
                 logger: .init(label: "test"))
             let group = ServiceGroup(services: [listener], logger: Logger(label: "test"))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
                 try await eventually { listener.listeningPort != nil }
                 let port = listener.listeningPort ?? 0
-                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/sleep/300")
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/hold")
                 request.headers.replaceOrAdd(name: "host", value: "catalog")
                 let inFlight = request
                 tasks.addTask {
                     let response = try await TestResponse.execute(inFlight, client: testClient)
                     #expect(response.status == 200)
                 }
-                // Shut down only once the request reached the upstream (which answers 300 ms later).
-                try await eventually { upstreams[0].requestsReceived == 1 }
+                // Shut down once the upstream holds the request; it answers only after the listener has stopped
+                // accepting, so the answer comes during the drain whatever the machine's load.
+                try await eventually { upstreams[0].heldRequests == 1 }
                 await group.triggerGracefulShutdown()
+                try await eventually {
+                    let probe = "GET / HTTP/1.1\r\nHost: catalog\r\nConnection: close\r\n\r\n"
+                    return (try? await rawExchange(port: port, probe)) == nil
+                }
+                upstreams[0].releaseHeld()
                 try await tasks.waitForAll()
             }
         }
