@@ -37,7 +37,7 @@ struct ProxyBinaryTests {
                 var hold = HTTPClientRequest(url: "http://127.0.0.1:\(outbound)/hold")
                 hold.headers.add(name: "host", value: "catalog")
                 let heldRequest = hold
-                async let heldResponse = TestResponse.execute(heldRequest, client: testClient)
+                async let heldResponse = TestResponse.execute(heldRequest, client: testClient, timeout: .seconds(120))
                 try await eventually { upstreams[0].heldRequests == 1 }
                 proxy.process.signal(SIGTERM)
                 try await eventually {

@@ -171,8 +171,12 @@ struct TestResponse: Sendable {
     var reason: String? { self.headers.first(name: "x-weft-reason") }
     var server: String? { self.headers.first(name: "x-echo-server") }
 
-    static func execute(_ request: HTTPClientRequest, client: HTTPClient) async throws -> TestResponse {
-        let response = try await client.execute(request, timeout: .seconds(10))
+    /// `timeout` bounds the whole exchange; a request the test holds at its upstream (`/hold`) while it does
+    /// other things needs more than the default, which a loaded machine can spend before the test releases it.
+    static func execute(
+        _ request: HTTPClientRequest, client: HTTPClient, timeout: TimeAmount = .seconds(10)
+    ) async throws -> TestResponse {
+        let response = try await client.execute(request, timeout: timeout)
         let body = try await response.body.collect(upTo: 4 << 20)
         return TestResponse(status: Int(response.status.code), headers: response.headers, body: body)
     }

@@ -392,7 +392,7 @@ struct ProxyListenerTests {
                 request.headers.replaceOrAdd(name: "host", value: "catalog")
                 let inFlight = request
                 tasks.addTask {
-                    let response = try await TestResponse.execute(inFlight, client: testClient)
+                    let response = try await TestResponse.execute(inFlight, client: testClient, timeout: .seconds(120))
                     #expect(response.status == 200)
                 }
                 // Shut down once the upstream holds the request; it answers only after the listener has stopped
