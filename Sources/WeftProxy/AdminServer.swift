@@ -56,8 +56,9 @@ public final class AdminServer: Service {
 }
 
 /// The status port (`--status-port`, 15020 in an injected pod, on all addresses so that the kubelet reaches it):
-/// `/healthz/ready`, 200 once a config is loaded and the listeners are bound, else 503 (the injected sidecar's startup and readiness probe);
-/// and `/app-health/<container>/<probe>`, the app's own HTTP probes run from the proxy (``AppProbes``).
+/// `/healthz/ready`, 200 once a config is loaded and the listeners are bound, else 503 (the injected sidecar's
+/// startup and readiness probe); and `/app-health/<container>/<probe>`, the app's own HTTP probes run from the
+/// proxy (``AppProbes``).
 public final class StatusServer: Service {
     private let server: EndpointServer
 

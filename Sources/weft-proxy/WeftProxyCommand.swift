@@ -52,8 +52,9 @@ struct WeftProxyCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            Status port on all addresses (0.0.0.0): /healthz/ready, 200 once a config is loaded and the listeners are bound (the injected \
-            sidecar's startup and readiness probe), and /app-health/<container>/<probe>, the app's HTTP probes \
+            Status port on all addresses (0.0.0.0): /healthz/ready, 200 once a config is loaded and the \
+            listeners are bound (the injected sidecar's startup and readiness probe), and \
+            /app-health/<container>/<probe>, the app's HTTP probes \
             that the injector rewrote, run from the proxy (their originals in WEFT_APP_PROBES). Default: off.
             """)
     var statusPort: Int?

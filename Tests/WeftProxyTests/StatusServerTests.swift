@@ -8,8 +8,11 @@ import WeftProxy
 /// The status port an injected sidecar is probed on: `/healthz/ready` is 503 until a config is loaded, then 200.
 @Suite("Status port")
 struct StatusServerTests {
-    @Test func readinessFollowsTheConfig() async throws {
-        let store = ProxyStateStore()
+    /// A status server on `store`; `body` gets a GET function that answers the status code and the body.
+    private static func withStatusServer(
+        _ store: ProxyStateStore,
+        _ body: @Sendable (@Sendable (String) async throws -> (UInt, String)) async throws -> Void
+    ) async throws {
         let server = StatusServer(host: "127.0.0.1", port: 0, store: store, logger: Logger(label: "test.status"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
@@ -20,11 +23,17 @@ struct StatusServerTests {
                 if port == nil { try await Task.sleep(for: .milliseconds(10)) }
             }
             let bound = try #require(port)
-            func get(_ path: String) async throws -> (UInt, String) {
+            try await body { path in
                 let response = try await HTTPClient.shared.execute(
                     HTTPClientRequest(url: "http://127.0.0.1:\(bound)\(path)"), timeout: .seconds(30))
                 return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 16)))
             }
+        }
+    }
+
+    @Test func readinessFollowsTheConfig() async throws {
+        let store = ProxyStateStore()
+        try await Self.withStatusServer(store) { get in
             #expect(try await get("/healthz/ready").0 == 503)
             let config = TestConfig.config(outbound: [], clusters: [])
             store.replace(with: try ProxyState.load(try config.encoded()))
@@ -44,30 +53,19 @@ struct StatusServerTests {
         #expect(store.notReadyReason == nil)
         let listener = ProxyListener(
             direction: .outbound, port: 0, store: store, metrics: ProxyMetrics(), logger: Logger(label: "test.status"))
-        let server = StatusServer(host: "127.0.0.1", port: 0, store: store, logger: Logger(label: "test.status"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            var port: Int?
-            for _ in 0..<3000 where port == nil {
-                port = server.listeningPort
-                if port == nil { try await Task.sleep(for: .milliseconds(10)) }
-            }
-            let bound = try #require(port)
-            func get(_ path: String) async throws -> (UInt, String) {
-                let response = try await HTTPClient.shared.execute(
-                    HTTPClientRequest(url: "http://127.0.0.1:\(bound)\(path)"), timeout: .seconds(30))
-                return (response.status.code, String(buffer: try await response.body.collect(upTo: 1 << 16)))
-            }
+        try await Self.withStatusServer(store) { get in
             let before = try await get("/healthz/ready")
             #expect(before.0 == 503 && before.1 == "not ready: 0 of 1 listeners bound\n", "\(before)")
-            group.addTask { try await listener.run() }
-            for _ in 0..<3000 where listener.listeningPort == nil || store.notReadyReason != nil {
-                try await Task.sleep(for: .milliseconds(10))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await listener.run() }
+                for _ in 0..<3000 where listener.listeningPort == nil || store.notReadyReason != nil {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                let ready = try await get("/healthz/ready")
+                #expect(ready.0 == 200 && ready.1.contains(config.version), "\(ready)")
+                group.cancelAll()
+                try? await group.waitForAll()
             }
-            let ready = try await get("/healthz/ready")
-            #expect(ready.0 == 200 && ready.1.contains(config.version), "\(ready)")
-            group.cancelAll()
-            try? await group.waitForAll()
         }
         #expect(store.notReadyReason == "0 of 1 listeners bound")
     }
