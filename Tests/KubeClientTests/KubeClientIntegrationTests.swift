@@ -257,7 +257,9 @@ struct KubeClientIntegrationTests {
             let refused = await #expect(throws: KubeClientError.self) {
                 _ = try await client.watch(VirtualService.self, namespace: nil, options: WatchOptions())
             }
-            #expect(refused?.httpStatus == 403)
+            #expect(
+                refused?.httpStatus == 403,
+                "the server saw: \(server.requests.map { "\($0.method) \($0.path) \($0.query)" })")
             #expect(refused?.request == "GET /apis/weft.dev/v1alpha1/virtualservices")
 
             let events = try await client.watch(
@@ -266,7 +268,9 @@ struct KubeClientIntegrationTests {
             let cut = await #expect(throws: KubeClientError.self) {
                 for try await _ in events {}
             }
-            #expect(cut?.code == .transport)
+            #expect(
+                cut?.code == .transport,
+                "the server saw: \(server.requests.map { "\($0.method) \($0.path) \($0.query)" })")
         }
     }
 

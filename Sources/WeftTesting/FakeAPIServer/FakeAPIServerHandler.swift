@@ -173,9 +173,13 @@ final class FakeAPIServerHandler: ChannelInboundHandler, RemovableChannelHandler
         headers.add(name: "Transfer-Encoding", value: "chunked")
         headers.add(name: "Cache-Control", value: "no-cache, private")
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.writeAndFlush(
+        // The head goes out only once the watch is registered, as the real server's: a client that has the head
+        // can count on `cutWatches()` and every later write reaching this watch. The sink writes its lines in
+        // later event-loop tasks, so they still follow the head.
+        context.write(
             self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
             promise: nil)
+        defer { context.flush() }
         let id = self.core.allocateWatchID()
         let sink = FakeWatchSink(
             id: id, eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
