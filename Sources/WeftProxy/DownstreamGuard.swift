@@ -322,6 +322,9 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 HTTP2Setting(parameter: .maxHeaderListSize, value: shared.limits.maxHeaderBytes),
             ]
             connection.targetWindowSize = 1 << 24
+            // Requests' header blocks are checked by `HTTP2ServerStreamCodec` (`HTTP2RequestBlock`), which also builds
+            // the response blocks, from heads an upstream codec parsed or validated, or the proxy's own.
+            connection.headerBlockValidation = .disabled
             var stream = NIOHTTP2Handler.StreamConfiguration()
             stream.targetWindowSize = 1 << 20
             try context.pipeline.syncOperations.addHandler(FlushCoalescingHandler(), position: .first)

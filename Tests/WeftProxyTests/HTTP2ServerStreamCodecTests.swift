@@ -121,6 +121,63 @@ struct HTTP2ServerStreamCodecTests {
         #expect(try channel.finish().isClean)
     }
 
+    /// The header block (names and values, in order) that `part` becomes, written through `handler`.
+    private static func block(of part: HTTPServerResponsePart, through handler: any ChannelHandler) throws
+        -> [String]
+    {
+        let channel = EmbeddedChannel(handler: handler)
+        channel.write(part, promise: nil)
+        channel.flush()
+        guard case .headers(let headers) = try channel.readOutbound(as: HTTP2Frame.FramePayload.self) else {
+            Issue.record("no HEADERS frame for \(part)")
+            return []
+        }
+        _ = try channel.finish()
+        return headers.headers.map {
+            "\($0.name): \($0.value)\($0.indexable == .indexable ? "" : " (\($0.indexable))")"
+        }
+            + (headers.endStream ? ["END_STREAM"] : [])
+    }
+
+    static let fieldSets: [[(String, String)]] = [
+        [],
+        [("Server", "nginx"), ("Date", "Mon, 07 Dec 2026 10:00:00 GMT"), ("Content-Type", "text/plain")],
+        [("content-length", "3"), ("X-Mixed-Case", "Value With Spaces"), ("x-utf8", "caf\u{E9}")],
+        [("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("x-empty", "")],
+        [
+            ("Connection", "close"), ("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"), ("UPGRADE", "h2c"),
+            ("Proxy-Connection", "x"), ("x-after", "1"),
+        ],
+        [("grpc-status", "0"), ("grpc-message", "ok"), ("TE", "trailers"), ("Trailer", "x")],
+        [("connections", "not one"), ("upgrade-insecure-requests", "1"), ("keep-alives", "2")],
+    ]
+
+    @Test("response heads and trailers become the same header blocks as through NIO's codec", arguments: fieldSets)
+    func headerBlocksMatchNIOs(_ fields: [(String, String)]) throws {
+        let headers = HTTPHeaders(fields)
+        for status in [HTTPResponseStatus.ok, .continue, .notFound, .custom(code: 599, reasonPhrase: "x")] {
+            let head = HTTPServerResponsePart.head(HTTPResponseHead(version: .http2, status: status, headers: headers))
+            let ours = try Self.block(of: head, through: HTTP2ServerStreamCodec())
+            let nios = try Self.block(of: head, through: HTTP2FramePayloadToHTTP1ServerCodec())
+            #expect(ours == nios)
+            #expect(ours.first == ":status: \(status.code)")
+        }
+        let trailers = HTTPServerResponsePart.end(headers)
+        let ours = try Self.block(of: trailers, through: HTTP2ServerStreamCodec())
+        #expect(ours == (try Self.block(of: trailers, through: HTTP2FramePayloadToHTTP1ServerCodec())))
+        #expect(ours.last == "END_STREAM")
+    }
+
+    @Test("a name is lowercased as ASCII, and not copied when it has no capital")
+    func asciiLowercasing() {
+        #expect(HTTP2ServerStreamCodec.lowercased("Content-Type") == "content-type")
+        #expect(
+            HTTP2ServerStreamCodec.lowercased("X-ABCDEFGHIJKLMNOPQRSTUVWXYZ-@[`{")
+                == "x-abcdefghijklmnopqrstuvwxyz-@[`{")
+        #expect(HTTP2ServerStreamCodec.lowercased("already-lower") == "already-lower")
+        #expect(HTTP2ServerStreamCodec.lowercased("") == "")
+    }
+
     @Test("through the proxy: an HTTP/1.1 upstream's whole answer arrives as HEADERS and one DATA frame")
     func throughTheProxy() async throws {
         try await withUpstreams(["a"]) { upstreams in
