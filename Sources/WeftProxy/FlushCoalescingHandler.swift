@@ -33,20 +33,15 @@ final class FlushCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
             context.write(data, promise: promise)
             return
         }
-        if var batch = self.batch {
-            // Not shared with the stored property while it grows (that would copy it).
-            self.batch = nil
-            if batch.readableBytes == 0 {
-                // The last batch's write is done with the storage when the socket took it: clearing reuses it.
-                batch.clear()
-            }
-            batch.writeBuffer(&buffer)
-            self.batch = batch
-        } else {
-            var batch = context.channel.allocator.buffer(capacity: max(1024, buffer.readableBytes))
-            batch.writeBuffer(&buffer)
-            self.batch = batch
+        var batch = self.batch ?? context.channel.allocator.buffer(capacity: max(1024, buffer.readableBytes))
+        // Not shared with the stored property while it grows (that would copy it).
+        self.batch = nil
+        if batch.readableBytes == 0 {
+            // The last batch's write is done with the storage when the socket took it: clearing reuses it.
+            batch.clear()
         }
+        batch.writeBuffer(&buffer)
+        self.batch = batch
         if let promise {
             self.promises.append(promise)
         }

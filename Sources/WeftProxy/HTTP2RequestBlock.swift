@@ -117,15 +117,27 @@ enum HTTP2RequestBlock {
         }
     }
 
-    /// RFC 9113 §8.2.2's connection-specific fields (lowercase: the name was checked to be).
-    private static func isConnectionSpecific(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// RFC 9113 §8.2.2's connection-specific fields, ignoring ASCII case.
+    static func isConnectionSpecific(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
         switch name.count {
-        case 7: return Self.equals(name, "upgrade")
-        case 10: return Self.equals(name, "connection") || Self.equals(name, "keep-alive")
-        case 16: return Self.equals(name, "proxy-connection")
-        case 17: return Self.equals(name, "transfer-encoding")
+        case 7: return Self.equalsIgnoringCase(name, "upgrade")
+        case 10: return Self.equalsIgnoringCase(name, "connection") || Self.equalsIgnoringCase(name, "keep-alive")
+        case 16: return Self.equalsIgnoringCase(name, "proxy-connection")
+        case 17: return Self.equalsIgnoringCase(name, "transfer-encoding")
         default: return false
         }
+    }
+
+    /// Whether `bytes` are `lowercase`'s bytes, ASCII capitals in `bytes` folded.
+    private static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else {
+            return false
+        }
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        for (byte, want) in zip(bytes, expected) where (byte &- 0x41 < 26 ? byte | 0x20 : byte) != want {
+            return false
+        }
+        return true
     }
 
     /// Whether `bytes` are exactly `literal`'s (ASCII) bytes.

@@ -83,7 +83,7 @@ final class HTTP2ServerStreamCodec: ChannelInboundHandler, ChannelOutboundHandle
         if let status {
             block.add(name: ":status", value: String(status.code))
         }
-        for (name, value) in headers where !Self.isConnectionSpecific(name) {
+        for (name, value) in headers where !HTTP1Head.withUTF8(name, HTTP2RequestBlock.isConnectionSpecific) {
             block.add(name: Self.lowercased(name), value: value)
         }
         return block
@@ -102,17 +102,6 @@ final class HTTP2ServerStreamCodec: ChannelInboundHandler, ChannelOutboundHandle
                 }
                 return bytes.count
             }
-        }
-    }
-
-    /// RFC 9113 §8.2.2's connection-specific fields, any case.
-    private static func isConnectionSpecific(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 7: return name.equalsIgnoringASCIICase("upgrade")
-        case 10: return name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
-        case 16: return name.equalsIgnoringASCIICase("proxy-connection")
-        case 17: return name.equalsIgnoringASCIICase("transfer-encoding")
-        default: return false
         }
     }
 
