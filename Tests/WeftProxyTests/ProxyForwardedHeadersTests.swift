@@ -41,7 +41,7 @@ struct ProxyForwardedHeadersTests {
         let recorder = try await RawRecorder.start()
         let config = TestConfig.config(
             outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
-            clusters: [TestConfig.cluster("a", ports: [recorder.port])])
+            clusters: [TestConfig.cluster("a", ports: [recorder.port], address: recorder.host)])
         try await ProxyHarness.withProxy(config: config) { proxy in
             _ = try await proxy.get("/bare", host: "catalog")
             _ = try await proxy.get("/bare-again", host: "catalog")
@@ -69,7 +69,8 @@ struct ProxyForwardedHeadersTests {
     }
 
     @Test func inboundAppendsTheCallerAndAPlaintextCallerCannotClaimHTTPS() async throws {
-        let recorder = try await RawRecorder.start()
+        // (The inbound side forwards to the app on 127.0.0.1.)
+        let recorder = try await RawRecorder.start(host: "127.0.0.1")
         let config = TestConfig.config(
             outbound: [], clusters: [],
             inbound: [InboundPort(port: 8080, protocol: .http1, tls: .disable, appPort: recorder.port)])

@@ -10,10 +10,10 @@ import WeftProxy
 @Suite("weft-proxy framing: h2 to HTTP/1.1, hop-by-hop fields, upgrades, 100-continue, limits, idle")
 struct ProxyFramingTests {
     /// The service `catalog` forwarding to one HTTP/1.1 upstream on 127.0.0.1:`port` (also the smuggling tests').
-    static func catalog(port: Int, protocol: AppProtocol = .http1) -> ProxyConfig {
+    static func catalog(port: Int, address: String = "127.0.0.1", protocol: AppProtocol = .http1) -> ProxyConfig {
         TestConfig.config(
             outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
-            clusters: [TestConfig.cluster("a", protocol: `protocol`, ports: [port])])
+            clusters: [TestConfig.cluster("a", protocol: `protocol`, ports: [port], address: address)])
     }
 
     // MARK: Item 1: h2c client, HTTP/1.1 upstream
@@ -21,7 +21,9 @@ struct ProxyFramingTests {
     @Test func h2cRequestsReachAnHTTP1UpstreamExplicitlyFramed() async throws {
         let recorder = try await RawRecorder.start()
         // One event loop: every request shares the same pooled upstream connection.
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port), singleEventLoop: true) { proxy in
+        try await ProxyHarness.withProxy(
+            config: Self.catalog(port: recorder.port, address: recorder.host), singleEventLoop: true
+        ) { proxy in
             let smuggled = "GET /smuggled HTTP/1.1\r\nHost: catalog\r\n\r\n"
             let responses = try await h2Exchange(
                 port: proxy.outboundPort,
@@ -69,7 +71,7 @@ struct ProxyFramingTests {
 
     @Test func http1TransferCodingsOtherThanChunkedAreRefused() async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
             let chunked = try await rawExchange(
                 port: proxy.outboundPort,
                 "GET /chunked HTTP/1.1\r\nHost: catalog\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -96,7 +98,7 @@ struct ProxyFramingTests {
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nConnection: x-internal\r\nx-internal: 1\r\nKeep-Alive: timeout=5\r\n"
                 + "Proxy-Connection: keep-alive\r\nx-public: yes\r\n\r\nok"
         }
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
             let answers = try await rawConversation(
                 port: proxy.outboundPort,
                 steps: [
@@ -131,7 +133,7 @@ struct ProxyFramingTests {
 
     @Test func h2cUpgradeIsStrippedAndNothingAfterItBypassesRouting() async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
             // An h2c upgrade with a second request right behind it: the upgrade goes as a plain request, its
             // response closes the connection, and the bytes after it are never forwarded anywhere.
             let answer = try await rawExchange(
@@ -217,7 +219,9 @@ struct ProxyFramingTests {
             return response + "\r\nok"
         }
         let limits = ProxyLimits(headerTimeout: .seconds(60))
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port), limits: limits) { proxy in
+        try await ProxyHarness.withProxy(
+            config: Self.catalog(port: recorder.port, address: recorder.host), limits: limits
+        ) { proxy in
             // Heads that never end: the answer comes from the limit, long before the header timeout.
             var many = "GET / HTTP/1.1\r\nHost: catalog\r\n"
             for index in 0..<150 {

@@ -15,7 +15,9 @@ enum TestConfig {
         spiffeID: "spiffe://cluster.local/ns/shop/sa/default", trustDomain: "cluster.local",
         addresses: ["127.0.0.1"])
 
-    static func cluster(_ name: String, protocol: AppProtocol = .http1, ports: [Int]) -> Cluster {
+    static func cluster(
+        _ name: String, protocol: AppProtocol = .http1, ports: [Int], address: String = "127.0.0.1"
+    ) -> Cluster {
         Cluster(
             name: name, service: "\(name).shop.svc.cluster.local", port: 80, protocol: `protocol`,
             loadBalancer: LoadBalancer(policy: .roundRobin),
@@ -26,7 +28,7 @@ enum TestConfig {
                 // both cores beside them.
                 connectTimeoutMs: 10_000, idleTimeoutMs: 60_000),
             retryBudget: RetryBudget(percent: 20, minRetriesPerSecond: 10),
-            endpoints: ports.map { Endpoint(address: "127.0.0.1", port: $0) })
+            endpoints: ports.map { Endpoint(address: address, port: $0) })
     }
 
     static func service(_ name: String, protocol: AppProtocol = .http1, routes: [Route]) -> OutboundService {

@@ -15,14 +15,15 @@ import Testing
 /// bodies, and a client that stops reading its response. Raw sockets on 127.0.0.1; every wait is bounded.
 @Suite("weft-proxy overload: connection and buffer caps, slow clients")
 struct ProxyOverloadTests {
-    private static func catalog(port: Int, forward: ForwardAction? = nil) -> ProxyConfig {
+    private static func catalog(port: Int, address: String = "127.0.0.1", forward: ForwardAction? = nil) -> ProxyConfig
+    {
         var route = TestConfig.forward(to: "a")
         if let forward {
             route.forward = forward
         }
         return TestConfig.config(
             outbound: [TestConfig.service("catalog", routes: [route])],
-            clusters: [TestConfig.cluster("a", ports: [port])])
+            clusters: [TestConfig.cluster("a", ports: [port], address: address)])
     }
 
     /// A plain TCP connection held open by the test.
@@ -153,7 +154,9 @@ struct ProxyOverloadTests {
         let recorder = try await RawRecorder.start()
         do {
             let limits = ProxyLimits(bodyTimeout: .milliseconds(200))
-            try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port), limits: limits) { proxy in
+            try await ProxyHarness.withProxy(
+                config: Self.catalog(port: recorder.port, address: recorder.host), limits: limits
+            ) { proxy in
                 // 10 of 100 announced bytes, then nothing.
                 let response = try await rawExchange(
                     port: proxy.outboundPort,
@@ -174,7 +177,9 @@ struct ProxyOverloadTests {
         let recorder = try await RawRecorder.start()
         do {
             let limits = ProxyLimits(bodyTimeout: .milliseconds(200))
-            try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port), limits: limits) { proxy in
+            try await ProxyHarness.withProxy(
+                config: Self.catalog(port: recorder.port, address: recorder.host), limits: limits
+            ) { proxy in
                 let responses = try await h2Exchange(
                     port: proxy.outboundPort,
                     [H2Request(method: "POST", path: "/upload", authority: "catalog", data: ["part"], stallsBody: true)]

@@ -52,7 +52,7 @@ struct ProxyProtocolTests {
             let p = proxy.outboundPort
             let unary = try await GRPCPeer.call(
                 port: p, authority: "echo.shop", method: "unary", messages: ["hi"], metadata: ["x-weft-test": "abc"])
-            #expect(unary.code == "OK", "\(unary.details)")
+            #expect(unary.code == "OK", "\(unary.details); the peer is running: \(server.process.isRunning)")
             #expect(unary.responses == ["alpha:hi"])
             #expect(unary.trailing["x-served-by"] == "alpha")
             #expect(unary.trailing["x-echo-weft-test"] == "abc")

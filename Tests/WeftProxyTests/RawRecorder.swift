@@ -9,8 +9,15 @@ import Synchronization
 /// a problem and the connection closes. It answers each complete request with `respond` (by default `200` with body
 /// `<method> <target> <body bytes>`).
 ///
-/// Tests assert `requests` (one per client request, nothing smuggled) and `problems` (empty).
+/// Tests assert `requests` (one per client request, nothing smuggled) and `problems` (empty), and often
+/// `connections == 0`: nothing was dialled at all. For that to hold under a full parallel run, a recorder listens on
+/// a loopback address of its own, `ownHost` (127.0.0.0/8 is all loopback), not on 127.0.0.1: another test that
+/// connects to a port it freed (a stopped upstream, a released port) reaches 127.0.0.1 only. Once, under a full run,
+/// a smuggling test's recorder on 127.0.0.1 was sent a `GET /` that no request of that test had made.
 final class RawRecorder: Sendable {
+    /// The address recorders listen on unless told otherwise.
+    static let ownHost = "127.0.0.41"
+
     struct Request: Sendable, CustomStringConvertible {
         var method: String
         var target: String
@@ -37,16 +44,19 @@ final class RawRecorder: Sendable {
     private let log: RecorderLog
 
     var port: Int { self.channel.localAddress?.port ?? 0 }
+    /// The address it listens on: the endpoint address of a cluster that leads to it.
+    let host: String
     var requests: [Request] { self.log.state.withLock { $0.requests } }
     var problems: [String] { self.log.state.withLock { $0.problems } }
     var connections: Int { self.log.state.withLock { $0.connections } }
 
-    private init(channel: any Channel, log: RecorderLog) {
+    private init(channel: any Channel, host: String, log: RecorderLog) {
         self.channel = channel
+        self.host = host
         self.log = log
     }
 
-    static func start(respond: Responder? = nil) async throws -> RawRecorder {
+    static func start(host: String = RawRecorder.ownHost, respond: Responder? = nil) async throws -> RawRecorder {
         let log = RecorderLog()
         let responder =
             respond ?? { request in
@@ -65,8 +75,8 @@ final class RawRecorder: Sendable {
                         RecorderHandler(log: log, connection: number, respond: responder))
                 }
             }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return RawRecorder(channel: channel, log: log)
+            .bind(host: host, port: 0).get()
+        return RawRecorder(channel: channel, host: host, log: log)
     }
 
     func stop() async {

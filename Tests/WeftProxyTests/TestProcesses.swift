@@ -37,7 +37,7 @@ final class BackgroundProcess: Sendable {
 
     /// Starts `executable` with `arguments` and waits (up to `timeout`) for its first stdout line.
     static func start(
-        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(20), waitForLine: Bool = true,
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(60), waitForLine: Bool = true,
         environment: [String: String] = [:]
     ) async throws -> BackgroundProcess {
         let process = Process()
@@ -59,10 +59,16 @@ final class BackgroundProcess: Sendable {
         guard waitForLine else {
             return BackgroundProcess(process: process, firstLine: "")
         }
-        let ready = Atomic<Bool>(false)
+        // Exactly one of the two wins: the first line arriving (0 -> 1) or the hang guard (0 -> 2, then the kill).
+        // The reader claims the process before it resumes the waiting task: on a loaded machine that resumption
+        // can come late, and the guard must not then kill a process that has answered (a gRPC peer killed after
+        // its READY line would leave its port refusing while the test goes on).
+        let state = Atomic<Int>(0)
         DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000))) {
             [process] in
-            if !ready.load(ordering: .relaxed), process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if state.compareExchange(expected: 0, desired: 2, ordering: .relaxed).exchanged, process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+            }
         }
         let line = await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
             // A thread of its own: blocking reads on Dispatch's global queue took its few threads under a full run.
@@ -76,10 +82,10 @@ final class BackgroundProcess: Sendable {
                     }
                     bytes.append(contentsOf: chunk)
                 }
-                continuation.resume(returning: String(decoding: bytes, as: UTF8.self))
+                let answered = state.compareExchange(expected: 0, desired: 1, ordering: .relaxed).exchanged
+                continuation.resume(returning: answered ? String(decoding: bytes, as: UTF8.self) : "")
             }
         }
-        ready.store(true, ordering: .relaxed)
         return BackgroundProcess(process: process, firstLine: line)
     }
 
