@@ -19,11 +19,17 @@ struct ServerCancellationTests {
         for round in 0..<Self.rounds {
             // Each round's server answers with its own token, so that a listener another test opened on the
             // freed port (tests run in parallel and ports are ephemeral) is not taken for a leaked one.
+            // And a loopback address of its own, as for the push server: its bursts and its `GET /` after the
+            // cancellation go to a freed port, which must not be another test's 127.0.0.1 listener (a smuggling
+            // test's recorder once got a `GET /` that, by all signs, came from here).
             let token = "round-\(round)-\(UInt64.random(in: 0...UInt64.max))"
-            let server = EndpointServer(host: "127.0.0.1", port: 0, logger: Self.logger) { _ in .init(.ok, token) }
+            let host = Self.ownLoopbackHost()
+            let server = EndpointServer(host: host, port: 0, logger: Self.logger) { _ in .init(.ok, token) }
             try await Self.cancelWhileConnecting(
-                run: { try await server.run() }, port: { server.listeningPort },
-                stillServes: { port in await Self.httpBody(port, within: .seconds(5))?.contains(token) == true })
+                host: host, run: { try await server.run() }, port: { server.listeningPort },
+                stillServes: { port in
+                    await Self.httpBody(host: host, port, within: .seconds(5))?.contains(token) == true
+                })
         }
     }
 
@@ -32,13 +38,18 @@ struct ServerCancellationTests {
             // A loopback address of its own (127.0.0.0/8 is all loopback): a listener another test opens on the
             // freed port binds 127.0.0.1, and once answered the "still serves" probe for this one (gRPC answers no
             // token the way the endpoint server's does).
-            let host = "127.\(UInt8.random(in: 1...254)).\(UInt8.random(in: 1...254)).\(UInt8.random(in: 2...254))"
+            let host = Self.ownLoopbackHost()
             let server = ConfigPushServer(
                 host: host, port: 0, hub: PushHub(logger: Self.logger), logger: Self.logger)
             try await Self.cancelWhileConnecting(
                 host: host, run: { try await server.run() }, port: { server.listeningPort },
                 stillServes: { port in await Self.connectAndClose(host: host, port) })
         }
+    }
+
+    /// A random address in 127.0.0.0/8 other than 127.0.0.1 (all of it is loopback on Linux).
+    static func ownLoopbackHost() -> String {
+        "127.\(UInt8.random(in: 1...254)).\(UInt8.random(in: 1...254)).\(UInt8.random(in: 2...254))"
     }
 
     /// Starts `run`, opens connections to its port in bursts and cancels it once the first burst is accepted;
@@ -76,11 +87,11 @@ struct ServerCancellationTests {
         #expect(await stillServes(try #require(port())) == false, "the listener outlived its server")
     }
 
-    /// The response to `GET /` on 127.0.0.1:`port` (head and body), or nil when no connection opened or no
+    /// The response to `GET /` on `host`:`port` (head and body), or nil when no connection opened or no
     /// answer ended `within` (a stranger's listener may never answer).
-    static func httpBody(_ port: Int, within limit: Duration) async -> String? {
+    static func httpBody(host: String, _ port: Int, within limit: Duration) async -> String? {
         await withTaskGroup(of: String?.self) { group in
-            group.addTask { await Self.httpBody(port) }
+            group.addTask { await Self.httpBody(host: host, port) }
             group.addTask {
                 try? await Task.sleep(for: limit)
                 return nil
@@ -91,11 +102,11 @@ struct ServerCancellationTests {
         }
     }
 
-    static func httpBody(_ port: Int) async -> String? {
+    static func httpBody(host: String, _ port: Int) async -> String? {
         do {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(2))
-                .connect(host: "127.0.0.1", port: port) { channel in
+                .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
