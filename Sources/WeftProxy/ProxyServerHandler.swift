@@ -76,9 +76,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The upstream's `101` to an upgrade request, until its end arrives.
     private var upgradeResponse: HTTPResponseHead?
     /// Raw-byte guard in front of the HTTP/1.1 decoder (header timeout), when there is one.
-    /// Strong: the guard does not refer back to this handler, and a weak reference would give the guard a side
-    /// table (slow retains and releases on every event through the pipeline).
-    private var guardHandler: DownstreamGuard?
+    private weak var guardHandler: DownstreamGuard?
     /// The downstream's verified mTLS identity (inbound; nil: plaintext).
     private let peer: PeerIdentity?
 
@@ -349,7 +347,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
     }
 
-    private func forward(_ plan: consuming ForwardPlan, context: ChannelHandlerContext) {
+    private func forward(_ plan: ForwardPlan, context: ChannelHandlerContext) {
+        var plan = plan
         if let tracer = self.shared.tracer {
             let outbound = self.shared.direction == .outbound
             let span = tracer.startSpan(
@@ -358,32 +357,29 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             span.inject(into: &plan.head.headers)
             self.span = span
         }
-        // The plan moves into its box, uncopied (a copy retains each of its strings, arrays and objects: about 24
-        // atomic reference-count operations a request); what follows reads it there.
-        let box = ForwardPlanBox(consume plan)
-        self.planBox = box
-        self.lease = box.plan.lease
-        self.target = box.plan.target
-        if let service = box.plan.balancer?.cluster.service {
+        self.planBox = ForwardPlanBox(plan)
+        self.lease = plan.lease
+        self.target = plan.target
+        if let service = plan.balancer?.cluster.service {
             self.record.service = service
         }
-        if let policy = box.plan.retry, !self.isUpgrade {
-            self.retry = RetryStateMachine(policy: policy, method: box.plan.head.method.rawValue)
+        if let policy = plan.retry, !self.isUpgrade {
+            self.retry = RetryStateMachine(policy: policy, method: plan.head.method.rawValue)
             self.buffers.retainForRetries()
         }
-        if let mirror = box.plan.mirror, let pool = self.pool(on: context.eventLoop) {
+        if let mirror = plan.mirror, let pool = self.pool(on: context.eventLoop) {
             self.mirror = MirrorRequest.start(
                 mirror, pool: pool, bufferLimit: self.shared.limits.mirrorBufferBytes)
         }
-        self.buffers.holdHead(box.plan.head)
+        self.buffers.holdHead(plan.head)
         let ticket = self.ticket
         let loop = context.eventLoop.assumeIsolated()
-        if let timeout = box.plan.timeout {
+        if let timeout = plan.timeout {
             self.requestTimer = loop.scheduleTask(in: timeout) { [self] in
                 self.timedOut(ticket: ticket)
             }
         }
-        if let delay = box.plan.delay {
+        if let delay = plan.delay {
             self.delayTimer = loop.scheduleTask(in: delay) { [self] in
                 guard self.ticket == ticket, self.exchange.phase == .forwarding else {
                     return
@@ -519,9 +515,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     func upstreamAcquired(_ stream: UpstreamHandler, ticket: Int) {
         guard ticket == self.ticket, self.exchange.phase == .forwarding else {
-            // Nobody wants it any more (also after this handler left its pipeline): an untouched connection goes
-            // back to the pool.
-            if let loop = stream.channel?.eventLoop, let pool = self.pool(on: loop) {
+            // Nobody wants it any more: an untouched connection goes back to the pool.
+            if let context = self.context, let pool = self.pool(on: context.eventLoop) {
                 pool.release(stream, reusable: true)
             } else {
                 stream.close()
@@ -971,7 +966,7 @@ extension ProxyServerHandler: Sendable {}
 private final class ForwardPlanBox {
     let plan: ForwardPlan
 
-    init(_ plan: consuming ForwardPlan) {
+    init(_ plan: ForwardPlan) {
         self.plan = plan
     }
 }

@@ -70,12 +70,10 @@ protocol UpstreamRequester: AnyObject {
 ///
 /// Confined to its event loop: no locks.
 final class UpstreamPool {
-    /// Holds its requester strongly until served or cancelled (`cancel(waiter:)`; a request that ends cancels its
-    /// wait): no `weak`, which would give every request handler a side table (see `UpstreamHandler.delegate`).
     private struct Waiter {
         var id: Int
         var target: UpstreamTarget
-        var requester: (any UpstreamRequester)?
+        weak var requester: (any UpstreamRequester)?
         var ticket: Int
     }
 
@@ -193,7 +191,8 @@ final class UpstreamPool {
 
     private func connectHTTP1(_ target: UpstreamTarget, for requester: any UpstreamRequester, ticket: Int) {
         let bound = NIOLoopBound(self, eventLoop: self.eventLoop)
-        let requesterBox = NIOLoopBound(RequesterBox(requester), eventLoop: self.eventLoop)
+        weak var weakRequester = requester
+        let requesterBox = NIOLoopBound(RequesterBox(weakRequester), eventLoop: self.eventLoop)
         let cluster = target.cluster
         let key = target.key
         let decoderLimits = self.decoderLimits
@@ -362,10 +361,9 @@ final class UpstreamPool {
 @available(*, unavailable)
 extension UpstreamPool: Sendable {}
 
-/// A requester carried through a connect callback. Held strongly, for the connect's time at most: a requester that
-/// moved on meanwhile ignores the answer (its ticket changed) or hands the connection back.
+/// A weak reference to a requester, to carry through a connect callback.
 private struct RequesterBox {
-    var requester: (any UpstreamRequester)?
+    weak var requester: (any UpstreamRequester)?
 
     init(_ requester: (any UpstreamRequester)?) {
         self.requester = requester
@@ -376,13 +374,12 @@ private struct RequesterBox {
 final class HTTP2Connection {
     private struct Waiter {
         var id: Int
-        var requester: (any UpstreamRequester)?
+        weak var requester: (any UpstreamRequester)?
         var ticket: Int
     }
 
     let target: UpstreamTarget
-    /// Strong (no side table for the pool); the pool drops this connection when it closes (`http2Closed`).
-    private var pool: UpstreamPool?
+    private weak var pool: UpstreamPool?
     private var multiplexer: NIOHTTP2Handler.StreamMultiplexer?
     private var channel: (any Channel)?
     private var waiters: [Waiter] = []
