@@ -10,6 +10,11 @@ import WeftProxy
 @Suite("weft-proxy framing: h2 to HTTP/1.1, hop-by-hop fields, upgrades, 100-continue, limits, idle")
 struct ProxyFramingTests {
     /// The service `catalog` forwarding to one HTTP/1.1 upstream on 127.0.0.1:`port` (also the smuggling tests').
+    /// `catalog` to `recorder`, on the recorder's own address.
+    static func catalog(_ recorder: RawRecorder) -> ProxyConfig {
+        Self.catalog(port: recorder.port, address: recorder.host)
+    }
+
     static func catalog(port: Int, address: String = "127.0.0.1", protocol: AppProtocol = .http1) -> ProxyConfig {
         TestConfig.config(
             outbound: [TestConfig.service("catalog", routes: [TestConfig.forward(to: "a")])],
@@ -22,7 +27,7 @@ struct ProxyFramingTests {
         let recorder = try await RawRecorder.start()
         // One event loop: every request shares the same pooled upstream connection.
         try await ProxyHarness.withProxy(
-            config: Self.catalog(port: recorder.port, address: recorder.host), singleEventLoop: true
+            config: Self.catalog(recorder), singleEventLoop: true
         ) { proxy in
             let smuggled = "GET /smuggled HTTP/1.1\r\nHost: catalog\r\n\r\n"
             let responses = try await h2Exchange(
@@ -71,7 +76,7 @@ struct ProxyFramingTests {
 
     @Test func http1TransferCodingsOtherThanChunkedAreRefused() async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             let chunked = try await rawExchange(
                 port: proxy.outboundPort,
                 "GET /chunked HTTP/1.1\r\nHost: catalog\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -98,7 +103,7 @@ struct ProxyFramingTests {
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nConnection: x-internal\r\nx-internal: 1\r\nKeep-Alive: timeout=5\r\n"
                 + "Proxy-Connection: keep-alive\r\nx-public: yes\r\n\r\nok"
         }
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             let answers = try await rawConversation(
                 port: proxy.outboundPort,
                 steps: [
@@ -133,7 +138,7 @@ struct ProxyFramingTests {
 
     @Test func h2cUpgradeIsStrippedAndNothingAfterItBypassesRouting() async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             // An h2c upgrade with a second request right behind it: the upgrade goes as a plain request, its
             // response closes the connection, and the bytes after it are never forwarded anywhere.
             let answer = try await rawExchange(
@@ -220,7 +225,7 @@ struct ProxyFramingTests {
         }
         let limits = ProxyLimits(headerTimeout: .seconds(60))
         try await ProxyHarness.withProxy(
-            config: Self.catalog(port: recorder.port, address: recorder.host), limits: limits
+            config: Self.catalog(recorder), limits: limits
         ) { proxy in
             // Heads that never end: the answer comes from the limit, long before the header timeout.
             var many = "GET / HTTP/1.1\r\nHost: catalog\r\n"

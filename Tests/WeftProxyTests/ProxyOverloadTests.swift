@@ -15,6 +15,11 @@ import Testing
 /// bodies, and a client that stops reading its response. Raw sockets on 127.0.0.1; every wait is bounded.
 @Suite("weft-proxy overload: connection and buffer caps, slow clients")
 struct ProxyOverloadTests {
+    /// `catalog` to `recorder`, on the recorder's own address.
+    private static func catalog(_ recorder: RawRecorder) -> ProxyConfig {
+        Self.catalog(port: recorder.port, address: recorder.host)
+    }
+
     private static func catalog(port: Int, address: String = "127.0.0.1", forward: ForwardAction? = nil) -> ProxyConfig
     {
         var route = TestConfig.forward(to: "a")
@@ -155,7 +160,7 @@ struct ProxyOverloadTests {
         do {
             let limits = ProxyLimits(bodyTimeout: .milliseconds(200))
             try await ProxyHarness.withProxy(
-                config: Self.catalog(port: recorder.port, address: recorder.host), limits: limits
+                config: Self.catalog(recorder), limits: limits
             ) { proxy in
                 // 10 of 100 announced bytes, then nothing.
                 let response = try await rawExchange(
@@ -178,7 +183,7 @@ struct ProxyOverloadTests {
         do {
             let limits = ProxyLimits(bodyTimeout: .milliseconds(200))
             try await ProxyHarness.withProxy(
-                config: Self.catalog(port: recorder.port, address: recorder.host), limits: limits
+                config: Self.catalog(recorder), limits: limits
             ) { proxy in
                 let responses = try await h2Exchange(
                     port: proxy.outboundPort,

@@ -155,14 +155,12 @@ struct ProxySmugglingTests {
             bytes: "GET /a HTTP/1.1\r\nX-Other: 1\r\n\r\n" + smuggled),
     ]
 
-    private static func catalog(port: Int, address: String) -> ProxyConfig {
-        ProxyFramingTests.catalog(port: port, address: address)
-    }
+    private static func catalog(_ recorder: RawRecorder) -> ProxyConfig { ProxyFramingTests.catalog(recorder) }
 
     @Test(arguments: hostile)
     func refusedWithA400AndNothingSmuggled(_ request: Hostile) async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             // `rawExchange` returns when the proxy closes the connection (and throws after 5 s if it does not).
             let answer = try await rawExchange(port: proxy.outboundPort, request.bytes)
             // (HTTP/1.0 for the HTTP/1.0 request.)
@@ -188,7 +186,7 @@ struct ProxySmugglingTests {
     @Test(arguments: [16 << 10, 256 << 10])
     func aLargeRefusedRequestStillGetsItsAnswer(_ trailing: Int) async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             let junk = String(repeating: "x", count: trailing)
             let answer = try await rawExchange(
                 port: proxy.outboundPort,
@@ -204,7 +202,7 @@ struct ProxySmugglingTests {
     /// the upstream and both are answered, so the refusals above are the framing's doing, not the harness's.
     @Test func wellFramedPipelinedRequestsAllReachTheUpstream() async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             let answer = try await rawExchange(
                 port: proxy.outboundPort,
                 "POST /length HTTP/1.1\r\nHost: catalog\r\nContent-Length: 5\r\n\r\nhello"
@@ -267,7 +265,7 @@ struct ProxySmugglingTests {
     @Test(arguments: hostileH2)
     func h2HeaderBlocksRFC9113ForbidsNeverReachAnHTTP1Upstream(_ request: HostileH2) async throws {
         let recorder = try await RawRecorder.start()
-        try await ProxyHarness.withProxy(config: Self.catalog(port: recorder.port, address: recorder.host)) { proxy in
+        try await ProxyHarness.withProxy(config: Self.catalog(recorder)) { proxy in
             let responses = try await h2Exchange(
                 port: proxy.outboundPort, validating: false,
                 [H2Request(path: "/", authority: "catalog", data: request.data, rawFields: request.fields)])
