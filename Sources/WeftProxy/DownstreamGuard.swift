@@ -49,10 +49,8 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// When the scheduled `timer` fires (header or idle timer; nil while detecting).
     private var timerDue: NIODeadline?
     private var requestInProgress = false
-    /// Proves from the bytes that the decoder is between two requests (see `MessageBoundaryTracker`).
-    private var boundary = MessageBoundaryTracker()
-    /// The last request ended on a proven boundary.
-    private var atBoundary = false
+    /// The HTTP/1.1 decoder behind this guard, while it is there: it knows when it sits between two requests.
+    private var decoder: HTTP1RequestDecoder?
     /// When an idle keep-alive connection sheds its HTTP handlers (`ProxyLimits.dormantAfter`): about 3 KiB of
     /// decoder, encoder and request handler that an idle connection does not need. Shares the lazy timer.
     private var dormantDeadline: NIODeadline?
@@ -223,7 +221,6 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         self.armHeaderTimer(context: context)
         if let buffered {
-            self.boundary.read(buffered)
             context.fireChannelRead(self.wrapInboundOut(buffered))
             context.fireChannelReadComplete()
         }
@@ -233,15 +230,13 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func addHTTP1Handlers(context: ChannelHandlerContext) -> Bool {
         do {
             let pipeline = context.pipeline.syncOperations
+            let decoder = HTTP1RequestDecoder(limits: self.shared.limits.decoderLimits)
             try pipeline.addHandlers(
                 [
-                    HTTP1ResponseEncoder(),
-                    ByteToMessageHandler(
-                        HTTPRequestDecoder(
-                            leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop,
-                            limitConfiguration: self.shared.limits.decoderLimits)),
+                    HTTP1ResponseEncoder(), decoder,
                     ProxyServerHandler(self.shared, guardHandler: self, peer: self.peer),
                 ], position: .after(self))
+            self.decoder = decoder
             return true
         } catch {
             context.close(promise: nil)
@@ -249,10 +244,8 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Bytes for the HTTP/1.1 decoder: counted for the boundary proof; the first byte of a request starts its
-    /// header deadline.
+    /// Bytes for the HTTP/1.1 decoder: the first byte of a request starts its header deadline.
     private func forwardHTTP1(context: ChannelHandlerContext, data: NIOAny) {
-        self.boundary.read(self.unwrapInboundIn(data))
         if !self.requestInProgress, self.headerDeadline == nil {
             self.idleDeadline = nil
             self.dormantDeadline = nil
@@ -261,9 +254,9 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(data)
     }
 
-    /// An idle keep-alive connection whose decoder is proven to sit between two requests drops its HTTP handlers
-    /// (request handler, encoder, decoder); this guard keeps the idle timeout and brings them
-    /// back with the next byte. Nothing is lost: no byte of a next request has arrived.
+    /// An idle keep-alive connection whose decoder sits between two requests drops its HTTP handlers (request
+    /// handler, encoder, decoder); this guard keeps the idle timeout and brings them back with the next byte.
+    /// Nothing is lost: no byte of a next request has arrived.
     private func shed(context: ChannelHandlerContext) {
         guard self.state == .http1, self.atBoundary, !self.requestInProgress, context.channel.isActive else {
             return
@@ -271,11 +264,12 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let pipeline = context.pipeline.syncOperations
         guard let server = try? pipeline.context(handlerType: ProxyServerHandler.self),
             let encoder = try? pipeline.context(handlerType: HTTP1ResponseEncoder.self),
-            let decoder = try? pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            let decoder = try? pipeline.context(handlerType: HTTP1RequestDecoder.self)
         else {
             return
         }
         self.state = .shedding
+        self.decoder = nil
         pipeline.removeHandler(context: server, promise: nil)
         pipeline.removeHandler(context: encoder, promise: nil)
         let removed = context.eventLoop.makePromise(of: Void.self)
@@ -301,8 +295,6 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// The first bytes after a dormant spell: the HTTP/1.1 handlers come back, and the bytes go to them.
     private func wake(context: ChannelHandlerContext, data: NIOAny) {
         self.state = .http1
-        self.boundary = MessageBoundaryTracker()
-        self.atBoundary = false
         guard self.addHTTP1Handlers(context: context) else {
             return
         }
@@ -507,16 +499,14 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
         self.headerDeadline = nil
         self.idleDeadline = nil
         self.dormantDeadline = nil
-        self.atBoundary = false
     }
 
-    /// The request's last byte was decoded (`bodyBytes`: its `Content-Length` body, 0 for none, nil for chunked).
-    func requestEnded(bodyBytes: Int?) {
-        self.atBoundary = self.boundary.requestEnded(bodyBytes: bodyBytes)
-    }
+    /// The decoder sits between two requests with no byte of the next one read, so that it may leave without
+    /// losing one.
+    private var atBoundary: Bool { self.decoder?.isIdle ?? false }
 
     /// The request and its response are complete: the idle timeout runs until the next request's first byte,
-    /// and a `reusable` connection on a proven boundary goes dormant after `ProxyLimits.dormantAfter`.
+    /// and a `reusable` connection whose decoder is between two requests goes dormant after `ProxyLimits.dormantAfter`.
     func requestDone(reusable: Bool) {
         self.requestInProgress = false
         guard self.state == .http1, let context = self.context else {

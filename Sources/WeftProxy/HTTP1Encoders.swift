@@ -64,25 +64,27 @@ enum HTTP1Head {
     /// Eight bytes at a time while none of them is below 0x20 or DEL (a word with a tab, or a bad byte, is
     /// looked at byte by byte from there on).
     static func isFieldValue(_ string: String) -> Bool {
-        withUTF8(string) { bytes in
-            var index = 0
-            if let base = bytes.baseAddress {
-                let raw = UnsafeRawPointer(base)
-                while index &+ 8 <= bytes.count,
-                    !Self.mayHoldControlByte(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                {
-                    index &+= 8
-                }
+        withUTF8(string) { Self.isFieldValue(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `isFieldValue` over bytes.
+    static func isFieldValue(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        if let base = bytes.baseAddress {
+            while index &+ 8 <= bytes.count,
+                !Self.mayHoldControlByte(base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            {
+                index &+= 8
             }
-            while index < bytes.count {
-                let byte = bytes[index]
-                guard byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F) else {
-                    return false
-                }
-                index &+= 1
-            }
-            return true
         }
+        while index < bytes.count {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "\t") || (byte >= 0x20 && byte != 0x7F) else {
+                return false
+            }
+            index &+= 1
+        }
+        return true
     }
 
     /// Whether one of `word`'s bytes is below 0x20 or is 0x7F; exact as a whole, though not per byte (a borrow
@@ -114,8 +116,9 @@ enum HTTP1Head {
         return byte < 128 && (from64 >> UInt64(byte &- 64)) & 1 == 1
     }
 
+    /// RFC 3986's unreserved, reserved and `%` characters.
     @inline(__always)
-    private static func isTargetByte(_ byte: UInt8) -> Bool {
+    static func isTargetByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
             UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
@@ -322,7 +325,17 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
     private var isChunked = false
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch self.unwrapOutboundIn(data) {
+        Self.write(self.unwrapOutboundIn(data), chunked: &self.isChunked, context: context, promise: promise)
+    }
+
+    /// Writes `part` as bytes (`chunked`: the current request's body is); false when it failed the checks and
+    /// nothing was written.
+    @discardableResult
+    static func write(
+        _ part: HTTPClientRequestPart, chunked isChunked: inout Bool, context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>?
+    ) -> Bool {
+        switch part {
         case .head(let head):
             let method = head.method.rawValue
             let version = HTTP1Head.version(head.version)
@@ -339,15 +352,16 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
                     })
             else {
                 failInvalid(context: context, promise: promise)
-                return
+                return false
             }
-            self.isChunked = HTTP1Head.isChunked(head.headers, version: head.version)
-            context.write(self.wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+            isChunked = HTTP1Head.isChunked(head.headers, version: head.version)
+            context.write(NIOAny(IOData.byteBuffer(buffer)), promise: promise)
         case .body(let part):
-            writeBody(part, chunked: self.isChunked, context: context, promise: promise)
+            writeBody(part, chunked: isChunked, context: context, promise: promise)
         case .end(let trailers):
-            writeEnd(trailers: trailers, chunked: self.isChunked, context: context, promise: promise)
+            writeEnd(trailers: trailers, chunked: isChunked, context: context, promise: promise)
         }
+        return true
     }
 }
 

@@ -6,10 +6,9 @@ import NIOPosix
 /// leaves first (nothing may encode the tunnel's bytes), the tunnel goes in right after the decoder (which hands
 /// it the bytes it still holds as it leaves), then every other HTTP handler leaves.
 ///
-/// The decoder leaves later in the event loop's tick (a `ByteToMessageHandler` removes itself
-/// asynchronously): the returned future completes once it has gone, with the bytes it held (sent behind the
-/// upgrade or CONNECT head) handed to `tunnel`. Join the tunnel only then: until it leaves, a response decoder
-/// still watches every outbound write as an HTTP request part and would trap on the tunnel's raw bytes.
+/// The returned future completes once the decoder has gone, with the bytes it held (sent behind the upgrade or
+/// CONNECT head) handed to `tunnel`. Join the tunnel only then: until it leaves, the upstream codec still takes
+/// every outbound write for an HTTP request part and would trap on the tunnel's raw bytes.
 func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws -> EventLoopFuture<Void> {
     let pipeline = channel.pipeline.syncOperations
     func remove<Handler: ChannelHandler>(_ type: Handler.Type) {
@@ -18,12 +17,11 @@ func installTunnel(_ tunnel: TunnelHandler, on channel: any Channel) throws -> E
         }
     }
     remove(HTTP1ResponseEncoder.self)
-    remove(HTTP1RequestEncoder.self)
     let decoderGone = channel.eventLoop.makePromise(of: Void.self)
-    if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+    if let decoder = try? pipeline.handler(type: HTTP1RequestDecoder.self) {
         try pipeline.addHandler(tunnel, position: .after(decoder))
         pipeline.removeHandler(decoder, promise: decoderGone)
-    } else if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self) {
+    } else if let decoder = try? pipeline.handler(type: HTTP1ClientCodec.self) {
         try pipeline.addHandler(tunnel, position: .after(decoder))
         pipeline.removeHandler(decoder, promise: decoderGone)
     } else {

@@ -36,8 +36,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var isUpgrade = false
     /// Body parts go upstream (false: the request is framed without a body, e.g. TRACE).
     private var forwardsBody = true
-    /// The request body is chunked (its wire length is not its byte count).
-    private var chunkedBody = false
     /// `Expect: 100-continue`; and whether the proxy answered `100 Continue`.
     private var expectsContinue = false
     private var continueSent = false
@@ -158,7 +156,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         case .end(let trailers):
             self.routeDeferredHead(bodyFollows: false, context: context)
             let action = self.exchange.requestEndRead()
-            self.guardHandler?.requestEnded(bodyBytes: self.chunkedBody ? nil : self.record.requestBytes)
             self.stopBodyTimer()
             switch action {
             case .forward:
@@ -269,7 +266,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.ticket += 1
         self.endLease()
         self.guardHandler?.headReceived()
-        self.exchange.requestStarted(keepAlive: head.isKeepAlive)
+        self.exchange.requestStarted(keepAlive: head.headers.keepsAlive(version: head.version))
         self.version = head.version
         self.requestHead = head
         self.isGRPC = head.isGRPC
@@ -281,7 +278,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.exchange.closeAfterResponse()
         }
         self.forwardsBody = envelope.forwardsBody
-        self.chunkedBody = if case .chunked = envelope.framing { true } else { false }
         self.expectsContinue = envelope.expectsContinue
         self.continueSent = false
         self.record = ExchangeRecord(direction: self.shared.direction, started: .now())
@@ -668,7 +664,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             connection: self.connectionHeader)
         self.record.status = status
         self.exchange.responseHeadSent()
-        self.upstreamReusable = response.isKeepAlive
+        self.upstreamReusable = response.headers.keepsAlive(version: response.version)
         context.write(self.wrapOutboundOut(.head(head)), promise: nil)
     }
 

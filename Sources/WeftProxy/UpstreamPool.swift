@@ -203,13 +203,8 @@ final class UpstreamPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try addMeshTLSIfNeeded(target, meshTLS: meshTLS, to: channel)
-                    // The response decoder sits between the proxy's handler and the encoder: it watches each
-                    // request head go out (a response to HEAD has no body).
-                    try channel.pipeline.syncOperations.addHandlers(
-                        HTTP1RequestEncoder(),
-                        ByteToMessageHandler(
-                            HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: decoderLimits)
-                        ))
+                    // One codec both ways: it notes each request head going out (a response to HEAD has no body).
+                    try channel.pipeline.syncOperations.addHandler(HTTP1ClientCodec(limits: decoderLimits))
                     try channel.pipeline.syncOperations.addHandler(
                         UpstreamHandler(pool: bound.value, key: key, cluster: cluster, kind: .http1))
                 }

@@ -1,4 +1,6 @@
 import NIOCore
+import NIOEmbedded
+import NIOHTTP1
 import NIOPosix
 import ProxyConfig
 import Testing
@@ -118,61 +120,41 @@ struct ProxyDormantTests {
     }
 }
 
-@Suite("weft-proxy dormant connections: the boundary proof")
-struct MessageBoundaryTrackerTests {
-    private static func read(_ tracker: inout MessageBoundaryTracker, _ pieces: String...) {
+@Suite("weft-proxy dormant connections: the decoder knows when it is between requests")
+struct DecoderBoundaryTests {
+    /// Whether the decoder is idle after each of `pieces` is read.
+    private static func idleAfter(_ pieces: String...) throws -> [Bool] {
+        let decoder = HTTP1RequestDecoder(limits: NIOHTTPDecoderLimitConfiguration())
+        let channel = EmbeddedChannel(handler: decoder)
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        var idle: [Bool] = []
         for piece in pieces {
-            tracker.read(ByteBuffer(string: piece))
+            try? channel.writeInbound(ByteBuffer(string: piece))
+            while try channel.readInbound(as: HTTPServerRequestPart.self) != nil {}
+            idle.append(decoder.isIdle)
         }
+        return idle
     }
 
-    @Test func requestsThatEndWithTheirBytesEndOnABoundary() {
-        var tracker = MessageBoundaryTracker()
-        Self.read(&tracker, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        let ended1 = tracker.requestEnded(bodyBytes: 0)
-        #expect(ended1)
-        // A head split inside its CRLF CRLF, then a body over two reads.
-        Self.read(&tracker, "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r", "\nhello", "world")
-        let ended2 = tracker.requestEnded(bodyBytes: 10)
-        #expect(ended2)
-        Self.read(&tracker, "GET /c HTTP/1.1\r\nHost: a\r\n\r\n")
-        let ended3 = tracker.requestEnded(bodyBytes: 0)
-        #expect(ended3)
-        #expect(tracker.proving)
+    @Test func requestsThatEndWithTheirBytesLeaveItIdle() throws {
+        #expect(
+            try Self.idleAfter(
+                "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                // A head split inside its CRLF CRLF, then a body over two reads.
+                "POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r", "\nhello", "world",
+                // Chunked, after empty lines.
+                "\r\nPOST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                // Two pipelined requests in one read.
+                "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+                == [true, false, false, true, true, true])
     }
 
-    @Test func whatCannotBeProvenEndsTheProofForGood() {
-        // A pipelined half request behind the first.
-        var pipelined = MessageBoundaryTracker()
-        Self.read(&pipelined, "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HT")
-        let ended4 = pipelined.requestEnded(bodyBytes: 0)
-        #expect(!ended4)
-        Self.read(&pipelined, "TP/1.1\r\nHost: a\r\n\r\n")
-        let ended5 = pipelined.requestEnded(bodyBytes: 0)
-        #expect(!ended5, "no proof after one failed")
-        // A chunked body (its wire length is not its byte count).
-        var chunked = MessageBoundaryTracker()
-        Self.read(&chunked, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-        let ended6 = chunked.requestEnded(bodyBytes: nil)
-        #expect(!ended6)
-        // Empty lines before the request line.
-        var leading = MessageBoundaryTracker()
-        Self.read(&leading, "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
-        let ended7 = leading.requestEnded(bodyBytes: 0)
-        #expect(!ended7)
-        // A bare LF.
-        var bare = MessageBoundaryTracker()
-        Self.read(&bare, "GET / HTTP/1.1\nHost: a\r\n\r\n")
-        let ended8 = bare.requestEnded(bodyBytes: 0)
-        #expect(!ended8)
-        // A body shorter than the bytes received (the rest is a next request).
-        var longer = MessageBoundaryTracker()
-        Self.read(&longer, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET")
-        let ended9 = longer.requestEnded(bodyBytes: 2)
-        #expect(!ended9)
-        for tracker in [pipelined, chunked, leading, bare, longer] {
-            #expect(!tracker.proving)
-        }
+    @Test func aPartOfTheNextRequestOrARefusedOneDoesNot() throws {
+        #expect(
+            try Self.idleAfter("GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HT", "TP/1.1\r\nHost: a\r\n\r\n")
+                == [false, true])
+        #expect(try Self.idleAfter("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET") == [false])
+        #expect(try Self.idleAfter("GET / HTTP/1.1\nHost: a\r\n\r\n") == [false])
     }
 }
 
