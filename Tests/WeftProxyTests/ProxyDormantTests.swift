@@ -129,7 +129,7 @@ struct DecoderBoundaryTests {
         defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
         var idle: [Bool] = []
         for piece in pieces {
-            try? channel.writeInbound(ByteBuffer(string: piece))
+            _ = try? channel.writeInbound(ByteBuffer(string: piece))
             while try channel.readInbound(as: HTTPServerRequestPart.self) != nil {}
             idle.append(decoder.isIdle)
         }
