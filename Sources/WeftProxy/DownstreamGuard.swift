@@ -506,7 +506,8 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var atBoundary: Bool { self.decoder?.isIdle ?? false }
 
     /// The request and its response are complete: the idle timeout runs until the next request's first byte,
-    /// and a `reusable` connection whose decoder is between two requests goes dormant after `ProxyLimits.dormantAfter`.
+    /// and a `reusable` connection whose decoder is between two requests goes dormant after
+    /// `ProxyLimits.dormantAfter`.
     func requestDone(reusable: Bool) {
         self.requestInProgress = false
         guard self.state == .http1, let context = self.context else {

@@ -133,7 +133,6 @@ extension HTTP1Reading {
         }
         context.fireChannelInactive()
     }
-
 }
 
 extension HTTP1Reading where Self: RemovableChannelHandler {
@@ -178,10 +177,9 @@ final class HTTP1RequestDecoder: HTTP1Reading, RemovableChannelHandler {
 @available(*, unavailable)
 extension HTTP1RequestDecoder: Sendable {}
 
-/// The upstream HTTP/1.1 codec, in place of `HTTP1RequestEncoder` with NIO's
-/// `ByteToMessageHandler(HTTPResponseDecoder)` behind it: request parts out as bytes (`HTTP1RequestEncoder.write`,
-/// each head's method noted for the response that answers it), response parts in (see `HTTP1Reader`), one
-/// handler for both.
+/// The upstream HTTP/1.1 codec, in place of an encoder with NIO's `ByteToMessageHandler(HTTPResponseDecoder)`
+/// behind it: request parts out as bytes (`HTTP1RequestEncoder.write`, each head's method noted for the response
+/// that answers it), response parts in (see `HTTP1Reader`), one handler for both.
 final class HTTP1ClientCodec: ChannelDuplexHandler, HTTP1Reading, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPClientResponsePart

@@ -315,19 +315,10 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
 @available(*, unavailable)
 extension HTTP1ResponseEncoder: Sendable {}
 
-/// The upstream leg's encoder: request parts to bytes, with the checks of NIO's
-/// `NIOHTTPRequestHeadersValidator`. The proxy frames requests itself (`RequestFraming`): the body is chunked
-/// when the head says `transfer-encoding: chunked`, and nothing is added or removed.
-final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = IOData
-
-    private var isChunked = false
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        Self.write(self.unwrapOutboundIn(data), chunked: &self.isChunked, context: context, promise: promise)
-    }
-
+/// The upstream leg's request serialization (`HTTP1ClientCodec` writes through it): request parts to bytes, with
+/// the checks of NIO's `NIOHTTPRequestHeadersValidator`. The proxy frames requests itself (`RequestFraming`): the
+/// body is chunked when the head says `transfer-encoding: chunked`, and nothing is added or removed.
+enum HTTP1RequestEncoder {
     /// Writes `part` as bytes (`chunked`: the current request's body is); false when it failed the checks and
     /// nothing was written.
     @discardableResult
@@ -364,6 +355,3 @@ final class HTTP1RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler
         return true
     }
 }
-
-@available(*, unavailable)
-extension HTTP1RequestEncoder: Sendable {}

@@ -5,9 +5,9 @@ import Testing
 
 @testable import WeftProxy
 
-/// `HTTP1ResponseEncoder` and `HTTP1RequestEncoder` write the bytes NIO's encoders write (the request side with
-/// `automaticallySetFramingHeaders` off, as the proxy used it, and NIO's request header validator), and refuse
-/// what the validator refused: each case runs through both and the outputs are compared.
+/// `HTTP1ResponseEncoder` and `HTTP1ClientCodec` (through `HTTP1RequestEncoder`) write the bytes NIO's encoders
+/// write (the request side with `automaticallySetFramingHeaders` off, as the proxy used it, and NIO's request header
+/// validator), and refuse what the validator refused: each case runs through both and the outputs are compared.
 @Suite("HTTP/1.1 encoders: NIO's bytes and checks, one write per head")
 struct HTTP1EncoderTests {
     /// Everything `parts` make on a channel with `handlers`, concatenated; the error each write failed with.
@@ -180,7 +180,7 @@ struct HTTP1EncoderTests {
         let (name, parts) = Self.requests[index]
         var configuration = HTTPRequestEncoder.Configuration()
         configuration.automaticallySetFramingHeaders = false
-        let ours = try Self.encode(parts, through: [HTTP1RequestEncoder()])
+        let ours = try Self.encode(parts, through: [HTTP1ClientCodec(limits: NIOHTTPDecoderLimitConfiguration())])
         let nio = try Self.encode(
             parts, through: [HTTPRequestEncoder(configuration: configuration), NIOHTTPRequestHeadersValidator()])
         #expect(ours.bytes == nio.bytes, "\(name)")
@@ -216,7 +216,8 @@ struct HTTP1EncoderTests {
         let (name, head) = Self.invalidRequests[index]
         var configuration = HTTPRequestEncoder.Configuration()
         configuration.automaticallySetFramingHeaders = false
-        let ours = try Self.encode([HTTPClientRequestPart.head(head)], through: [HTTP1RequestEncoder()])
+        let ours = try Self.encode(
+            [HTTPClientRequestPart.head(head)], through: [HTTP1ClientCodec(limits: NIOHTTPDecoderLimitConfiguration())])
         let nio = try Self.encode(
             [HTTPClientRequestPart.head(head)],
             through: [HTTPRequestEncoder(configuration: configuration), NIOHTTPRequestHeadersValidator()])
