@@ -116,7 +116,7 @@ public final class KubernetesSource: SnapshotSource {
     }
 
     /// The cached object of a Weft resource, for the status writer.
-    func current(_ ref: ResourceRef) -> StatusWriter.Current? {
+    public func current(_ ref: ResourceRef) -> StatusWriter.Current? {
         let key = ObjectKey(namespace: ref.namespace, name: ref.name)
         func current<R: WeftResource>(_ informer: Informer<R>) -> StatusWriter.Current? {
             informer.cache.get(key).map {

@@ -8,7 +8,7 @@ import ProxyConfig
 /// the rest of the pipeline, and for HTTP/1.1 stays in front of the decoder to enforce the header-read
 /// timeout:
 ///
-/// - an HTTP/2 connection preface → h2c (one `ProxyServerHandler` per stream);
+/// - an HTTP/2 connection preface → h2c (`HTTP2ServerConnection`: one `ProxyServerHandler` per stream);
 /// - a TLS ClientHello (`0x16`) → inbound: per the port's mTLS mode (`InboundTLSPolicy`): terminated on a
 ///   STRICT or PERMISSIVE port (then a new guard detects again inside, knowing the peer's identity), opaque TCP
 ///   to the app on a DISABLE port; outbound: closed (no SNI routing yet);
@@ -310,24 +310,16 @@ final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             var connection = NIOHTTP2Handler.ConnectionConfiguration()
             connection.initialSettings = [
                 HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
-                HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+                HTTP2Setting(parameter: .initialWindowSize, value: HTTP2ServerConnection.streamWindow),
                 HTTP2Setting(parameter: .maxHeaderListSize, value: shared.limits.maxHeaderBytes),
             ]
-            connection.targetWindowSize = 1 << 24
-            // Requests' header blocks are checked by `HTTP2ServerStreamCodec` (`HTTP2RequestBlock`), which also builds
+            // Requests' header blocks are checked by `HTTP2ServerConnection` (`HTTP2RequestBlock`), which also builds
             // the response blocks, from heads an upstream codec parsed or validated, or the proxy's own.
             connection.headerBlockValidation = .disabled
-            var stream = NIOHTTP2Handler.StreamConfiguration()
-            stream.targetWindowSize = 1 << 20
             try context.pipeline.syncOperations.addHandler(FlushCoalescingHandler(), position: .first)
-            _ = try context.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .server, connectionConfiguration: connection, streamConfiguration: stream, position: .last
-            ) { stream in
-                stream.eventLoop.makeCompletedFuture {
-                    try stream.pipeline.syncOperations.addHandler(HTTP2ServerStreamCodec())
-                    try stream.pipeline.syncOperations.addHandler(ProxyServerHandler(shared, isHTTP2: true, peer: peer))
-                }
-            }
+            try context.pipeline.syncOperations.addHandlers(
+                NIOHTTP2Handler(mode: .server, connectionConfiguration: connection),
+                HTTP2ServerConnection(shared, peer: peer))
         } catch {
             context.close(promise: nil)
             return

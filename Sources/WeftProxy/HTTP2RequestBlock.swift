@@ -11,7 +11,7 @@ import Darwin
 /// RFC 9113's rules for a request's header block (§8.2, §8.3) and its trailers, checked on the UTF-8 bytes in one
 /// pass. The downstream HTTP/2 connection runs with NIOHTTP2's own header-block validation off: it checks every
 /// block both ways through `String` comparisons (8 % of an h2c request's instructions, half of it on the response
-/// blocks the proxy itself builds from parsed HTTP/1.1 or validated HTTP/2 heads); `HTTP2ServerStreamCodec` checks
+/// blocks the proxy itself builds from parsed HTTP/1.1 or validated HTTP/2 heads); `HTTP2ServerStream` checks
 /// the blocks that arrive with this instead, before anything is routed. The rules are NIOHTTP2's, which
 /// `HTTP2RequestBlockTests` compares against over generated blocks:
 ///

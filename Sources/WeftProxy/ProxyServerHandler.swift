@@ -5,7 +5,7 @@ import ProxyConfig
 import ProxyCore
 
 /// Proxies the requests of one downstream HTTP/1.1 connection (one at a time: a pipelined request waits in
-/// `pipelined` until the one before it is answered) or of one HTTP/2 stream (behind `HTTP2ServerStreamCodec`):
+/// `pipelined` until the one before it is answered) or of one HTTP/2 stream (run by `HTTP2ServerConnection`, `Downstream`):
 /// routes on the head, takes an upstream stream from the event loop's `UpstreamPool`, and forwards body parts
 /// both ways as they arrive, reading from a side only while the other can write.
 ///
@@ -20,7 +20,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     typealias OutboundOut = HTTPServerResponsePart
 
     private let shared: ProxyListenerContext
-    private var context: ChannelHandlerContext?
+    private var downstream: Downstream?
     /// Which request part is served, when the request is over, whether the connection stays open.
     private var exchange: ExchangeStateMachine
     /// Serving waiting (pipelined) parts: a part served in that loop whose answer came at once must not start
@@ -28,8 +28,6 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     private var servingWaiting = false
     /// Incremented per request and per try: callbacks of an older one (timers, connects) are ignored.
     private var ticket = 0
-    /// How long a closing connection keeps reading after its answer before it closes (see `lingeringClose`).
-    static let lingerTime = TimeAmount.seconds(2)
     private var version = HTTPVersion.http1_1
     private var requestHead: HTTPRequestHead?
     private var isGRPC = false
@@ -91,33 +89,49 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     private var isHTTP2: Bool { self.exchange.isHTTP2 }
 
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    var isWritable: Bool { self.downstream?.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        self.downstream = .connection(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
+        self.detached()
+    }
+
+    /// The downstream is gone for good (the handler left its pipeline, the HTTP/2 stream was dropped).
+    func detached() {
+        self.downstream = nil
         self.stopBodyTimer()
         self.buffers.releaseAll(overload: self.shared.overload)
+    }
+
+    /// Runs this handler on one stream of an HTTP/2 connection (`HTTP2ServerConnection`), which calls the
+    /// methods below that a pipeline would call as channel events.
+    func attach(_ stream: HTTP2ServerStream) {
+        self.downstream = .stream(stream)
     }
 
     // MARK: Downstream events
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.exchange.read(self.unwrapInboundIn(data)) {
+        self.received(self.unwrapInboundIn(data))
+    }
+
+    /// A request part read from the downstream.
+    func received(_ part: HTTPServerRequestPart) {
+        switch self.exchange.read(part) {
         case .serve(let part):
-            self.serve(part, context: context)
+            self.serve(part)
         case .wait, .discard:
             break
         case .close:
-            context.close(promise: nil)
+            self.downstream?.close()
         }
     }
 
     /// Serves the parts that waited, in order, as far as the request being answered allows.
-    private func serveWaitingParts(context: ChannelHandlerContext) {
+    private func serveWaitingParts() {
         guard !self.servingWaiting else {
             // Called from a part served below (its answer came at once): the loop goes on from there.
             return
@@ -126,35 +140,35 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         defer { self.servingWaiting = false }
         var served = false
         while let part = self.exchange.nextWaitingPart() {
-            self.serve(part, context: context)
+            self.serve(part)
             served = true
         }
         if served {
             // What the end of a read does: no read-complete follows parts served from the queue.
-            self.partsServed(context: context)
+            self.partsServed()
         }
         if !self.exchange.hasWaitingParts {
             self.resumeReads()
         }
     }
 
-    private func serve(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func serve(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
             if self.isHTTP2, head.awaitsBodyKnowledge {
                 self.deferredHead = head
                 return
             }
-            self.requestHead(head, bodyFollows: nil, context: context)
+            self.requestHead(head, bodyFollows: nil)
         case .body(let buffer):
-            self.routeDeferredHead(bodyFollows: true, context: context)
+            self.routeDeferredHead(bodyFollows: true)
             self.bodyStall.bodyRead()
             self.record.requestBytes += buffer.readableBytes
             if self.forwardsBody {
                 self.requestPart(.body(.byteBuffer(buffer)))
             }
         case .end(let trailers):
-            self.routeDeferredHead(bodyFollows: false, context: context)
+            self.routeDeferredHead(bodyFollows: false)
             let action = self.exchange.requestEndRead()
             self.stopBodyTimer()
             switch action {
@@ -164,11 +178,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 self.requestHead = nil
                 guard !close else {
                     // Draining started after the answer went out (`ChannelShouldQuiesceEvent`): close now.
-                    context.close(promise: nil)
+                    self.downstream?.close()
                     return
                 }
                 self.guardHandler?.requestDone(reusable: true)
-                self.serveWaitingParts(context: context)
+                self.serveWaitingParts()
             case .ignore:
                 break
             }
@@ -176,7 +190,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     /// Draining (HTTP/1.1): an idle connection closes at once; a busy one closes after its answer, and requests
-    /// pipelined behind it are not served. (HTTP/2 streams never see it: the connection's handler sends GOAWAY.)
+    /// pipelined behind it are not served. (HTTP/2 streams never see it: their connection sends GOAWAY.)
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard event is ChannelShouldQuiesceEvent, !self.isHTTP2 else {
             context.fireUserInboundEventTriggered(event)
@@ -188,24 +202,29 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     /// Routes a deferred HTTP/2 head now that it is known whether a body follows.
-    private func routeDeferredHead(bodyFollows: Bool, context: ChannelHandlerContext) {
+    private func routeDeferredHead(bodyFollows: Bool) {
         if let head = self.deferredHead {
             self.deferredHead = nil
-            self.requestHead(head, bodyFollows: bodyFollows, context: context)
+            self.requestHead(head, bodyFollows: bodyFollows)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        // No end in this read: the stream goes on, so a body follows.
-        self.routeDeferredHead(bodyFollows: true, context: context)
-        self.partsServed(context: context)
+        self.readComplete()
         context.fireChannelReadComplete()
     }
 
+    /// The end of one read from the downstream.
+    func readComplete() {
+        // No end in this read: the stream goes on, so a body follows.
+        self.routeDeferredHead(bodyFollows: true)
+        self.partsServed()
+    }
+
     /// After a read's parts: the body timer, and one flush of what they wrote upstream.
-    private func partsServed(context: ChannelHandlerContext) {
+    private func partsServed() {
         if self.bodyStall.readComplete(waiting: self.exchange.waitsForBody) == .arm {
-            self.armBodyTimer(context: context)
+            self.armBodyTimer()
         }
         if self.upstreamReady {
             self.upstream?.flush()
@@ -214,6 +233,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.downstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    /// The downstream connection (or HTTP/2 stream) closed.
+    func downstreamClosed() {
         if self.exchange.phase == .forwarding, !self.exchange.responseStarted, self.planBox != nil {
             // The client left before any answer: record it (Envoy's and nginx's 499).
             self.record.status = 499
@@ -231,20 +256,31 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.mirror = nil
         self.stopBodyTimer()
         self.buffers.releaseAll(overload: self.shared.overload)
-        context.fireChannelInactive()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.upstream?.resumeReads()
+        self.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
+    /// The downstream may take more (or less) of the response now.
+    func writabilityChanged() {
+        self.upstream?.resumeReads()
+    }
+
     func read(context: ChannelHandlerContext) {
-        if self.holdsReads {
-            self.readPending = true
-        } else {
+        if self.wantsRead() {
             context.read()
         }
+    }
+
+    /// Whether the downstream should read more of the request now; false holds the read until `resumeReads`.
+    func wantsRead() -> Bool {
+        if self.holdsReads {
+            self.readPending = true
+            return false
+        }
+        return true
     }
 
     private var holdsReads: Bool {
@@ -253,16 +289,19 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// Reads from the downstream again if a read was held back and nothing holds it now.
     func resumeReads() {
-        guard self.readPending, !self.holdsReads, let context = self.context else {
+        guard self.readPending, !self.holdsReads, let downstream = self.downstream else {
             return
         }
         self.readPending = false
-        context.read()
+        downstream.read()
     }
 
     // MARK: Request
 
-    private func requestHead(_ head: HTTPRequestHead, bodyFollows: Bool?, context: ChannelHandlerContext) {
+    private func requestHead(_ head: HTTPRequestHead, bodyFollows: Bool?) {
+        guard let downstream = self.downstream else {
+            return
+        }
         self.ticket += 1
         self.endLease()
         self.guardHandler?.headReceived()
@@ -305,18 +344,18 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 self.respond(status: 405, reason: .unsupportedMethod)
                 return
             }
-            let runtime = self.runtime(for: state, on: context.eventLoop)
-            switch state.decideConnect(head, runtime: runtime, remoteAddress: context.channel.remoteAddress) {
+            let runtime = self.runtime(for: state, on: downstream.eventLoop)
+            switch state.decideConnect(head, runtime: runtime, remoteAddress: downstream.remoteAddress) {
             case .respond(let status, let reason):
                 self.respond(status: status, reason: reason)
             case .tunnel(let target, let lease, let service):
-                self.openConnectTunnel(target, lease: lease, service: service, context: context)
+                self.openConnectTunnel(target, lease: lease, service: service, on: downstream.eventLoop)
             }
             return
         }
         let decision: ProxyDecision
-        let runtime = self.runtime(for: state, on: context.eventLoop)
-        let remote = context.channel.remoteAddress
+        let runtime = self.runtime(for: state, on: downstream.eventLoop)
+        let remote = downstream.remoteAddress
         if self.shared.direction == .outbound {
             decision = state.decideOutbound(
                 head, envelope: envelope, runtime: runtime, remoteAddress: remote, captured: self.shared.captured)
@@ -335,15 +374,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             if self.expectsContinue {
                 // The proxy will take the body: let the client send it now (the upstream never sees the Expect).
                 self.continueSent = true
-                context.writeAndFlush(
-                    self.wrapOutboundOut(.head(HTTPResponseHead(version: self.version, status: .continue))),
-                    promise: nil)
+                downstream.writeAndFlush(.head(HTTPResponseHead(version: self.version, status: .continue)))
             }
-            self.forward(plan, context: context)
+            self.forward(plan)
         }
     }
 
-    private func forward(_ plan: ForwardPlan, context: ChannelHandlerContext) {
+    private func forward(_ plan: ForwardPlan) {
+        guard let downstream = self.downstream else {
+            return
+        }
         var plan = plan
         if let tracer = self.shared.tracer {
             let outbound = self.shared.direction == .outbound
@@ -363,13 +403,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.retry = RetryStateMachine(policy: policy, method: plan.head.method.rawValue)
             self.buffers.retainForRetries()
         }
-        if let mirror = plan.mirror, let pool = self.pool(on: context.eventLoop) {
+        if let mirror = plan.mirror, let pool = self.pool(on: downstream.eventLoop) {
             self.mirror = MirrorRequest.start(
                 mirror, pool: pool, bufferLimit: self.shared.limits.mirrorBufferBytes)
         }
         self.buffers.holdHead(plan.head)
         let ticket = self.ticket
-        let loop = context.eventLoop.assumeIsolated()
+        let loop = downstream.eventLoop.assumeIsolated()
         if let timeout = plan.timeout {
             self.requestTimer = loop.scheduleTask(in: timeout) { [self] in
                 self.timedOut(ticket: ticket)
@@ -443,15 +483,16 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     // MARK: Stalled bodies
 
-    private func armBodyTimer(context: ChannelHandlerContext) {
-        self.bodyTimer = context.eventLoop.assumeIsolated().scheduleTask(in: self.shared.limits.bodyTimeout) {
+    private func armBodyTimer() {
+        guard let downstream = self.downstream else {
+            return
+        }
+        self.bodyTimer = downstream.eventLoop.assumeIsolated().scheduleTask(in: self.shared.limits.bodyTimeout) {
             [self] in
             self.bodyTimer = nil
             switch self.bodyStall.timerFired(waiting: self.exchange.waitsForBody, held: self.readPending) {
             case .arm:
-                if let context = self.context {
-                    self.armBodyTimer(context: context)
-                }
+                self.armBodyTimer()
             case .stalled:
                 self.bodyStalled()
             case .none:
@@ -469,7 +510,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The client stopped sending its body: `408 body_timeout` if no response began (the upstream, which may
     /// have part of the request, is closed), otherwise the connection (HTTP/2: the stream) is reset.
     private func bodyStalled() {
-        guard let context = self.context else {
+        guard let downstream = self.downstream else {
             return
         }
         if self.exchange.phase == .forwarding, !self.exchange.responseStarted {
@@ -484,7 +525,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         } else {
             // Draining the body of an answered request: nothing to record, just close.
             self.buffers.releaseAll(overload: self.shared.overload)
-            context.close(promise: nil)
+            downstream.close()
         }
     }
 
@@ -492,7 +533,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// Asks the pool for a stream to the current target, with the per-try timeout armed.
     private func startTry() {
-        guard let target = self.target, let context = self.context, let pool = self.pool(on: context.eventLoop)
+        guard let target = self.target, let downstream = self.downstream, let pool = self.pool(on: downstream.eventLoop)
         else {
             return
         }
@@ -501,7 +542,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.upstreamReady = false
         let ticket = self.ticket
         if let perTry = self.retry?.perTryTimeoutNanos {
-            self.tryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(perTry))) {
+            self.tryTimer = downstream.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(perTry))) {
                 [self] in
                 self.tryTimedOut(ticket: ticket)
             }
@@ -512,7 +553,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     func upstreamAcquired(_ stream: UpstreamHandler, ticket: Int) {
         guard ticket == self.ticket, self.exchange.phase == .forwarding else {
             // Nobody wants it any more: an untouched connection goes back to the pool.
-            if let context = self.context, let pool = self.pool(on: context.eventLoop) {
+            if let downstream = self.downstream, let pool = self.pool(on: downstream.eventLoop) {
                 pool.release(stream, reusable: true)
             } else {
                 stream.close()
@@ -562,7 +603,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// next one (on a newly picked endpoint) after the backoff. True when a retry is scheduled.
     private func scheduleRetry(after outcome: TryOutcome) -> Bool {
         guard var machine = self.retry, self.buffers.retained != nil, let plan = self.planBox?.plan,
-            let balancer = plan.balancer, let context = self.context
+            let balancer = plan.balancer, let downstream = self.downstream
         else {
             return false
         }
@@ -581,12 +622,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.ticket += 1
         let ticket = self.ticket
         self.buffers.resend(head: plan.head, overload: self.shared.overload)
-        self.delayTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff))) {
+        self.delayTimer = downstream.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(backoff))) {
             [self] in
             guard self.ticket == ticket, self.exchange.phase == .forwarding, let head = self.requestHead else {
                 return
             }
-            guard let lease = balancer.pick(head, remoteAddress: self.context?.channel.remoteAddress) else {
+            guard let lease = balancer.pick(head, remoteAddress: self.downstream?.remoteAddress) else {
                 self.respond(status: 503, reason: .noHealthyUpstream)
                 return
             }
@@ -608,30 +649,33 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     // MARK: Upstream
 
     func upstreamRead(_ part: HTTPClientResponsePart, from upstream: UpstreamHandler) {
-        guard upstream === self.upstream, self.exchange.phase == .forwarding, let context = self.context else {
+        guard upstream === self.upstream, self.exchange.phase == .forwarding, let downstream = self.downstream else {
             return
         }
         switch part {
         case .head(let response):
-            self.upstreamHead(response, context: context)
+            self.upstreamHead(response)
         case .body(let buffer):
             self.record.responseBytes += buffer.readableBytes
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            downstream.write(.body(.byteBuffer(buffer)))
         case .end(let trailers):
             if let upgrade = self.upgradeResponse {
                 self.upgradeResponse = nil
-                self.switchToTunnel(upgrade, context: context)
+                self.switchToTunnel(upgrade)
                 return
             }
             if !self.exchange.requestEnded {
                 // The upstream answered before the whole request was sent: it cannot take another one.
                 self.upstreamReusable = false
             }
-            self.finish(.end(trailers), context: context)
+            self.finish(.end(trailers))
         }
     }
 
-    private func upstreamHead(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
+    private func upstreamHead(_ response: HTTPResponseHead) {
+        guard let downstream = self.downstream else {
+            return
+        }
         let status = Int(response.status.code)
         if status == 100 {
             // `Expect: 100-continue` interim answers are the proxy's own business.
@@ -665,7 +709,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.record.status = status
         self.exchange.responseHeadSent()
         self.upstreamReusable = response.headers.keepsAlive(version: response.version)
-        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        downstream.write(.head(head))
     }
 
     /// What this response's `connection` field says.
@@ -696,7 +740,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     func flushDownstream() {
-        self.context?.flush()
+        self.downstream?.flush()
     }
 
     private func closeUpstream() {
@@ -719,7 +763,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.upstream = nil
         self.upstreamReady = false
         self.upstreamReusable = false
-        if let context = self.context, let pool = self.pool(on: context.eventLoop) {
+        if let downstream = self.downstream, let pool = self.pool(on: downstream.eventLoop) {
             pool.release(upstream, reusable: reusable)
         } else {
             upstream.detach()
@@ -732,8 +776,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             return
         }
         self.waiter = nil
-        if let context = self.context {
-            self.pool(on: context.eventLoop)?.cancel(waiter: waiter)
+        if let downstream = self.downstream {
+            self.pool(on: downstream.eventLoop)?.cancel(waiter: waiter)
         }
     }
 
@@ -765,8 +809,10 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// The upstream accepted a protocol upgrade: sends the `101` downstream, then turns both connections
     /// into a byte tunnel (the HTTP codecs leave both pipelines).
-    private func switchToTunnel(_ response: HTTPResponseHead, context: ChannelHandlerContext) {
-        guard let upstream = self.upstream, upstream.kind == .http1, let upstreamChannel = upstream.channel else {
+    private func switchToTunnel(_ response: HTTPResponseHead) {
+        guard let upstream = self.upstream, upstream.kind == .http1, let upstreamChannel = upstream.channel,
+            let downstream = self.downstream, let channel = downstream.channel
+        else {
             self.abortDownstream(reason: .upstreamReset)
             return
         }
@@ -779,29 +825,28 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.endLease()
         self.upstream = nil
         upstream.detach()
-        context.writeAndFlush(self.wrapOutboundOut(.head(head)), promise: nil)
+        downstream.writeAndFlush(.head(head))
         self.report()
         self.guardHandler?.tunnelStarted()
         joinUpgradeTunnel(
-            downstream: context.channel, upstream: upstreamChannel, metrics: self.shared.metrics,
+            downstream: channel, upstream: upstreamChannel, metrics: self.shared.metrics,
             direction: self.shared.direction)
     }
 
     /// CONNECT: opens a TCP connection to `target`; once it is up, answers `200 Connection Established` and
     /// joins both connections as a byte tunnel (opaque TCP through the outbound port, without iptables).
     private func openConnectTunnel(
-        _ target: UpstreamTarget, lease: EndpointLease, service: String, context: ChannelHandlerContext
+        _ target: UpstreamTarget, lease: EndpointLease, service: String, on loop: any EventLoop
     ) {
         self.lease = lease
         self.target = target
         self.record.service = service
         let ticket = self.ticket
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        dialTunnel(target, on: context.eventLoop, metrics: self.shared.metrics, direction: self.shared.direction)
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        dialTunnel(target, on: loop, metrics: self.shared.metrics, direction: self.shared.direction)
             .whenComplete { result in
                 let handler = bound.value
-                guard handler.ticket == ticket, handler.exchange.phase == .forwarding, let context = handler.context
-                else {
+                guard handler.ticket == ticket, handler.exchange.phase == .forwarding, handler.downstream != nil else {
                     if case .success(let upstream) = result {
                         upstream.close()
                     }
@@ -809,7 +854,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
                 }
                 switch result {
                 case .success(let upstream):
-                    handler.connectTunnelUp(upstream, context: context)
+                    handler.connectTunnelUp(upstream)
                 case .failure:
                     handler.lease?.record(.connectFailure)
                     handler.respond(status: 503, reason: .upstreamConnectFailure)
@@ -817,7 +862,11 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             }
     }
 
-    private func connectTunnelUp(_ upstream: TunnelHandler, context: ChannelHandlerContext) {
+    private func connectTunnelUp(_ upstream: TunnelHandler) {
+        guard let channel = self.downstream?.channel else {
+            upstream.close()
+            return
+        }
         self.record.status = 200
         self.exchange.tunnelStarted()
         self.cancelTimers()
@@ -825,7 +874,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.report()
         self.guardHandler?.tunnelStarted()
         joinConnectTunnel(
-            downstream: context.channel, upstream: upstream, metrics: self.shared.metrics,
+            downstream: channel, upstream: upstream, metrics: self.shared.metrics,
             direction: self.shared.direction)
     }
 
@@ -833,7 +882,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// Answers the current request from the proxy itself (`DownstreamResponse.Local`).
     private func respond(status: Int, reason: ProxyReason, location: String? = nil) {
-        guard let context = self.context else {
+        guard let downstream = self.downstream else {
             return
         }
         self.cancelWait()
@@ -846,13 +895,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.record.reason = reason
         self.record.status = answer.status
         self.exchange.responseHeadSent()
-        context.write(self.wrapOutboundOut(.head(answer.head)), promise: nil)
+        downstream.write(.head(answer.head))
         if let body = answer.body {
             self.record.responseBytes += body.utf8.count
-            context.write(
-                self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            downstream.write(.body(.byteBuffer(downstream.allocator.buffer(string: body))))
         }
-        self.finish(.end(answer.trailers), context: context)
+        self.finish(.end(answer.trailers))
     }
 
     /// Reports the request (metrics, access log, span).
@@ -864,7 +912,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     }
 
     /// Writes the response end, records the request, and returns to idle (or drains the request body).
-    private func finish(_ end: HTTPServerResponsePart, context: ChannelHandlerContext) {
+    private func finish(_ end: HTTPServerResponsePart) {
         self.cancelTimers()
         self.endLease()
         self.report()
@@ -877,37 +925,17 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
         self.releaseUpstream()
         if finish.closes {
-            context.writeAndFlush(self.wrapOutboundOut(end)).assumeIsolated().whenComplete { _ in
-                Self.lingeringClose(context)
-            }
+            self.downstream?.closeAfter(end)
         } else {
             // Flush now: the upstream's read-complete (which flushes) may never come after its release.
-            context.writeAndFlush(self.wrapOutboundOut(end), promise: nil)
+            self.downstream?.writeAndFlush(end)
         }
         if finish.requestDone {
             // Nothing of this request is needed any more: an idle keep-alive connection holds no header storage.
             self.requestHead = nil
-            self.serveWaitingParts(context: context)
+            self.serveWaitingParts()
         }
         self.resumeReads()
-    }
-
-    /// Closes a connection after its last answer the way nginx's lingering close does: the write side first
-    /// (the client reads the answer, then end of stream), then everything the client still sends is read and
-    /// dropped until it closes, `lingerTime` passes or `ExchangeStateMachine.lingerBytes` arrive. Closing at
-    /// once with unread bytes in the socket (the rest of a refused request, a pipelined one) makes the kernel send
-    /// a reset, which can destroy the answer before the client reads it.
-    private static func lingeringClose(_ context: ChannelHandlerContext) {
-        guard context.channel.isActive else {
-            return
-        }
-        context.close(mode: .output).assumeIsolated().whenFailure { _ in
-            context.close(promise: nil)
-        }
-        context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
-            context.close(promise: nil)
-        }
-        context.read()
     }
 
     /// The response head already went out: the only way to signal failure is to close the connection (or
@@ -922,7 +950,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.buffers.releaseAll(overload: self.shared.overload)
         self.exchange.aborted()
         self.closeUpstream()
-        self.context?.close(promise: nil)
+        self.downstream?.close()
     }
 
     /// HTTP/1.1 that cannot be parsed (NIO's decoder reports it here): `400` (`431` for an oversized head)

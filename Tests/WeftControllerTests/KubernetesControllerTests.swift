@@ -4,6 +4,7 @@ import KubeModel
 import Logging
 import Testing
 import WeftAPI
+import WeftCompiler
 import WeftController
 import WeftManifests
 import WeftTesting
@@ -110,8 +111,22 @@ struct KubernetesControllerTests {
                             $0.status?.conditions?.isEmpty == false
                         }
                 }
-                #expect(try await self.eventually { allWritten() })
-                try await Task.sleep(for: .milliseconds(500))
+                // The controller's cache holds every resource as the server does (its own status writes seen):
+                // otherwise the next compile finds the old status there and writes again. (A fixed 500 ms wait once
+                // fell short on a loaded machine.)
+                func cacheCaughtUp() -> Bool {
+                    func caughtUp<R: WeftResource>(_ type: R.Type) -> Bool {
+                        server.list(R.self).allSatisfy {
+                            controller.source.current(ResourceRef($0))?.metadata.resourceVersion
+                                == $0.metadata.resourceVersion
+                        }
+                    }
+                    return caughtUp(weft.v1alpha1.VirtualService.self)
+                        && caughtUp(weft.v1alpha1.DestinationPolicy.self)
+                        && caughtUp(weft.v1alpha1.MeshTLSPolicy.self)
+                        && caughtUp(weft.v1alpha1.AuthorizationPolicy.self)
+                }
+                #expect(try await self.eventually { allWritten() && cacheCaughtUp() })
                 server.resetRequests()
                 let compiles = state.compileCount
                 var pod = try #require(
