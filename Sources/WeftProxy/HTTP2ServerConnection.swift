@@ -113,16 +113,24 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let window = event as? NIOHTTP2WindowUpdatedEvent {
-            if window.streamID == .rootStream, let size = window.inboundWindowSize {
+        // NIOHTTP2Handler sends several events per stream (created, windows changed, closed): the type is compared
+        // first, so that each costs at most one cast (a failed cast of an `Any` costs as much as a successful one).
+        let type = type(of: event)
+        if type == NIOHTTP2WindowUpdatedEvent.self {
+            if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream,
+                let size = window.inboundWindowSize
+            {
                 self.connectionWindowChanged(size, context: context)
             }
-        } else if let closed = event as? StreamClosedEvent {
-            if let stream = self.streams.removeValue(forKey: closed.streamID) {
+        } else if type == StreamClosedEvent.self {
+            if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID)
+            {
                 stream.closed()
             }
             self.closeIfDrained()
-        } else if event is ChannelShouldQuiesceEvent {
+        } else if type == NIOHTTP2StreamCreatedEvent.self {
+            // The stream's HEADERS follow (a stream the proxy serves begins with them).
+        } else if type == ChannelShouldQuiesceEvent.self {
             self.drain()
         } else {
             context.fireUserInboundEventTriggered(event)
