@@ -209,17 +209,7 @@ struct ProxyOverloadTests {
                 let client = try await Self.connect(proxy.outboundPort, autoRead: false)
                 try await client.writeAndFlush(ByteBuffer(string: "GET /endless HTTP/1.1\r\nHost: catalog\r\n\r\n"))
                 // Never reads. Without backpressure the proxy takes all the upstream sends (256 MiB, then it stops).
-                // Held back for good: 25 looks in a row find it blocked with nothing more sent (socket buffers grow
-                // for a while first). Without backpressure it sends all 256 MiB and stops.
-                var steady = 0
-                var last = -1
-                try await eventually {
-                    let sent = upstream.sentBytes
-                    steady = upstream.blocked && sent == last ? steady + 1 : 0
-                    last = sent
-                    return steady >= 25 || upstream.finished
-                }
-                #expect(!upstream.finished, "the proxy read the whole endless response")
+                #expect(try await upstream.heldBack(), "the proxy read the whole endless response")
                 let sent = upstream.sentBytes
                 // Loopback socket buffers (client receive, proxy send and receive, upstream send) hold a few MiB.
                 #expect(sent < 48 << 20, "upstream sent \(sent) bytes")
@@ -330,6 +320,20 @@ final class EndlessResponder: Sendable {
     /// Its connection is not writable now (the reader is not taking the bytes).
     var blocked: Bool { self.isBlocked.load(ordering: .relaxed) }
     var finished: Bool { self.sentBytes >= Self.limit }
+
+    /// Waits until the upstream is held back for good (25 looks in a row find it blocked with nothing more sent:
+    /// socket buffers grow for a while first) or has sent all 256 MiB (no backpressure); true when held back.
+    func heldBack() async throws -> Bool {
+        var steady = 0
+        var last = -1
+        try await eventually {
+            let sent = self.sentBytes
+            steady = self.blocked && sent == last ? steady + 1 : 0
+            last = sent
+            return steady >= 25 || self.finished
+        }
+        return !self.finished
+    }
 
     static func start() async throws -> EndlessResponder {
         let box = Mutex<EndlessResponder?>(nil)
