@@ -18,6 +18,8 @@ import NIOHTTP2
 ///   own validation off): a malformed block resets the stream with `PROTOCOL_ERROR` and nothing of it is routed;
 /// - the stream's inbound window is reopened (`WINDOW_UPDATE`) as its handler takes the data, and only then: a
 ///   handler that holds its reads (its upstream is slow) stops the client once the window (1 MiB) is used up;
+/// - the connection's window (16 MiB) is reopened for what the handlers took, not for what waits in held streams
+///   (`ConnectionInboundWindow`): all a client can park on one connection is that window;
 /// - a stream is writable while the connection is and less than `highWatermark` bytes of its DATA wait in
 ///   `NIOHTTP2Handler` for the client's window: the upstream is read only as fast as the client takes the body;
 /// - a response's last body chunk and its end go out as one DATA frame with `END_STREAM`.
@@ -44,6 +46,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     private var reading = false
     private var lastStreamID = HTTP2StreamID.rootStream
     private var draining = false
+    private var window = ConnectionInboundWindow(target: HTTP2ServerConnection.connectionWindow)
 
     init(_ shared: ProxyListenerContext, peer: PeerIdentity?) {
         self.shared = shared
@@ -120,7 +123,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
             if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream,
                 let size = window.inboundWindowSize
             {
-                self.connectionWindowChanged(size, context: context)
+                self.reopenWindow(by: self.window.sized(size))
             }
         } else if type == StreamClosedEvent.self {
             if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID)
@@ -137,16 +140,23 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         }
     }
 
-    /// Keeps the connection's inbound window near `connectionWindow` (reopened once half of it is used). The
-    /// connection's window is not what holds a client back (its streams' windows are): it is reopened as data
-    /// arrives, as NIO's multiplexer does.
-    private func connectionWindowChanged(_ size: Int, context: ChannelHandlerContext) {
-        guard size <= Self.connectionWindow / 2 else {
+    /// Sends the connection's WINDOW_UPDATE, if there is one to send.
+    private func reopenWindow(by increment: Int?) {
+        guard let increment, let context = self.context else {
             return
         }
-        let frame = HTTP2Frame(
-            streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: Self.connectionWindow - size))
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))
         context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
+    }
+
+    /// A stream holds `bytes` of DATA its handler did not take yet.
+    fileprivate func parked(_ bytes: Int) {
+        self.window.parked(bytes)
+    }
+
+    /// Parked bytes went to their handler, or were dropped with their stream.
+    fileprivate func released(_ bytes: Int) {
+        self.reopenWindow(by: self.window.released(bytes))
     }
 
     /// Sends GOAWAY: no new stream is taken; the connection closes once the streams in flight are done.
@@ -315,8 +325,13 @@ final class HTTP2ServerStream {
     }
 
     private func deliver(_ part: HTTPServerRequestPart, size: Int) {
-        guard !self.held, self.waiting.isEmpty, let handler = self.handler else {
+        guard let handler = self.handler else {
+            // The stream closed while this frame's parts were handed over: nothing takes the rest.
+            return
+        }
+        guard !self.held, self.waiting.isEmpty else {
             self.waiting.append((part, size))
+            self.connection.parked(size)
             return
         }
         self.consumed += size
@@ -341,6 +356,7 @@ final class HTTP2ServerStream {
         var delivered = false
         while let handler = self.handler, let next = self.waiting.popFirst() {
             self.consumed += next.size
+            self.connection.released(next.size)
             handler.received(next.part)
             delivered = true
         }
@@ -436,7 +452,11 @@ final class HTTP2ServerStream {
     fileprivate func closed() {
         self.done = true
         self.framer.drop()
+        let parked = self.waiting.reduce(0) { $0 + $1.size }
         self.waiting.removeAll()
+        if parked > 0 {
+            self.connection.released(parked)
+        }
         guard let handler = self.handler else {
             return
         }
@@ -510,5 +530,56 @@ extension HTTPHeaders {
             fields.append((name, value))
         }
         self.init(fields)
+    }
+}
+
+/// The inbound flow-control window of a downstream HTTP/2 connection, reopened for the DATA its streams' handlers
+/// took, not for what waits in a stream whose handler holds its reads (its upstream is slow). NIO's multiplexer
+/// reopened the connection's window as DATA arrived, so what held streams kept was bounded only by their number
+/// times their window (1,000 × 1 MiB); here it is bounded by the connection's window (16 MiB): the window is
+/// reopened to `target` less what waits, once half of that was taken. Taken bytes always come back, so streams
+/// that are not held go on while others wait (until what waits fills the whole window).
+struct ConnectionInboundWindow {
+    let target: Int
+    /// The window's size as `NIOHTTP2Handler` last reported it (what the client may still send), with the
+    /// increments sent since.
+    private var size: Int?
+    /// DATA bytes received and waiting in held streams.
+    private(set) var waiting = 0
+
+    init(target: Int) {
+        self.target = target
+    }
+
+    /// `NIOHTTP2Handler` reports the window's size (DATA arrived, or an update was sent): the increment to send.
+    mutating func sized(_ size: Int) -> Int? {
+        self.size = size
+        return self.increment()
+    }
+
+    /// `bytes` of DATA received now wait in a held stream.
+    mutating func parked(_ bytes: Int) {
+        self.waiting += bytes
+    }
+
+    /// `bytes` that waited went to their handler, or were dropped with their stream: the increment to send.
+    mutating func released(_ bytes: Int) -> Int? {
+        self.waiting = max(0, self.waiting - bytes)
+        return self.increment()
+    }
+
+    private mutating func increment() -> Int? {
+        guard let size = self.size else {
+            // Nothing received yet: the window is the client's initial one.
+            return nil
+        }
+        // What is not waiting may be open; what of it is not open was taken: reopened once that is half of it.
+        let free = self.target - self.waiting
+        let taken = free - size
+        guard taken > 0, taken * 2 >= free else {
+            return nil
+        }
+        self.size = free
+        return taken
     }
 }

@@ -114,6 +114,68 @@ struct ProxyHTTP2DownstreamTests {
     }
 }
 
+/// `ConnectionInboundWindow`: the connection's window is reopened for DATA the handlers took, never for DATA that
+/// waits in a held stream; what waits, together with what is open, never exceeds the target.
+@Suite("downstream HTTP/2: the connection's inbound window")
+struct ConnectionInboundWindowTests {
+    @Test("taken DATA reopens the window to its target once half is used; an update's own report reopens nothing")
+    func reopensForTakenData() {
+        var window = ConnectionInboundWindow(target: 100)
+        // Before the first report the window is the client's initial one: nothing to send.
+        #expect(window.released(0) == nil)
+        #expect(window.sized(60) == nil)
+        #expect(window.sized(50) == 50)
+        // NIOHTTP2Handler reports the size the update made.
+        #expect(window.sized(100) == nil)
+    }
+
+    @Test("waiting DATA is not reopened until its stream's handler takes it or the stream drops it")
+    func waitingDataHoldsItsShare() {
+        var window = ConnectionInboundWindow(target: 100)
+        // 60 bytes arrive for a held stream (parked before the size is reported, as NIOHTTP2Handler orders it).
+        window.parked(60)
+        #expect(window.sized(40) == nil, "40 open and 60 waiting: nothing to reopen")
+        // 30 more arrive and are taken at once: 10 open, 60 waiting, 30 taken.
+        #expect(window.sized(10) == 30, "reopened for the 30 taken (half of the 40 not waiting), not the 60")
+        #expect(window.waiting == 60)
+        // The held stream's handler takes its 60: all of it is reopened.
+        #expect(window.released(60) == 60)
+        #expect(window.waiting == 0)
+        #expect(window.sized(100) == nil)
+    }
+
+    @Test("whatever the order of events: open and waiting bytes never exceed the target, taken bytes come back")
+    func boundedAndNeverStuck() {
+        var generator = HTTP2RequestBlockTests.Generator(state: 0x5EED_0003)
+        let target = 1 << 16
+        var window = ConnectionInboundWindow(target: target)
+        // What the client may still send, and what waits in held streams.
+        var open = 65_535
+        var waiting = 0
+        for _ in 0..<5_000 {
+            if generator.below(2) == 0, open > 0 {
+                // DATA arrives; some of it waits in a held stream.
+                let size = generator.below(min(open, 16_384)) + 1
+                let parked = generator.below(size + 1)
+                open -= size
+                waiting += parked
+                window.parked(parked)
+            } else if waiting > 0 {
+                // A held stream's handler takes some, or the stream is dropped.
+                let size = generator.below(waiting) + 1
+                waiting -= size
+                open += window.released(size) ?? 0
+            }
+            // NIOHTTP2Handler reports the window's size after every change.
+            open += window.sized(open) ?? 0
+            #expect(open + waiting <= target)
+            // Taken bytes come back: at least half of what does not wait is open.
+            #expect(open * 2 >= target - waiting, "the window is stuck: \(open) open, \(waiting) waiting")
+            #expect(window.waiting == waiting)
+        }
+    }
+}
+
 // MARK: - A client stream the test drives
 
 /// One h2c (prior knowledge) request on its own connection: a body of `upload` bytes (a fixed pattern) written as
