@@ -284,7 +284,7 @@ extension ProxyState {
     /// choose it (see `InboundPortHeader`), otherwise the first one.
     func decideInbound(
         _ head: HTTPRequestHead, envelope: RequestEnvelope, runtime: ClusterRuntime, remoteAddress: SocketAddress?,
-        peer: String? = nil, captured: CapturedDestination? = nil
+        peer: String? = nil, captured: CapturedDestination? = nil, appConnectTimeout: TimeAmount = .seconds(1)
     ) -> ProxyDecision {
         let inbound: InboundPort?
         if let captured {
@@ -314,7 +314,7 @@ extension ProxyState {
         let target = UpstreamTarget(
             host: "127.0.0.1", port: inbound.appPort,
             protocolKind: upstreamProtocol(inbound.protocol, downstream: head.version),
-            cluster: "inbound|\(inbound.port)", limits: inboundLimits, connectTimeout: .seconds(1))
+            cluster: "inbound|\(inbound.port)", limits: inboundLimits, connectTimeout: appConnectTimeout)
         return .forward(
             ForwardPlan(
                 head: upstream, responseHeaders: [], timeout: requestTimeout(route: nil, head), delay: nil,

@@ -55,6 +55,9 @@ public struct ProxyLimits: Sendable, Hashable {
     /// How long an HTTP/1.1 keep-alive connection stays idle, between two requests, before it drops its HTTP
     /// handlers (about 3 KiB; they come back with its next byte). Zero: never.
     public var dormantAfter: TimeAmount
+    /// How long a connection to the app (inbound, on localhost) may take to open before the request is answered
+    /// `503` `upstream_connect_failure`.
+    public var appConnectTimeout: TimeAmount
 
     public init(
         maxHeaderCount: Int = 100, maxHeaderBytes: Int = 64 << 10, headerTimeout: TimeAmount = .seconds(10),
@@ -62,7 +65,7 @@ public struct ProxyLimits: Sendable, Hashable {
         mirrorBufferBytes: Int = 64 << 10, idleTimeout: TimeAmount = .seconds(300),
         upgradeProtocols: [String] = ["websocket"], maxDownstreamConnections: Int = 10_000,
         maxBufferedBytes: Int = 64 << 20, bodyTimeout: TimeAmount = .seconds(30),
-        dormantAfter: TimeAmount = .seconds(1)
+        dormantAfter: TimeAmount = .seconds(1), appConnectTimeout: TimeAmount = .seconds(1)
     ) {
         self.maxHeaderCount = maxHeaderCount
         self.maxHeaderBytes = maxHeaderBytes
@@ -76,6 +79,7 @@ public struct ProxyLimits: Sendable, Hashable {
         self.maxBufferedBytes = maxBufferedBytes
         self.bodyTimeout = bodyTimeout
         self.dormantAfter = dormantAfter
+        self.appConnectTimeout = appConnectTimeout
     }
 }
 

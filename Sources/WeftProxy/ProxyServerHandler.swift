@@ -362,7 +362,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         } else {
             decision = state.decideInbound(
                 head, envelope: envelope, runtime: runtime, remoteAddress: remote, peer: self.peer?.spiffeID,
-                captured: self.shared.captured)
+                captured: self.shared.captured, appConnectTimeout: self.shared.limits.appConnectTimeout)
         }
         switch decision {
         case .respond(let status, let reason, let location):

@@ -78,9 +78,9 @@ struct ProxyHTTP2DownstreamTests {
     @Test func aBodyLargerThanEveryWindowCrossesBothWaysIntact() async throws {
         try await withUpstreams(["a"]) { upstreams in
             try await ProxyHarness.withProxy(config: Self.catalog(port: upstreams[0].port)) { proxy in
-                // 4 MiB up (the proxy's stream window is 1 MiB: it must reopen it) and the echo back down (the
+                // 3 MiB up (the proxy's stream window is 1 MiB: it must reopen it) and the echo back down (the
                 // client's window is 64 KiB: the proxy must wait for it, then go on).
-                let size = 4 << 20
+                let size = 3 << 20
                 let client = try await H2Probe.start(
                     port: proxy.outboundPort, method: "POST", path: "/echo", reads: true, upload: size)
                 try await eventually { client.finished }

@@ -61,13 +61,18 @@ struct ProxyHarness {
     /// The process-wide caps both listeners share.
     let overload: OverloadManager
 
+    /// The proxy's limits, except a generous connect timeout to the app (inbound): a loopback connect to a closed
+    /// port is refused at once whatever the timeout, and with 1 s an inbound test once got
+    /// `upstream_connect_failure` while other tests loaded both cores (as `TestConfig.cluster`'s clusters did).
+    static let limits = ProxyLimits(appConnectTimeout: .seconds(10))
+
     /// With `singleEventLoop`, the listeners run on one event loop of their own: pools, limits and balancer
     /// state are per loop, so every request then shares them.
     static func withProxy<T: Sendable>(
         config: ProxyConfig?,
         watching path: String? = nil,
         singleEventLoop: Bool,
-        limits: ProxyLimits = ProxyLimits(),
+        limits: ProxyLimits = ProxyHarness.limits,
         _ body: @Sendable (ProxyHarness) async throws -> T
     ) async throws -> T {
         let loop = singleEventLoop ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
@@ -85,7 +90,7 @@ struct ProxyHarness {
         config: ProxyConfig?,
         watching path: String? = nil,
         group: (any EventLoopGroup)? = nil,
-        limits: ProxyLimits = ProxyLimits(),
+        limits: ProxyLimits = ProxyHarness.limits,
         accessLog: AccessLog? = nil,
         meshTLS: MeshTLS? = nil,
         listen: String = "127.0.0.1",

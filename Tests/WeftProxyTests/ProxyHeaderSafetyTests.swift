@@ -141,14 +141,18 @@ struct ProxyHeaderSafetyTests {
             head, envelope: envelope, runtime: runtime,
             remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: 1))
         let remote = state.decideInbound(
-            head, envelope: envelope, runtime: runtime, remoteAddress: try SocketAddress(ipAddress: "10.0.0.9", port: 1)
-        )
+            head, envelope: envelope, runtime: runtime,
+            remoteAddress: try SocketAddress(ipAddress: "10.0.0.9", port: 1),
+            appConnectTimeout: .seconds(7))
         guard case .forward(let localPlan) = local, case .forward(let remotePlan) = remote else {
             Issue.record("expected forwards, got \(local) and \(remote)")
             return
         }
         #expect(localPlan.target.port == 19090)
         #expect(remotePlan.target.port == 18080)
+        // The app's connect timeout: 1 s unless the limits say otherwise.
+        #expect(localPlan.target.connectTimeout == .seconds(1))
+        #expect(remotePlan.target.connectTimeout == .seconds(7))
         #expect(!localPlan.head.headers.contains(name: InboundPortHeader.name))
         #expect(!remotePlan.head.headers.contains(name: InboundPortHeader.name))
     }

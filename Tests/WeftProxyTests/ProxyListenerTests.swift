@@ -293,7 +293,7 @@ struct ProxyListenerTests {
                 ])
             try await ProxyHarness.withProxy(config: config) { proxy in
                 let first = try await proxy.get("/hi", host: "web", port: proxy.inboundPort)
-                #expect(first.server == "app")
+                #expect(first.server == "app", "status \(first.status), reason \(first.reason ?? "none")")
                 #expect(first.headers.first(name: "x-echo-path") == "/hi")
                 let named = try await proxy.get(
                     "/", host: "web", port: proxy.inboundPort, headers: [("x-weft-inbound-port", "9090")])
