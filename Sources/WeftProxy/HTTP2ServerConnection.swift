@@ -514,9 +514,7 @@ extension HTTPRequestHead {
                 fields.append(endStream ? ("content-length", "0") : ("transfer-encoding", "chunked"))
             }
         }
-        for (name, value, _) in block where name.utf8.first != UInt8(ascii: ":") {
-            fields.append((name, value))
-        }
+        HTTPHeaders.appendRegularFields(of: block, to: &fields)
         self.init(version: .http2, method: httpMethod, uri: path, headers: HTTPHeaders(fields))
     }
 }
@@ -526,10 +524,15 @@ extension HTTPHeaders {
     init(regularFieldsOf block: HPACKHeaders) {
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count)
+        Self.appendRegularFields(of: block, to: &fields)
+        self.init(fields)
+    }
+
+    /// Appends `block`'s fields that are not pseudo-header fields, in order.
+    fileprivate static func appendRegularFields(of block: HPACKHeaders, to fields: inout [(String, String)]) {
         for (name, value, _) in block where name.utf8.first != UInt8(ascii: ":") {
             fields.append((name, value))
         }
-        self.init(fields)
     }
 }
 
