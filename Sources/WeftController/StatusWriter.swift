@@ -41,6 +41,17 @@ public final class StatusWriter: CompileResultSink {
     private let events: EventRecorder
     /// Conditions the API server refused (422): not sent again until they change.
     private let refused = Mutex<[ResourceRef: [meta.v1.Condition]]>([:])
+    /// What each of this writer's last writes left on the server, with the resourceVersion it replaced: until
+    /// the informer delivers the write, the cache still shows that older version, and comparing with it would
+    /// write the same status again (one redundant PATCH per resource and compile while the watch lags).
+    private let written = Mutex<[ResourceRef: Written]>([:])
+
+    struct Written {
+        /// The resourceVersion the write was computed against.
+        var replaced: String
+        /// The object as the PATCH returned it.
+        var result: Current
+    }
 
     public static let fieldManager = "weft-controller"
 
@@ -63,8 +74,11 @@ public final class StatusWriter: CompileResultSink {
         guard self.isLeader() else { return }
         let now = rfc3339(self.now())
         var pending: [(ResourceRef, Current, [meta.v1.Condition], Int64?, meta.v1.Condition?)] = []
+        self.written.withLock { written in
+            written = written.filter { result.statuses[$0.key] != nil }
+        }
         for (ref, status) in result.statuses.sorted(by: { $0.key < $1.key }) {
-            guard let current = self.lookup(ref) else { continue }
+            guard let current = self.current(ref) else { continue }
             let existing = current.status?.conditions ?? []
             let desired = existing.mergingKeepingOthers(status.conditions, now: now)
             let generation = current.metadata.generation
@@ -96,6 +110,22 @@ public final class StatusWriter: CompileResultSink {
         }
     }
 
+    /// The object as the cache has it, or as this writer's last write left it while the cache still shows the
+    /// version that write replaced. resourceVersions are only compared for equality (they are opaque).
+    func current(_ ref: ResourceRef) -> Current? {
+        guard let cached = self.lookup(ref) else {
+            self.written.withLock { $0[ref] = nil }
+            return nil
+        }
+        return self.written.withLock { written in
+            guard let last = written[ref] else { return cached }
+            if cached.metadata.resourceVersion == last.replaced { return last.result }
+            // The cache moved on: to our write, or to someone else's change after it.
+            written[ref] = nil
+            return cached
+        }
+    }
+
     /// Conditions as compared with refused ones: the transition time is set anew at each attempt.
     static func withoutTimes(_ conditions: [meta.v1.Condition]) -> [meta.v1.Condition] {
         conditions.map { condition in
@@ -114,26 +144,37 @@ public final class StatusWriter: CompileResultSink {
         if let generation { status["observedGeneration"] = .int(generation) }
         let patch = KubePatch.merge(.object(["status": .object(status)]))
         let options = PatchOptions(subresource: "status", fieldManager: Self.fieldManager)
+        func written<R: WeftResource>(_ object: R) -> Current {
+            Current(apiVersion: R.apiVersion, metadata: object.metadata, status: object.status)
+        }
         do {
+            let result: Current
             switch ref.kind {
             case weft.v1alpha1.VirtualService.kind:
-                _ = try await self.api.patch(
-                    weft.v1alpha1.VirtualService.self, namespace: ref.namespace,
-                    name: ref.name, patch: patch, options: options)
+                result = written(
+                    try await self.api.patch(
+                        weft.v1alpha1.VirtualService.self, namespace: ref.namespace,
+                        name: ref.name, patch: patch, options: options))
             case weft.v1alpha1.DestinationPolicy.kind:
-                _ = try await self.api.patch(
-                    weft.v1alpha1.DestinationPolicy.self, namespace: ref.namespace,
-                    name: ref.name, patch: patch, options: options)
+                result = written(
+                    try await self.api.patch(
+                        weft.v1alpha1.DestinationPolicy.self, namespace: ref.namespace,
+                        name: ref.name, patch: patch, options: options))
             case weft.v1alpha1.MeshTLSPolicy.kind:
-                _ = try await self.api.patch(
-                    weft.v1alpha1.MeshTLSPolicy.self, namespace: ref.namespace,
-                    name: ref.name, patch: patch, options: options)
+                result = written(
+                    try await self.api.patch(
+                        weft.v1alpha1.MeshTLSPolicy.self, namespace: ref.namespace,
+                        name: ref.name, patch: patch, options: options))
             case weft.v1alpha1.AuthorizationPolicy.kind:
-                _ = try await self.api.patch(
-                    weft.v1alpha1.AuthorizationPolicy.self, namespace: ref.namespace,
-                    name: ref.name, patch: patch, options: options)
+                result = written(
+                    try await self.api.patch(
+                        weft.v1alpha1.AuthorizationPolicy.self, namespace: ref.namespace,
+                        name: ref.name, patch: patch, options: options))
             default:
                 return
+            }
+            if let replaced = current.metadata.resourceVersion {
+                self.written.withLock { $0[ref] = Written(replaced: replaced, result: result) }
             }
             self.writes.increment()
             self.refused.withLock { $0[ref] = nil }
