@@ -129,7 +129,7 @@ enum HTTP2RequestBlock {
     }
 
     /// Whether `bytes` are `lowercase`'s bytes, ASCII capitals in `bytes` folded.
-    private static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+    static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else {
             return false
         }

@@ -1,6 +1,5 @@
 import NIOCore
 import NIOHTTP1
-import NIOHTTP2
 
 /// What an upstream stream delivers to the request that holds it.
 protocol UpstreamDelegate: AnyObject {
@@ -11,10 +10,11 @@ protocol UpstreamDelegate: AnyObject {
     func resumeReads()
 }
 
-/// The last handler of an upstream stream: an HTTP/1.1 connection, or one HTTP/2 stream (behind
-/// `HTTP2FramePayloadToHTTP1ClientCodec`, so both look the same). Hands every response part to the request
-/// that holds it (its delegate), on the same event loop, and reads from the upstream only while the
-/// downstream can take more (backpressure). Between requests an HTTP/1.1 connection sits idle in its pool.
+/// One upstream stream: the last handler of an HTTP/1.1 connection, or one HTTP/2 stream, which it drives
+/// without a pipeline (`HTTP2ClientStream`, on an `HTTP2ClientConnection`): both look the same to the request.
+/// Hands every response part to the request that holds it (its delegate), on the same event loop, and reads from
+/// the upstream only while the downstream can take more (backpressure). Between requests an HTTP/1.1 connection
+/// sits idle in its pool.
 final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
@@ -23,6 +23,8 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private weak var delegate: (any UpstreamDelegate)?
     private weak var pool: UpstreamPool?
     private var context: ChannelHandlerContext?
+    /// The HTTP/2 stream this handler drives (nil: an HTTP/1.1 connection, in a pipeline).
+    private var stream: HTTP2ClientStream?
     private var readPending = false
     private var idleTimer: Scheduled<Void>?
     private var idleDeadline: NIODeadline?
@@ -48,9 +50,15 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.countsTowardLimit = kind == .http1
     }
 
+    /// The HTTP/1.1 connection's channel (nil for an HTTP/2 stream).
     var channel: (any Channel)? { self.context?.channel }
-    var isActive: Bool { self.context?.channel.isActive ?? false }
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    var isActive: Bool { self.stream?.isOpen ?? self.context?.channel.isActive ?? false }
+    var isWritable: Bool { self.stream?.isWritable ?? self.context?.channel.isWritable ?? false }
+
+    /// Drives `stream` (HTTP/2) instead of a channel.
+    func attachStream(_ stream: HTTP2ClientStream) {
+        self.stream = stream
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -115,31 +123,75 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func send(_ part: HTTPClientRequestPart) {
-        self.context?.write(self.wrapOutboundOut(part), promise: nil)
+        if let stream = self.stream {
+            stream.write(part)
+        } else {
+            self.context?.write(self.wrapOutboundOut(part), promise: nil)
+        }
     }
 
     func flush() {
-        self.context?.flush()
+        if let stream = self.stream {
+            stream.flush()
+        } else {
+            self.context?.flush()
+        }
     }
 
+    /// Closes the connection (HTTP/1.1), or resets the stream unless both its sides ended (HTTP/2).
     func close() {
-        self.context?.close(promise: nil)
+        if let stream = self.stream {
+            stream.cancel()
+        } else {
+            self.context?.close(promise: nil)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.received(self.unwrapInboundIn(data))
+    }
+
+    /// A response part from the connection or the stream.
+    func received(_ part: HTTPClientResponsePart) {
         guard let delegate = self.delegate else {
             // A response nobody asked for (idle connection): this connection cannot be trusted any more.
-            context.close(promise: nil)
+            self.close()
             return
         }
-        delegate.upstreamRead(self.unwrapInboundIn(data), from: self)
+        delegate.upstreamRead(part, from: self)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         self.delegate?.flushDownstream()
     }
 
+    /// The stream's read is complete (HTTP/2).
+    func streamReadComplete() {
+        self.delegate?.flushDownstream()
+    }
+
+    /// Whether the stream may deliver more response parts now (HTTP/2): the downstream can take them.
+    var wantsRead: Bool { self.delegate?.isWritable ?? true }
+
+    /// The stream's writability changed (HTTP/2): the request may send more of its body, or must stop.
+    func streamWritabilityChanged() {
+        self.delegate?.resumeReads()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        self.ended()
+        context.fireChannelInactive()
+    }
+
+    /// The stream closed (HTTP/2); `refused`: the server did not take it (it never reached the application).
+    func streamClosed(refused: Bool) {
+        if refused {
+            self.refusedStream = true
+        }
+        self.ended()
+    }
+
+    private func ended() {
         self.idleTimer?.cancel()
         self.idleTimer = nil
         self.pool?.connectionClosed(self)
@@ -147,13 +199,9 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.onClose = nil
         self.delegate?.upstreamClosed(self)
         self.delegate = nil
-        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .refusedStream {
-            self.refusedStream = true
-        }
         context.close(promise: nil)
     }
 
@@ -172,6 +220,10 @@ final class UpstreamHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Called when the downstream became writable again.
     func resumeReads() {
+        if let stream = self.stream {
+            stream.resumeReads()
+            return
+        }
         guard self.readPending, let context = self.context else {
             return
         }

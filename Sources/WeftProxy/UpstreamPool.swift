@@ -375,7 +375,7 @@ final class HTTP2Connection {
 
     let target: UpstreamTarget
     private weak var pool: UpstreamPool?
-    private var multiplexer: NIOHTTP2Handler.StreamMultiplexer?
+    private var handler: HTTP2ClientConnection?
     private var channel: (any Channel)?
     private var waiters: [Waiter] = []
     private(set) var streamsOpened = 0
@@ -390,7 +390,7 @@ final class HTTP2Connection {
         self.pool = pool
     }
 
-    var isReady: Bool { self.multiplexer != nil && !self.closed }
+    var isReady: Bool { self.handler != nil && !self.closed }
 
     func connect() {
         guard let pool = self.pool else {
@@ -408,46 +408,34 @@ final class HTTP2Connection {
                     try addMeshTLSIfNeeded(target, meshTLS: meshTLS, to: channel)
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.initialSettings = [
+                        HTTP2Setting(parameter: .enablePush, value: 0),
                         HTTP2Setting(parameter: .maxConcurrentStreams, value: 1000),
-                        HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+                        HTTP2Setting(parameter: .initialWindowSize, value: HTTP2ClientConnection.streamWindow),
                         HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 16),
                     ]
-                    connection.targetWindowSize = 1 << 24
-                    var stream = NIOHTTP2Handler.StreamConfiguration()
-                    stream.targetWindowSize = 1 << 20
-                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
-                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: connection, streamConfiguration: stream
-                    ) { stream in
-                        // Server push is not used in the mesh.
-                        stream.close()
+                    let handler = HTTP2ClientConnection()
+                    handler.onGoAway = { bound.value.goAwayReceived() }
+                    handler.onActive = { [weak handler] in
+                        if let handler {
+                            bound.value.connected(channel: channel, handler: handler)
+                        }
                     }
-                    try channel.pipeline.syncOperations.addHandler(GoAwayObserver { bound.value.goAwayReceived() })
+                    try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
+                    try channel.pipeline.syncOperations.addHandlers(
+                        NIOHTTP2Handler(mode: .client, connectionConfiguration: connection), handler)
                 }
             }
             .connect(host: self.target.host, port: self.target.port)
-            .whenComplete { result in
-                let connection = bound.value
-                switch result {
-                case .success(let channel):
-                    guard
-                        let multiplexer = try? channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self)
-                            .syncMultiplexer()
-                    else {
-                        channel.close(promise: nil)
-                        connection.closedNow()
-                        return
-                    }
-                    connection.connected(channel: channel, multiplexer: multiplexer)
-                case .failure:
-                    connection.closedNow()
-                }
+            .whenFailure { _ in
+                // On success the connection is ready once the channel is active (`onActive`): the connect future
+                // completes just before that.
+                bound.value.closedNow()
             }
     }
 
-    private func connected(channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+    private func connected(channel: any Channel, handler: HTTP2ClientConnection) {
         self.channel = channel
-        self.multiplexer = multiplexer
+        self.handler = handler
         let bound = NIOLoopBound(self, eventLoop: channel.eventLoop)
         channel.closeFuture.whenComplete { _ in
             bound.value.closedNow()
@@ -469,7 +457,7 @@ final class HTTP2Connection {
         self.closed = true
         self.idleTimer?.cancel()
         self.idleTimer = nil
-        self.multiplexer = nil
+        self.handler = nil
         self.pool?.http2Closed(self)
         let waiters = self.waiters
         self.waiters.removeAll()
@@ -501,7 +489,7 @@ final class HTTP2Connection {
     }
 
     func openStream(for requester: any UpstreamRequester, ticket: Int) {
-        guard let multiplexer = self.multiplexer, let pool = self.pool else {
+        guard let handler = self.handler, let pool = self.pool else {
             requester.upstreamUnavailable(.upstreamConnectFailure, ticket: ticket)
             return
         }
@@ -509,43 +497,17 @@ final class HTTP2Connection {
         self.activeStreams += 1
         self.idleTimer?.cancel()
         self.idleTimer = nil
-        let loop = pool.eventLoop
-        let bound = NIOLoopBound(pool, eventLoop: loop)
-        let owner = NIOLoopBound(self, eventLoop: loop)
-        let requesterBox = NIOLoopBound(RequesterBox(requester), eventLoop: loop)
-        let key = self.target.key
-        let cluster = self.target.cluster
-        multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(
-                    HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
-                try stream.pipeline.syncOperations.addHandler(
-                    UpstreamHandler(pool: bound.value, key: key, cluster: cluster, kind: .http2))
-            }
-        }.whenComplete { result in
-            let requester = requesterBox.value.requester
-            switch result {
-            case .success(let stream):
-                guard let handler = try? stream.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
-                    owner.value.streamClosed()
-                    stream.close(promise: nil)
-                    requester?.upstreamUnavailable(.upstreamReset, ticket: ticket)
-                    return
-                }
-                let connection = owner.value
-                handler.onClose = { [weak connection] in
-                    connection?.streamClosed()
-                }
-                if let requester {
-                    requester.upstreamAcquired(handler, ticket: ticket)
-                } else {
-                    stream.close(promise: nil)
-                }
-            case .failure:
-                owner.value.streamClosed()
-                requester?.upstreamUnavailable(.upstreamReset, ticket: ticket)
-            }
+        if !handler.hasStreamIDs {
+            // This stream takes the last id: the next request opens a new connection.
+            self.acceptsStreams = false
+            pool.http2Closed(self)
         }
+        let upstream = UpstreamHandler(pool: pool, key: self.target.key, cluster: self.target.cluster, kind: .http2)
+        _ = handler.makeStream(for: upstream)
+        upstream.onClose = { [weak self] in
+            self?.streamClosed()
+        }
+        requester.upstreamAcquired(upstream, ticket: ticket)
     }
 
     /// A stream ended: a retired connection closes with its last stream; an idle one after the idle timeout.
@@ -575,28 +537,6 @@ final class HTTP2Connection {
 
 @available(*, unavailable)
 extension HTTP2Connection: Sendable {}
-
-/// Watches an HTTP/2 connection's root-stream frames for GOAWAY.
-private final class GoAwayObserver: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias InboundOut = HTTP2Frame
-
-    private let onGoAway: () -> Void
-
-    init(_ onGoAway: @escaping () -> Void) {
-        self.onGoAway = onGoAway
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .goAway = self.unwrapInboundIn(data).payload {
-            self.onGoAway()
-        }
-        context.fireChannelRead(data)
-    }
-}
-
-@available(*, unavailable)
-extension GoAwayObserver: Sendable {}
 
 /// The `UpstreamPool` of each event loop of a group, created lazily on that loop.
 final class UpstreamPools: Sendable {

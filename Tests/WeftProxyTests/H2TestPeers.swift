@@ -183,7 +183,11 @@ extension H2ClientStreamHandler: Sendable {}
 /// body `h2:<path>`, except:
 /// - the first `refuseFirst` streams are reset with REFUSED_STREAM (never processed);
 /// - `/hold`: it sends GOAWAY (last stream: this one), then the response head, and holds the body until
-///   `release()`.
+///   `release()`;
+/// - `/echo`: answers at once and sends every DATA frame's bytes back as they come, ending with the request;
+/// - `/endless`: sends up to `endlessLimit` bytes of body while its stream is writable (the proxy's window);
+/// - `/deaf`: stops reading the stream after its head: the proxy's window for it is never reopened.
+/// Every request's header block is kept (`lastRequest`).
 final class H2Upstream: Sendable {
     let channel: any Channel
     fileprivate let state: Mutex<H2UpstreamState>
@@ -192,6 +196,24 @@ final class H2Upstream: Sendable {
     var streams: Int { self.state.withLock { $0.streams } }
     var refused: Int { self.state.withLock { $0.refused } }
     var connections: Int { self.state.withLock { $0.connections } }
+    /// The header block of the last request, in order.
+    var lastRequest: [(String, String)] { self.state.withLock { $0.lastRequest } }
+    var endlessSent: Int { self.state.withLock { $0.endlessSent } }
+    static let endlessLimit = 256 << 20
+
+    /// Waits until `/endless` is held back for good (25 looks in a row find its stream blocked with nothing more
+    /// sent) or has sent everything; true when held back.
+    func endlessHeldBack() async throws -> Bool {
+        var steady = 0
+        var last = -1
+        try await eventually {
+            let (sent, blocked) = self.state.withLock { ($0.endlessSent, $0.endlessBlocked) }
+            steady = blocked && sent == last ? steady + 1 : 0
+            last = sent
+            return steady >= 25 || sent >= Self.endlessLimit
+        }
+        return self.endlessSent < Self.endlessLimit
+    }
 
     private init(channel: any Channel, refuseFirst: Int) {
         self.channel = channel
@@ -245,6 +267,9 @@ struct H2UpstreamState {
     var refused = 0
     var connections = 0
     var held: [any Channel] = []
+    var lastRequest: [(String, String)] = []
+    var endlessSent = 0
+    var endlessBlocked = false
 }
 
 /// Lets the child initializer reach the upstream created after the bind.
@@ -282,6 +307,7 @@ private final class H2UpstreamStreamHandler: ChannelInboundHandler {
             self.path = headers.headers.first(name: ":path") ?? ""
             let refuse =
                 self.box.upstream?.state.withLock { state -> Bool in
+                    state.lastRequest = headers.headers.map { ($0.name, $0.value) }
                     state.streams += 1
                     guard state.refused < state.refuseFirst else {
                         return false
@@ -293,20 +319,64 @@ private final class H2UpstreamStreamHandler: ChannelInboundHandler {
                 context.writeAndFlush(self.wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
                 return
             }
-            if self.path == "/hold" {
+            switch self.path {
+            case "/hold":
                 self.hold(context: context)
                 return
+            case "/echo", "/endless":
+                context.write(self.wrapOutboundOut(.headers(.init(headers: [":status": "200"]))), promise: nil)
+                if headers.endStream, self.path == "/echo" {
+                    context.write(
+                        self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+                        promise: nil)
+                }
+                context.flush()
+                self.pump(context: context)
+                return
+            case "/deaf":
+                context.channel.setOption(.autoRead, value: false).whenFailure { _ in }
+                return
+            default:
+                break
             }
             if headers.endStream {
                 self.respond(context: context)
             }
         case .data(let data):
+            if self.path == "/echo" {
+                if case .byteBuffer(let bytes) = data.data {
+                    let echo = HTTP2Frame.FramePayload.Data(data: .byteBuffer(bytes), endStream: data.endStream)
+                    context.writeAndFlush(self.wrapOutboundOut(.data(echo)), promise: nil)
+                }
+                return
+            }
             if data.endStream, self.path != "/hold" {
                 self.respond(context: context)
             }
         default:
             break
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.pump(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// `/endless`: writes while the stream is writable, and records whether it is blocked.
+    private func pump(context: ChannelHandlerContext) {
+        guard self.path == "/endless", let upstream = self.box.upstream else {
+            return
+        }
+        while context.channel.isWritable, upstream.endlessSent < H2Upstream.endlessLimit {
+            let chunk = 16384
+            let buffer = context.channel.allocator.buffer(repeating: 0x61, count: chunk)
+            upstream.state.withLock { $0.endlessSent += chunk }
+            context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
+        }
+        context.flush()
+        let blocked = !context.channel.isWritable
+        upstream.state.withLock { $0.endlessBlocked = blocked }
     }
 
     private func respond(context: ChannelHandlerContext) {

@@ -4,9 +4,98 @@ import ProxyConfig
 import Testing
 import WeftProxy
 
-/// HTTP/2 upstreams (NIOHTTP2 servers) that refuse streams or go away.
-@Suite("weft-proxy HTTP/2 upstreams: REFUSED_STREAM and GOAWAY")
+/// HTTP/2 upstreams (NIOHTTP2 servers) that refuse streams or go away, and flow control on the upstream leg
+/// (`HTTP2ClientConnection`, which runs the streams without a channel each) both ways, h2 to h2.
+@Suite("weft-proxy HTTP/2 upstreams: REFUSED_STREAM, GOAWAY, flow control")
 struct ProxyHTTP2UpstreamTests {
+    private static func h2Catalog(port: Int) -> ProxyConfig {
+        TestConfig.config(
+            outbound: [TestConfig.service("catalog", protocol: .http2, routes: [TestConfig.forward(to: "h2")])],
+            clusters: [TestConfig.cluster("h2", protocol: .http2, ports: [port])])
+    }
+
+    @Test func h2ToH2ABodyLargerThanEveryWindowCrossesBothWaysIntact() async throws {
+        let upstream = try await H2Upstream.start(name: "h2")
+        do {
+            try await ProxyHarness.withProxy(config: Self.h2Catalog(port: upstream.port)) { proxy in
+                // 3 MiB up through the proxy's downstream window (1 MiB) and the upstream's (64 KiB, NIO's
+                // default), and back down through the proxy's upstream window (1 MiB) and the client's (64 KiB).
+                let size = 3 << 20
+                let client = try await H2Probe.start(
+                    port: proxy.outboundPort, method: "POST", path: "/echo", reads: true, upload: size)
+                try await eventually { client.finished }
+                #expect(client.status == 200)
+                #expect(client.sentBytes == size)
+                #expect(client.receivedBytes == size)
+                #expect(client.receivedIntact, "the echoed body differs from what was sent")
+                await client.close()
+            }
+            // The request block the upstream got: pseudo-header fields first, `:authority` from the client's, no
+            // `host` or connection-specific field, names in lower case.
+            let block = upstream.lastRequest
+            #expect(Array(block.prefix(4).map(\.0)) == [":method", ":scheme", ":authority", ":path"])
+            #expect(block.first { $0.0 == ":authority" }?.1 == "catalog")
+            #expect(block.first { $0.0 == ":method" }?.1 == "POST")
+            #expect(block.first { $0.0 == "content-length" }?.1 == String(3 << 20))
+            #expect(!block.contains { ["host", "transfer-encoding", "connection"].contains($0.0) })
+            #expect(block.allSatisfy { $0.0 == $0.0.lowercased() })
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
+    @Test func aClientThatOpensNoWindowHoldsAnH2UpstreamBack() async throws {
+        let upstream = try await H2Upstream.start(name: "h2")
+        do {
+            try await ProxyHarness.withProxy(config: Self.h2Catalog(port: upstream.port)) { proxy in
+                // The client stops reading after the head: the proxy's stream toward it fills, the proxy stops
+                // taking the upstream's DATA, and leaves the upstream stream's window (1 MiB) closed.
+                let client = try await H2Probe.start(
+                    port: proxy.outboundPort, method: "GET", path: "/endless", reads: false)
+                #expect(try await upstream.endlessHeldBack(), "the proxy read the whole endless response")
+                let sent = upstream.endlessSent
+                // The two stream windows, the proxy's 64 KiB of unsent DATA, NIO's buffers: far below the 256 MiB.
+                #expect(sent < 8 << 20, "upstream wrote \(sent) bytes")
+                #expect(client.status == 200)
+                await client.close()
+            }
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
+    @Test func anH2UpstreamThatReadsNothingHoldsTheUploadBack() async throws {
+        let upstream = try await H2Upstream.start(name: "h2")
+        do {
+            try await ProxyHarness.withProxy(config: Self.h2Catalog(port: upstream.port)) { proxy in
+                let client = try await H2Probe.start(
+                    port: proxy.outboundPort, method: "POST", path: "/deaf", reads: true, upload: 256 << 20)
+                var steady = 0
+                var last = -1
+                try await eventually {
+                    let sent = client.sentBytes
+                    steady = sent > 0 && sent == last ? steady + 1 : 0
+                    last = sent
+                    return steady >= 25 || sent >= 256 << 20
+                }
+                let sent = client.sentBytes
+                // The upstream's stream window (64 KiB), the proxy's 64 KiB of unsent DATA and its downstream stream
+                // window (1 MiB): the rest of the body stays with the client.
+                #expect(sent < 8 << 20, "the client sent \(sent) bytes")
+                #expect(upstream.connections == 1)
+                await client.close()
+            }
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
     @Test func refusedStreamsAreRetriedEvenForPOST() async throws {
         let upstream = try await H2Upstream.start(name: "h2", refuseFirst: 1)
         var route = TestConfig.forward(to: "h2")
