@@ -67,6 +67,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
     /// The current upstream may take another request after this one.
     private var upstreamReusable = false
     private var readPending = false
+    /// Between a downstream read's first part and its end (`partsServed` flushes what the parts wrote upstream).
+    private var inRead = false
     private var mirror: MirrorRequest?
     private var span: ProxySpan?
     /// The upstream's `101` to an upgrade request, until its end arrives.
@@ -120,6 +122,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// A request part read from the downstream.
     func received(_ part: HTTPServerRequestPart) {
+        self.inRead = true
         switch self.exchange.read(part) {
         case .serve(let part):
             self.serve(part)
@@ -223,6 +226,7 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
 
     /// After a read's parts: the body timer, and one flush of what they wrote upstream.
     private func partsServed() {
+        self.inRead = false
         if self.bodyStall.readComplete(waiting: self.exchange.waitsForBody) == .arm {
             self.armBodyTimer()
         }
@@ -569,7 +573,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             stream.send(part)
         }
         self.buffers.clearPending(overload: self.shared.overload)
-        stream.flush()
+        if !self.inRead {
+            // Inside a read (a stream taken at once), the read's end flushes: a GET's head and end leave together,
+            // as one HTTP/2 HEADERS frame with END_STREAM (flushed here, the head went alone, an empty DATA frame
+            // ended the stream later, and an h2 server that had answered meanwhile reset it).
+            stream.flush()
+        }
         self.resumeReads()
     }
 

@@ -198,6 +198,8 @@ final class H2Upstream: Sendable {
     var connections: Int { self.state.withLock { $0.connections } }
     /// The header block of the last request, in order.
     var lastRequest: [(String, String)] { self.state.withLock { $0.lastRequest } }
+    /// Whether each request's HEADERS frame ended its stream, in order.
+    var headersEndedStream: [Bool] { self.state.withLock { $0.headersEndedStream } }
     var endlessSent: Int { self.state.withLock { $0.endlessSent } }
     static let endlessLimit = 256 << 20
 
@@ -268,6 +270,7 @@ struct H2UpstreamState {
     var connections = 0
     var held: [any Channel] = []
     var lastRequest: [(String, String)] = []
+    var headersEndedStream: [Bool] = []
     var endlessSent = 0
     var endlessBlocked = false
 }
@@ -308,6 +311,7 @@ private final class H2UpstreamStreamHandler: ChannelInboundHandler {
             let refuse =
                 self.box.upstream?.state.withLock { state -> Bool in
                     state.lastRequest = headers.headers.map { ($0.name, $0.value) }
+                    state.headersEndedStream.append(headers.endStream)
                     state.streams += 1
                     guard state.refused < state.refuseFirst else {
                         return false

@@ -46,6 +46,30 @@ struct ProxyHTTP2UpstreamTests {
         await upstream.stop()
     }
 
+    @Test func aGETIsOneHEADERSFrameEndingItsStream() async throws {
+        let upstream = try await H2Upstream.start(name: "h2")
+        do {
+            try await ProxyHarness.withProxy(config: Self.h2Catalog(port: upstream.port), singleEventLoop: true) {
+                proxy in
+                // The first request waits for the connection; the next ones take a stream at once, inside the
+                // downstream's read: the head must not leave before the end (an h2 server that answers first resets
+                // a stream still open for a body, and NIO closes a connection after 200 resets in 30 s).
+                for path in ["/1", "/2", "/3"] {
+                    let response = try await proxy.get(path, host: "catalog")
+                    #expect(response.status == 200, "\(response.reason ?? "")")
+                }
+                let client = try await H2Probe.start(port: proxy.outboundPort, method: "GET", path: "/4", reads: true)
+                try await eventually { client.finished }
+                await client.close()
+            }
+            #expect(upstream.headersEndedStream == [true, true, true, true])
+        } catch {
+            await upstream.stop()
+            throw error
+        }
+        await upstream.stop()
+    }
+
     @Test func aClientThatOpensNoWindowHoldsAnH2UpstreamBack() async throws {
         let upstream = try await H2Upstream.start(name: "h2")
         do {
