@@ -42,6 +42,8 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
     private var reading = false
     private var nextStreamID = 1
     private var window = ConnectionInboundWindow(target: HTTP2ClientConnection.connectionWindow)
+    /// The lowest last stream id of the GOAWAYs the server sent.
+    private var goAwayLastStreamID: HTTP2StreamID?
     /// Called when the server sends GOAWAY.
     var onGoAway: (() -> Void)?
     /// Called once the connection is active and `NIOHTTP2Handler` wrote its preface: streams may open. (The
@@ -95,8 +97,10 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
             self.streams[frame.streamID]?.receivedHeaders(headers)
         case .data(let payload):
             self.streams[frame.streamID]?.receivedData(payload)
-        case .goAway:
-            // Streams above its last stream id get their StreamClosedEvent (refused) from NIOHTTP2Handler.
+        case .goAway(let lastStreamID, _, _):
+            // Streams above its last stream id were not processed: NIOHTTP2Handler closes them (StreamClosedEvent,
+            // CANCEL) after this frame, and they count as refused (safe to retry).
+            self.goAwayLastStreamID = min(lastStreamID, self.goAwayLastStreamID ?? lastStreamID)
             self.onGoAway?()
         default:
             // The connection's own frames are NIOHTTP2Handler's; a RST_STREAM's StreamClosedEvent follows.
@@ -144,7 +148,8 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
                 if closed.reason == nil {
                     stream.ended()
                 } else {
-                    stream.closed(refused: closed.reason == .refusedStream)
+                    let aboveGoAway = self.goAwayLastStreamID.map { closed.streamID > $0 } ?? false
+                    stream.closed(refused: closed.reason == .refusedStream || aboveGoAway)
                 }
             }
         } else if type == NIOHTTP2StreamCreatedEvent.self {

@@ -94,7 +94,7 @@ struct HTTP2ClientStreamTests {
         #expect(!upstream.refusedStream)
     }
 
-    @Test("a reset drops what waits and closes at once; a refused stream is marked refused")
+    @Test("a reset drops what waits and closes at once; a refused stream, or one above a GOAWAY's last, is refused")
     func resetsAndRefusals() throws {
         let (channel, upstream, recorder, _) = try Self.stream()
         try Self.read(channel, [.headers(.init(headers: [":status": "200"]))])
@@ -109,5 +109,13 @@ struct HTTP2ClientStreamTests {
         refusedChannel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: .refusedStream))
         #expect(refusedRecorder.closed)
         #expect(refused.refusedStream)
+
+        // Above a GOAWAY's last stream: NIOHTTP2Handler closes it with CANCEL; it was never processed.
+        let (goneChannel, gone, goneRecorder, _) = try Self.stream()
+        try goneChannel.writeInbound(
+            HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: 0, errorCode: .noError, opaqueData: nil)))
+        goneChannel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: 1, reason: .cancel))
+        #expect(goneRecorder.closed)
+        #expect(gone.refusedStream)
     }
 }
