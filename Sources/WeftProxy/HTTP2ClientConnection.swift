@@ -35,13 +35,11 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
     /// The last client stream id (2^31 - 1): a connection that used them up takes no new stream.
     private static let lastStreamID = Int(Int32.max)
 
-    private var context: ChannelHandlerContext?
+    /// The context, the streams' writes, their read-completes and the connection's window.
+    fileprivate let core = HTTP2ConnectionCore<HTTP2ClientStream>(
+        connectionWindow: HTTP2ClientConnection.connectionWindow)
     private var streams: [HTTP2StreamID: HTTP2ClientStream] = [:]
-    /// Streams that took response parts in the current read: their read-complete comes with the connection's.
-    private var readers: [HTTP2ClientStream] = []
-    private var reading = false
     private var nextStreamID = 1
-    private var window = ConnectionInboundWindow(target: HTTP2ClientConnection.connectionWindow)
     /// The lowest last stream id of the GOAWAYs the server sent.
     private var goAwayLastStreamID: HTTP2StreamID?
     /// Called when the server sends GOAWAY.
@@ -51,12 +49,12 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
     var onActive: (() -> Void)?
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        self.core.context = context
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.dropAll()
-        self.context = nil
+        self.core.context = nil
     }
 
     /// Whether a new stream can have an id.
@@ -91,7 +89,7 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
-        self.reading = true
+        self.core.frameRead()
         switch frame.payload {
         case .headers(let headers):
             self.streams[frame.streamID]?.receivedHeaders(headers)
@@ -108,39 +106,17 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
         }
     }
 
-    /// A stream read response parts: it gets its read-complete at the end of this read.
-    fileprivate func streamRead(_ stream: HTTP2ClientStream) {
-        guard !stream.inReaders else {
-            return
-        }
-        stream.inReaders = true
-        self.readers.append(stream)
-        if !self.reading {
-            self.completeReads()
-        }
-    }
-
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.reading = false
-        self.completeReads()
+        self.core.readComplete()
         context.fireChannelReadComplete()
-    }
-
-    private func completeReads() {
-        while let stream = self.readers.popLast() {
-            stream.inReaders = false
-            stream.readComplete()
-        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Compared by type first: a failed cast of an `Any` costs as much as a successful one.
         let type = type(of: event)
         if type == NIOHTTP2WindowUpdatedEvent.self {
-            if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream,
-                let size = window.inboundWindowSize
-            {
-                self.reopenWindow(by: self.window.sized(size))
+            if let window = event as? NIOHTTP2WindowUpdatedEvent {
+                self.core.windowUpdated(window)
             }
         } else if type == StreamClosedEvent.self {
             if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID)
@@ -168,22 +144,6 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private func reopenWindow(by increment: Int?) {
-        guard let increment, let context = self.context else {
-            return
-        }
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))
-        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
-    }
-
-    fileprivate func parked(_ bytes: Int) {
-        self.window.parked(bytes)
-    }
-
-    fileprivate func released(_ bytes: Int) {
-        self.reopenWindow(by: self.window.released(bytes))
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         self.dropAll()
         context.fireChannelInactive()
@@ -200,31 +160,10 @@ final class HTTP2ClientConnection: ChannelDuplexHandler {
     private func dropAll() {
         let streams = self.streams
         self.streams = [:]
-        self.readers.removeAll()
+        self.core.dropReaders()
         for stream in streams.values {
             stream.closed(refused: false)
         }
-    }
-
-    // MARK: What the streams use
-
-    var isActive: Bool { self.context?.channel.isActive ?? false }
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
-
-    fileprivate func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
-        guard let context = self.context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(self.wrapOutboundOut(frame), promise: promise)
-    }
-
-    fileprivate func flush() {
-        self.context?.flush()
-    }
-
-    fileprivate func makePromise() -> EventLoopPromise<Void>? {
-        self.context?.eventLoop.makePromise()
     }
 }
 
@@ -233,13 +172,13 @@ extension HTTP2ClientConnection: Sendable {}
 
 /// One request's stream on an `HTTP2ClientConnection`: what its `UpstreamHandler` writes request parts to, and
 /// what hands it the response's parts.
-final class HTTP2ClientStream {
+final class HTTP2ClientStream: HTTP2ReadingStream {
     /// Strong: a write's completion may come after the connection dropped the stream.
     private let connection: HTTP2ClientConnection
     private var handler: UpstreamHandler?
     /// Taken with the first frame written.
     private var id: HTTP2StreamID?
-    fileprivate var inReaders = false
+    var inReaders = false
     /// The final response head arrived (a later HEADERS frame carries trailers).
     private var headSeen = false
     /// The request's method: a response to HEAD has no body, whatever its fields say.
@@ -265,7 +204,7 @@ final class HTTP2ClientStream {
         self.handler = handler
     }
 
-    var isOpen: Bool { !self.done && self.connection.isActive }
+    var isOpen: Bool { !self.done && self.connection.core.isActive }
     var isWritable: Bool { !self.done && self.wasWritable }
 
     // MARK: Outbound
@@ -290,7 +229,7 @@ final class HTTP2ClientStream {
         if let held = self.framer.flush() {
             self.write(held)
         }
-        self.connection.flush()
+        self.connection.core.flush()
     }
 
     private func write(_ payload: HTTP2Frame.FramePayload) {
@@ -306,7 +245,7 @@ final class HTTP2ClientStream {
             // connection closed before it went out), the write fails and nothing reached the server.
             id = self.connection.assignID(to: self)
             self.id = id
-            promise = self.connection.makePromise()
+            promise = self.connection.core.makePromise()
             promise?.futureResult.assumeIsolated().whenFailure { [self] _ in
                 self.connection.forget(id)
                 self.closed(refused: true)
@@ -321,7 +260,7 @@ final class HTTP2ClientStream {
             // Counted as unsent until NIOHTTP2Handler wrote it (it may wait for the server's window).
             let size = data.data.readableBytes
             self.unsent += size
-            let written = promise ?? self.connection.makePromise()
+            let written = promise ?? self.connection.core.makePromise()
             promise = written
             written?.futureResult.assumeIsolated().whenComplete { [self] _ in
                 self.unsent -= size
@@ -330,7 +269,7 @@ final class HTTP2ClientStream {
         default:
             break
         }
-        self.connection.write(HTTP2Frame(streamID: id, payload: payload), promise: promise)
+        self.connection.core.write(HTTP2Frame(streamID: id, payload: payload), promise: promise)
         self.writabilityMayHaveChanged()
     }
 
@@ -344,7 +283,7 @@ final class HTTP2ClientStream {
         }
         let writable =
             self.unsent < (self.wasWritable ? HTTP2ServerStream.highWatermark : HTTP2ServerStream.lowWatermark)
-            && self.connection.isWritable
+            && self.connection.core.isWritable
         if writable != self.wasWritable {
             self.wasWritable = writable
             self.handler?.streamWritabilityChanged()
@@ -371,8 +310,8 @@ final class HTTP2ClientStream {
         }
         self.done = true
         self.framer.drop()
-        self.connection.write(HTTP2Frame(streamID: id, payload: .rstStream(.cancel)), promise: nil)
-        self.connection.flush()
+        self.connection.core.write(HTTP2Frame(streamID: id, payload: .rstStream(.cancel)), promise: nil)
+        self.connection.core.flush()
     }
 
     // MARK: Inbound
@@ -438,8 +377,8 @@ final class HTTP2ClientStream {
         }
         self.done = true
         self.framer.drop()
-        self.connection.write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)), promise: nil)
-        self.connection.flush()
+        self.connection.core.write(HTTP2Frame(streamID: id, payload: .rstStream(.protocolError)), promise: nil)
+        self.connection.core.flush()
     }
 
     private func deliver(_ part: HTTPClientResponsePart, size: Int) {
@@ -448,15 +387,15 @@ final class HTTP2ClientStream {
         }
         guard !self.held, self.waiting.isEmpty else {
             self.waiting.append((part, size))
-            self.connection.parked(size)
+            self.connection.core.parked(size)
             return
         }
         self.consumed += size
         handler.received(part)
-        self.connection.streamRead(self)
+        self.connection.core.streamRead(self)
     }
 
-    fileprivate func readComplete() {
+    func readComplete() {
         guard let handler = self.handler else {
             return
         }
@@ -476,7 +415,7 @@ final class HTTP2ClientStream {
         var delivered = false
         while let handler = self.handler, let next = self.waiting.popFirst() {
             self.consumed += next.size
-            self.connection.released(next.size)
+            self.connection.core.released(next.size)
             handler.received(next.part)
             delivered = true
             if !handler.wantsRead {
@@ -485,7 +424,7 @@ final class HTTP2ClientStream {
             }
         }
         if delivered {
-            self.connection.streamRead(self)
+            self.connection.core.streamRead(self)
         }
         if self.closesAfterWaiting, self.waiting.isEmpty {
             self.closed(refused: false)
@@ -500,9 +439,9 @@ final class HTTP2ClientStream {
         }
         let increment = self.consumed
         self.consumed = 0
-        self.connection.write(
+        self.connection.core.write(
             HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)), promise: nil)
-        self.connection.flush()
+        self.connection.core.flush()
     }
 
     /// Both sides ended (NIOHTTP2Handler closed the stream cleanly): the response's last parts may still wait for
@@ -524,7 +463,7 @@ final class HTTP2ClientStream {
         let parked = self.waiting.reduce(0) { $0 + $1.size }
         self.waiting.removeAll()
         if parked > 0 {
-            self.connection.released(parked)
+            self.connection.core.released(parked)
         }
         guard let handler = self.handler else {
             return

@@ -39,14 +39,12 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
 
     private let shared: ProxyListenerContext
     private let peer: PeerIdentity?
-    private var context: ChannelHandlerContext?
+    /// The context, the streams' writes, their read-completes and the connection's window.
+    fileprivate let core = HTTP2ConnectionCore<HTTP2ServerStream>(
+        connectionWindow: HTTP2ServerConnection.connectionWindow)
     private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
-    /// Streams that took request parts in the current read: their read-complete comes with the connection's.
-    private var readers: [HTTP2ServerStream] = []
-    private var reading = false
     private var lastStreamID = HTTP2StreamID.rootStream
     private var draining = false
-    private var window = ConnectionInboundWindow(target: HTTP2ServerConnection.connectionWindow)
 
     init(_ shared: ProxyListenerContext, peer: PeerIdentity?) {
         self.shared = shared
@@ -54,17 +52,17 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        self.core.context = context
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.dropAll()
-        self.context = nil
+        self.core.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
-        self.reading = true
+        self.core.frameRead()
         switch frame.payload {
         case .headers(let headers):
             if let stream = self.streams[frame.streamID] {
@@ -89,30 +87,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         }
     }
 
-    /// A stream read request parts: it gets its read-complete at the end of this read.
-    func streamRead(_ stream: HTTP2ServerStream) {
-        guard !stream.inReaders else {
-            return
-        }
-        stream.inReaders = true
-        self.readers.append(stream)
-        if !self.reading {
-            // Parts delivered outside a read (a held read resumed): complete at once.
-            self.completeReads()
-        }
-    }
-
     func channelReadComplete(context: ChannelHandlerContext) {
-        self.reading = false
-        self.completeReads()
+        self.core.readComplete()
         context.fireChannelReadComplete()
-    }
-
-    private func completeReads() {
-        while let stream = self.readers.popLast() {
-            stream.inReaders = false
-            stream.readComplete()
-        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -120,10 +97,8 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         // first, so that each costs at most one cast (a failed cast of an `Any` costs as much as a successful one).
         let type = type(of: event)
         if type == NIOHTTP2WindowUpdatedEvent.self {
-            if let window = event as? NIOHTTP2WindowUpdatedEvent, window.streamID == .rootStream,
-                let size = window.inboundWindowSize
-            {
-                self.reopenWindow(by: self.window.sized(size))
+            if let window = event as? NIOHTTP2WindowUpdatedEvent {
+                self.core.windowUpdated(window)
             }
         } else if type == StreamClosedEvent.self {
             if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID)
@@ -140,28 +115,9 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
         }
     }
 
-    /// Sends the connection's WINDOW_UPDATE, if there is one to send.
-    private func reopenWindow(by increment: Int?) {
-        guard let increment, let context = self.context else {
-            return
-        }
-        let frame = HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))
-        context.writeAndFlush(self.wrapOutboundOut(frame), promise: nil)
-    }
-
-    /// A stream holds `bytes` of DATA its handler did not take yet.
-    fileprivate func parked(_ bytes: Int) {
-        self.window.parked(bytes)
-    }
-
-    /// Parked bytes went to their handler, or were dropped with their stream.
-    fileprivate func released(_ bytes: Int) {
-        self.reopenWindow(by: self.window.released(bytes))
-    }
-
     /// Sends GOAWAY: no new stream is taken; the connection closes once the streams in flight are done.
     private func drain() {
-        guard !self.draining, let context = self.context else {
+        guard !self.draining, let context = self.core.context else {
             return
         }
         self.draining = true
@@ -173,7 +129,7 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     }
 
     private func closeIfDrained() {
-        guard self.draining, self.streams.isEmpty, let context = self.context else {
+        guard self.draining, self.streams.isEmpty, let context = self.core.context else {
             return
         }
         // Not now: the last stream may be closing inside its answer's write, which is still to be flushed.
@@ -199,31 +155,10 @@ final class HTTP2ServerConnection: ChannelDuplexHandler {
     private func dropAll() {
         let streams = self.streams
         self.streams = [:]
-        self.readers.removeAll()
+        self.core.dropReaders()
         for stream in streams.values {
             stream.closed()
         }
-    }
-
-    // MARK: What the streams use
-
-    var remoteAddress: SocketAddress? { self.context?.channel.remoteAddress }
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
-
-    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
-        guard let context = self.context else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        context.write(self.wrapOutboundOut(frame), promise: promise)
-    }
-
-    func flush() {
-        self.context?.flush()
-    }
-
-    func makePromise() -> EventLoopPromise<Void>? {
-        self.context?.eventLoop.makePromise()
     }
 }
 
@@ -232,13 +167,13 @@ extension HTTP2ServerConnection: Sendable {}
 
 /// One request stream of an `HTTP2ServerConnection`: the `Downstream` its `ProxyServerHandler` reads from and
 /// writes to.
-final class HTTP2ServerStream {
+final class HTTP2ServerStream: HTTP2ReadingStream {
     let id: HTTP2StreamID
     /// Strong: a write's completion may come after the connection dropped the stream (both go together).
     private let connection: HTTP2ServerConnection
     private var handler: ProxyServerHandler?
     /// In the connection's list of streams that read in this read.
-    fileprivate var inReaders = false
+    var inReaders = false
     /// The request's head arrived (a later HEADERS frame carries trailers).
     private var headSeen = false
     /// The client ended its side (END_STREAM): no window to reopen.
@@ -274,7 +209,7 @@ final class HTTP2ServerStream {
         self.allocator = allocator
     }
 
-    var remoteAddress: SocketAddress? { self.connection.remoteAddress }
+    var remoteAddress: SocketAddress? { self.connection.core.remoteAddress }
     /// Below `highWatermark` unsent bytes (once above it, until below `lowWatermark`), with the connection writable.
     var isWritable: Bool { !self.done && self.wasWritable }
 
@@ -331,15 +266,15 @@ final class HTTP2ServerStream {
         }
         guard !self.held, self.waiting.isEmpty else {
             self.waiting.append((part, size))
-            self.connection.parked(size)
+            self.connection.core.parked(size)
             return
         }
         self.consumed += size
         handler.received(part)
-        self.connection.streamRead(self)
+        self.connection.core.streamRead(self)
     }
 
-    fileprivate func readComplete() {
+    func readComplete() {
         guard let handler = self.handler else {
             return
         }
@@ -356,12 +291,12 @@ final class HTTP2ServerStream {
         var delivered = false
         while let handler = self.handler, let next = self.waiting.popFirst() {
             self.consumed += next.size
-            self.connection.released(next.size)
+            self.connection.core.released(next.size)
             handler.received(next.part)
             delivered = true
         }
         if delivered {
-            self.connection.streamRead(self)
+            self.connection.core.streamRead(self)
         }
     }
 
@@ -372,9 +307,9 @@ final class HTTP2ServerStream {
         }
         let increment = self.consumed
         self.consumed = 0
-        self.connection.write(
+        self.connection.core.write(
             HTTP2Frame(streamID: self.id, payload: .windowUpdate(windowSizeIncrement: increment)), promise: nil)
-        self.connection.flush()
+        self.connection.core.flush()
     }
 
     // MARK: Outbound
@@ -396,24 +331,24 @@ final class HTTP2ServerStream {
         if let held = self.framer.flush() {
             self.write(held)
         }
-        self.connection.flush()
+        self.connection.core.flush()
     }
 
     /// Writes one frame. A DATA frame that does not end the stream counts as unsent until the connection wrote it
     /// (it may wait for the client's window): the stream is not writable while too much waits.
     private func write(_ payload: HTTP2Frame.FramePayload) {
         guard case .data(let data) = payload, !data.endStream else {
-            self.connection.write(HTTP2Frame(streamID: self.id, payload: payload), promise: nil)
+            self.connection.core.write(HTTP2Frame(streamID: self.id, payload: payload), promise: nil)
             return
         }
         let size = data.data.readableBytes
         self.unsent += size
-        let promise = self.connection.makePromise()
+        let promise = self.connection.core.makePromise()
         promise?.futureResult.assumeIsolated().whenComplete { [self] _ in
             self.unsent -= size
             self.writabilityMayHaveChanged()
         }
-        self.connection.write(HTTP2Frame(streamID: self.id, payload: payload), promise: promise)
+        self.connection.core.write(HTTP2Frame(streamID: self.id, payload: payload), promise: promise)
         self.writabilityMayHaveChanged()
     }
 
@@ -426,7 +361,7 @@ final class HTTP2ServerStream {
             return
         }
         let writable =
-            self.unsent < (self.wasWritable ? Self.highWatermark : Self.lowWatermark) && self.connection.isWritable
+            self.unsent < (self.wasWritable ? Self.highWatermark : Self.lowWatermark) && self.connection.core.isWritable
         if writable != self.wasWritable {
             self.wasWritable = writable
             self.handler?.writabilityChanged()
@@ -443,8 +378,8 @@ final class HTTP2ServerStream {
             self.write(held)
         }
         self.done = true
-        self.connection.write(HTTP2Frame(streamID: self.id, payload: .rstStream(code)), promise: nil)
-        self.connection.flush()
+        self.connection.core.write(HTTP2Frame(streamID: self.id, payload: .rstStream(code)), promise: nil)
+        self.connection.core.flush()
     }
 
     /// The stream closed (both sides ended, a reset either way, or the connection went): the handler learns it
@@ -455,7 +390,7 @@ final class HTTP2ServerStream {
         let parked = self.waiting.reduce(0) { $0 + $1.size }
         self.waiting.removeAll()
         if parked > 0 {
-            self.connection.released(parked)
+            self.connection.core.released(parked)
         }
         guard let handler = self.handler else {
             return
