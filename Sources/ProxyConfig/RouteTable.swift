@@ -537,16 +537,59 @@ struct ParsedAuthority {
                     port = Int(afterClose.dropFirst())
                 }
             }
-        } else if let colon = utf8.lastIndex(of: UInt8(ascii: ":")),
-            utf8[..<colon].firstIndex(of: UInt8(ascii: ":")) == nil
-        {
+        } else if let colons = colonsAndPort(utf8), colons.count == 1 {
             // Exactly one colon: host:port. Several: a bare IPv6 address, no port.
+            let colon = utf8.index(utf8.startIndex, offsetBy: colons.last)
             host = authority[..<colon]
-            port = Int(authority[authority.index(after: colon)...])
+            port = colons.port ?? Int(authority[authority.index(after: colon)...])
         }
         self.host = normalizedHostName(host)
         self.port = port
     }
+}
+
+/// How many colons `authority` holds and the offset of the last, with the digits after it as a number when they are
+/// 1 to 9 plain digits (nil otherwise: `Int`'s own parse decides then); nil without a colon. One pass over the bytes,
+/// where indexing a `String` by `String.Index` costs a check per step.
+private func colonsAndPort(_ authority: String.UTF8View) -> (count: Int, last: Int, port: Int?)? {
+    let scanned = authority.withContiguousStorageIfAvailable { bytes -> (count: Int, last: Int, port: Int?)? in
+        var count = 0
+        var last = -1
+        var port = 0
+        var digits = 0
+        var plain = true
+        for (offset, byte) in bytes.enumerated() {
+            if byte == UInt8(ascii: ":") {
+                count += 1
+                last = offset
+                port = 0
+                digits = 0
+                plain = true
+            } else if count > 0, plain {
+                if byte &- UInt8(ascii: "0") < 10, digits < 9 {
+                    port = port * 10 + Int(byte &- UInt8(ascii: "0"))
+                    digits += 1
+                } else {
+                    plain = false
+                }
+            }
+        }
+        guard count > 0 else {
+            return nil
+        }
+        return (count, last, plain && digits > 0 ? port : nil)
+    }
+    if let scanned {
+        return scanned
+    }
+    // Not contiguous (a bridged string, never on Linux): counted by walking.
+    guard let lastColon = authority.lastIndex(of: UInt8(ascii: ":")) else {
+        return nil
+    }
+    return (
+        authority.reduce(0) { $0 + ($1 == UInt8(ascii: ":") ? 1 : 0) },
+        authority.distance(from: authority.startIndex, to: lastColon), nil
+    )
 }
 
 /// `name` in lowercase without one trailing dot; allocates only when there is uppercase to fold.

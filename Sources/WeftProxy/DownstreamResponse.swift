@@ -81,19 +81,20 @@ enum DownstreamResponse {
 
     /// The upstream's response head as it goes downstream: without its hop-by-hop fields (an accepted upgrade
     /// keeps its `upgrade`), with the route's response header rewrites, and the downstream connection's own
-    /// `connection` field.
+    /// `connection` field; with the upstream response's `Connection` options (read in the same pass: whether the
+    /// upstream connection stays open).
     static func forwarded(
         _ response: HTTPResponseHead, rewrites: [HeaderOperations], version: HTTPVersion,
         connection: Connection, upgrade: Bool = false
-    ) -> HTTPResponseHead {
-        var headers =
-            upgrade
-            ? response.headers.withoutHopByHop(upgrade: response.headers.first(name: "upgrade"))
-            : response.headers.withoutHopByHop()
+    ) -> (head: HTTPResponseHead, upstream: ConnectionOptions) {
+        let forwarded = response.headers.forwardedFields(
+            request: false, upgrade: upgrade ? response.headers.first(name: "upgrade") : nil, options: nil
+        ) { _, _, _ in true }
+        var headers = HTTPHeaders(forwarded.fields)
         for operations in rewrites {
             headers.apply(operations)
         }
         connection.add(to: &headers)
-        return HTTPResponseHead(version: version, status: response.status, headers: headers)
+        return (HTTPResponseHead(version: version, status: response.status, headers: headers), forwarded.options)
     }
 }

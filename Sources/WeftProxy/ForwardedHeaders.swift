@@ -24,36 +24,79 @@ enum ForwardedHeaders {
 
     static let maxRequestIDLength = 128
 
-    static func apply<Random: RandomSource>(to headers: inout HTTPHeaders, origin: Origin, random: inout Random) {
-        switch origin {
-        case .outbound:
-            if !headers.contains(name: "x-forwarded-proto") {
-                headers.add(name: "x-forwarded-proto", value: "http")
-            }
-        case .inbound(let remote, let meshPeer):
-            if let address = remote?.ipAddress {
-                let previous = headers[canonicalForm: "x-forwarded-for"].map(String.init)
-                headers.remove(name: "x-forwarded-for")
-                headers.add(name: "x-forwarded-for", value: (previous + [address]).joined(separator: ", "))
-            }
-            if meshPeer {
-                if !headers.contains(name: "x-forwarded-proto") {
-                    headers.add(name: "x-forwarded-proto", value: "https")
-                }
-            } else {
-                headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
-            }
+    /// A request's fields as they go upstream, built in one pass over the client's (this runs on every request):
+    /// without the hop-by-hop ones (see `withoutHopByHop`), `content-length` (the proxy frames the body again, see
+    /// `RequestFraming`), `expect` when the proxy answers `100-continue` itself, and the `x-weft-inbound-port`
+    /// hint; `host` set to `authority`; `x-forwarded-for`, `x-forwarded-proto` and `x-request-id` by the rules
+    /// above; a new `traceparent` when none came; the framing. The client's fields keep their order; what the proxy
+    /// sets follows them, in that order.
+    static func requestHeaders<Random: RandomSource>(
+        _ head: HTTPRequestHead, authority: String, envelope: RequestEnvelope, origin: Origin,
+        random: inout Random
+    ) -> HTTPHeaders {
+        var address: String?
+        var inbound = false
+        var meshPeer = false
+        if case .inbound(let remote, let peer) = origin {
+            inbound = true
+            meshPeer = peer
+            address = remote?.ipAddress
         }
-        // One pass, no array: this runs on every request.
-        var ids = 0
-        var valid = false
-        for field in headers where field.name.utf8.count == 12 && field.name.equalsIgnoringASCIICase("x-request-id") {
-            ids += 1
-            valid = Self.isValidRequestID(field.value[...])
+        let dropExpect = envelope.expectsContinue
+        var previousFor: [(String, String)] = []
+        var forwardedProto = false
+        var requestIDs = 0
+        var requestIDValid = false
+        var traceparent = false
+        var fields = head.headers.forwardedFields(
+            request: true, upgrade: envelope.upgrade, options: envelope.connection, extra: 8
+        ) { kind, name, value in
+            switch kind {
+            case .host, .inboundPort:
+                return false
+            case .expect:
+                return !dropExpect
+            case .traceparent:
+                traceparent = true
+            case .requestID:
+                requestIDs += 1
+                requestIDValid = Self.isValidRequestID(value[...])
+            case .forwardedProto:
+                forwardedProto = true
+                // A plaintext caller outside the mesh cannot claim a TLS hop.
+                return !inbound || meshPeer
+            case .forwardedFor where address != nil:
+                previousFor.append((name, value))
+                return false
+            default:
+                break
+            }
+            return true
+        }.fields
+        fields.append(("host", authority))
+        if let address {
+            let previous = HTTPHeaders(previousFor)[canonicalForm: "x-forwarded-for"].map(String.init)
+            fields.append(("x-forwarded-for", (previous + [address]).joined(separator: ", ")))
         }
-        if ids != 1 || !valid {
-            headers.replaceOrAdd(name: "x-request-id", value: Self.newRequestID(using: &random))
+        if !inbound || meshPeer {
+            if !forwardedProto {
+                fields.append(("x-forwarded-proto", inbound ? "https" : "http"))
+            }
+        } else {
+            fields.append(("x-forwarded-proto", "http"))
         }
+        if requestIDs != 1 || !requestIDValid {
+            if requestIDs > 0 {
+                fields.removeAll { ForwardingField($0.0) == .requestID }
+            }
+            fields.append(("x-request-id", Self.newRequestID(using: &random)))
+        }
+        if !traceparent {
+            fields.append(("traceparent", newTraceparent(using: &random)))
+        }
+        var headers = HTTPHeaders(fields)
+        headers.addFraming(envelope.framing, method: head.method)
+        return headers
     }
 
     static func isValidRequestID(_ value: Substring) -> Bool {

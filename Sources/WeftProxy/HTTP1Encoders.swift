@@ -293,21 +293,34 @@ final class HTTP1ResponseEncoder: ChannelOutboundHandler, RemovableChannelHandle
         }
     }
 
-    /// Sets the framing fields of `head`; whether its body is sent chunked.
+    /// Sets the framing fields of `head`; whether its body is sent chunked. The fields are looked at in one pass
+    /// and changed only when something is to go: `HTTPHeaders.remove` copies fields it shares with the caller
+    /// (every forwarded head's) even when it removes nothing.
     static func frame(_ head: inout HTTPResponseHead) -> Bool {
-        guard head.status.mayHaveResponseBody else {
+        var contentLength = false
+        var transferEncoding = false
+        for field in head.headers {
+            switch ForwardingField(field.name) {
+            case .contentLength: contentLength = true
+            case .transferEncoding: transferEncoding = true
+            default: break
+            }
+        }
+        let bodyAllowed = head.status.mayHaveResponseBody
+        if !bodyAllowed, contentLength {
             head.headers.remove(name: "content-length")
+        }
+        guard bodyAllowed, !contentLength, head.version.major == 1, head.version.minor >= 1 else {
+            // An HTTP/1.0 response's own `transfer-encoding` stays, as in NIO's encoder.
+            if transferEncoding, !bodyAllowed || contentLength {
+                head.headers.remove(name: "transfer-encoding")
+            }
+            return false
+        }
+        if transferEncoding {
             head.headers.remove(name: "transfer-encoding")
-            return false
         }
-        if head.headers.contains(name: "content-length") {
-            head.headers.remove(name: "transfer-encoding")
-            return false
-        }
-        guard head.version.major == 1, head.version.minor >= 1 else {
-            return false
-        }
-        head.headers.replaceOrAdd(name: "transfer-encoding", value: "chunked")
+        head.headers.add(name: "transfer-encoding", value: "chunked")
         return true
     }
 }

@@ -768,30 +768,3 @@ struct HTTP1Parser: Sendable {
         "QUERY": .RAW(value: "QUERY"),
     ]
 }
-
-extension HTTPHeaders {
-    /// NIO's `isKeepAlive(version:)` (RFC 9112 §9.3: `close` closes; `keep-alive` keeps an HTTP/1.0 connection; two
-    /// such tokens close), without the arrays it builds when the decoder did not record the answer, as Weft's
-    /// parser cannot (`HTTPHeaders`' keep-alive state is internal to NIO).
-    func keepsAlive(version: HTTPVersion) -> Bool {
-        guard self.contains(name: "connection") else {
-            return version.major == 1 && version.minor >= 1
-        }
-        var close = false
-        var keepAlive = 0
-        for field in self where field.name.equalsIgnoringASCIICase("connection") {
-            field.value.forEachListToken { token in
-                if token.equalsIgnoringASCIICase("close") {
-                    close = true
-                } else if token.equalsIgnoringASCIICase("keep-alive") {
-                    keepAlive += 1
-                }
-                return true
-            }
-        }
-        if close || keepAlive > 1 {
-            return false
-        }
-        return keepAlive == 1 || (version.major == 1 && version.minor >= 1)
-    }
-}

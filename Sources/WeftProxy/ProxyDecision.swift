@@ -114,15 +114,8 @@ private func upstreamHead<Random: RandomSource>(
     _ head: HTTPRequestHead, path: String, authority: String, envelope: RequestEnvelope,
     origin: ForwardedHeaders.Origin, random: inout Random
 ) -> HTTPRequestHead {
-    var headers = head.headers.withoutHopByHop(
-        request: true, upgrade: envelope.upgrade, also: envelope.expectsContinue ? "expect" : nil)
-    headers.remove(name: InboundPortHeader.name)
-    headers.replaceOrAdd(name: "host", value: authority)
-    ForwardedHeaders.apply(to: &headers, origin: origin, random: &random)
-    if !headers.contains(name: "traceparent") {
-        headers.add(name: "traceparent", value: newTraceparent(using: &random))
-    }
-    headers.addFraming(envelope.framing, method: head.method)
+    let headers = ForwardedHeaders.requestHeaders(
+        head, authority: authority, envelope: envelope, origin: origin, random: &random)
     return HTTPRequestHead(version: .http1_1, method: head.method, uri: path, headers: headers)
 }
 

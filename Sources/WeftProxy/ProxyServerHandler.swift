@@ -309,13 +309,13 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         self.ticket += 1
         self.endLease()
         self.guardHandler?.headReceived()
-        self.exchange.requestStarted(keepAlive: head.headers.keepsAlive(version: head.version))
-        self.version = head.version
-        self.requestHead = head
-        self.isGRPC = head.isGRPC
         let envelope = RequestEnvelope(
             head, isHTTP2: self.isHTTP2, bodyFollows: bodyFollows, upgradeProtocols: self.shared.limits.upgradeProtocols
         )
+        self.exchange.requestStarted(keepAlive: envelope.connection.keepsAlive(version: head.version))
+        self.version = head.version
+        self.requestHead = head
+        self.isGRPC = head.isGRPC
         self.isUpgrade = envelope.upgrade != nil
         if envelope.refusedUpgrade {
             self.exchange.closeAfterResponse()
@@ -712,12 +712,12 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
             self.upgradeResponse = response
             return
         }
-        let head = DownstreamResponse.forwarded(
+        let (head, upstreamConnection) = DownstreamResponse.forwarded(
             response, rewrites: self.planBox?.plan.responseHeaders ?? [], version: self.version,
             connection: self.connectionHeader)
         self.record.status = status
         self.exchange.responseHeadSent()
-        self.upstreamReusable = response.headers.keepsAlive(version: response.version)
+        self.upstreamReusable = upstreamConnection.keepsAlive(version: response.version)
         downstream.write(.head(head))
     }
 
@@ -827,7 +827,8 @@ final class ProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler, U
         }
         let head = DownstreamResponse.forwarded(
             response, rewrites: self.planBox?.plan.responseHeaders ?? [], version: self.version,
-            connection: .implicit, upgrade: true)
+            connection: .implicit, upgrade: true
+        ).head
         self.record.status = 101
         self.exchange.tunnelStarted()
         self.cancelTimers()

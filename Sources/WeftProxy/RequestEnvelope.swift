@@ -15,7 +15,8 @@ enum RequestFraming: Hashable {
 }
 
 /// What the proxy reads from a request head before routing it: how its body is framed, whether it is a protocol
-/// upgrade the listener allows, and whether it waits for `100 Continue`. Computed without allocating.
+/// upgrade the listener allows, whether it waits for `100 Continue`, and its `Connection` options. Computed in one
+/// pass over the fields, without allocating (unless `Connection` names fields).
 struct RequestEnvelope: Hashable {
     var framing: RequestFraming
     /// The `Upgrade` value to forward (an allowed protocol), nil when the request is no upgrade to tunnel.
@@ -26,6 +27,8 @@ struct RequestEnvelope: Hashable {
     /// its `Upgrade`, and the connection closes after the response (NIO's decoder stops parsing after an upgrade
     /// request, and nothing after it may bypass routing).
     var refusedUpgrade: Bool
+    /// What the request's `Connection` fields say (whether the client keeps the connection, the fields to drop).
+    var connection: ConnectionOptions
 
     /// - Parameters:
     ///   - isHTTP2: the request came on an HTTP/2 stream (no upgrades; framing from DATA frames).
@@ -41,8 +44,10 @@ struct RequestEnvelope: Hashable {
         var connectionUpgrade = false
         var upgrade: String?
         var expectsContinue = false
+        var connection = ConnectionOptions()
         for field in head.headers {
-            if field.name.equalsIgnoringASCIICase("transfer-encoding") {
+            switch ForwardingField(field.name) {
+            case .transferEncoding:
                 codings += 1
                 // The last field's last coding decides whether the body is chunked (RFC 9112 §6.1).
                 let value = field.value
@@ -50,19 +55,23 @@ struct RequestEnvelope: Hashable {
                 let last = comma.map { value[value.index(after: $0)...] } ?? value[...]
                 chunked = last.trimmingHTTPWhitespace().equalsIgnoringASCIICase("chunked")
                 chunkedAlone = chunked && comma == nil
-            } else if field.name.equalsIgnoringASCIICase("host") {
+            case .host:
                 hosts += 1
-            } else if field.name.equalsIgnoringASCIICase("content-length") {
+            case .contentLength:
                 lengths += 1
                 length = field.value
-            } else if field.name.equalsIgnoringASCIICase("connection") {
+            case .connection:
+                connection.read(field.value)
                 connectionUpgrade = connectionUpgrade || field.value.containsToken("upgrade")
-            } else if field.name.equalsIgnoringASCIICase("upgrade") {
+            case .upgrade:
                 upgrade = field.value
-            } else if field.name.equalsIgnoringASCIICase("expect") {
+            case .expect:
                 expectsContinue = field.value.trimmingHTTPWhitespace().equalsIgnoringASCIICase("100-continue")
+            default:
+                break
             }
         }
+        self.connection = connection
         self.expectsContinue = expectsContinue && !isHTTP2 && head.version == .http1_1
         self.upgrade = nil
         if !isHTTP2, head.version.major == 1, connectionUpgrade, let upgrade,

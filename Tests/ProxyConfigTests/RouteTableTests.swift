@@ -105,6 +105,13 @@ struct RouteTableTests {
             ("reviews:9080", 9081, "reviews.shop.svc.cluster.local:9080"),
             ("reviews", nil, nil),
             ("reviews:9082", nil, nil),
+            // The port as `Int` reads it: a sign, leading zeros, nothing (the request's port then), junk, overflow.
+            ("reviews:+9080", nil, "reviews.shop.svc.cluster.local:9080"),
+            ("reviews:0009081", nil, "reviews.shop.svc.cluster.local:9081"),
+            ("reviews:", 9081, "reviews.shop.svc.cluster.local:9081"),
+            ("reviews:9080x", nil, nil),
+            ("reviews:-9080", nil, nil),
+            ("reviews:9999999999999999999999", 9080, "reviews.shop.svc.cluster.local:9080"),
             ("ratings:1234", nil, "ratings.shop.svc.cluster.local:8080"),
             ("[fd00::10]:8080", nil, "ratings.shop.svc.cluster.local:8080"),
             ("[FD00::10]", nil, "ratings.shop.svc.cluster.local:8080"),

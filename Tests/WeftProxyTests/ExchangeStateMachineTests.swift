@@ -268,7 +268,8 @@ struct DownstreamResponseTests {
         let response = HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)
         let rewrite = HeaderOperations(set: [HeaderValue(name: "x-served-by", value: "weft")], remove: ["server"])
         let head = DownstreamResponse.forwarded(
-            response, rewrites: [rewrite], version: .http1_0, connection: .keepAlive)
+            response, rewrites: [rewrite], version: .http1_0, connection: .keepAlive
+        ).head
         #expect(head.version == .http1_0)
         #expect(head.headers["x-hop"].isEmpty)
         #expect(head.headers["keep-alive"].isEmpty)
@@ -285,7 +286,8 @@ struct DownstreamResponseTests {
         headers.add(name: "upgrade", value: "websocket")
         let response = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
         let head = DownstreamResponse.forwarded(
-            response, rewrites: [], version: .http1_1, connection: .implicit, upgrade: true)
+            response, rewrites: [], version: .http1_1, connection: .implicit, upgrade: true
+        ).head
         #expect(head.status == .switchingProtocols)
         #expect(head.headers["upgrade"] == ["websocket"])
     }

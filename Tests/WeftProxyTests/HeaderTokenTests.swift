@@ -68,11 +68,23 @@ struct HeaderTokenTests {
             ("HTTP2-Settings", "AAMAAABkAAQAAP__"), ("x-private", "secret"), ("Content-Length", "3"),
             ("x-kept", "1"), ("trailers", "not hop-by-hop"),
         ])
-        let forwarded = headers.withoutHopByHop(request: true)
+        let forwarded = HTTPHeaders(
+            headers.forwardedFields(request: true, upgrade: nil, options: nil) { _, _, _ in true }.fields)
         #expect(forwarded.map(\.name) == ["x-kept", "trailers", "te"])
         #expect(forwarded["te"] == ["trailers"])
-        let response = headers.withoutHopByHop()
+        let response = HTTPHeaders(
+            headers.forwardedFields(request: false, upgrade: nil, options: nil) { _, _, _ in true }.fields)
         #expect(response["content-length"] == ["3"], "a response keeps its length")
         #expect(response["x-private"].isEmpty)
+        // The same when the caller read the `Connection` options first: the named field never reaches `keep`.
+        var seen: [String] = []
+        let options = ConnectionOptions(headers)
+        #expect(options.close && options.keepAlive == 0 && options.named == ["X-Private"])
+        let again = headers.forwardedFields(request: true, upgrade: "websocket", options: options) { _, name, _ in
+            seen.append(name)
+            return name != "trailers"
+        }
+        #expect(again.fields.map(\.0) == ["x-kept", "te", "upgrade", "connection"])
+        #expect(seen == ["x-kept", "trailers"])
     }
 }

@@ -94,25 +94,125 @@ struct ProxyForwardedHeadersTests {
         await recorder.stop()
     }
 
+    /// The headers a request carries upstream, without sockets.
+    private static func forwarded(
+        _ fields: [(String, String)], origin: ForwardedHeaders.Origin, random: inout Counter
+    ) -> HTTPHeaders {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders(fields))
+        let envelope = RequestEnvelope(head, isHTTP2: false, bodyFollows: false, upgradeProtocols: [])
+        return ForwardedHeaders.requestHeaders(
+            head, authority: "svc:80", envelope: envelope, origin: origin, random: &random)
+    }
+
     /// The mTLS case without sockets: a verified mesh peer's `x-forwarded-proto` stands, `https` when it sent none.
     @Test func aMeshPeersSchemeIsBelieved() throws {
         var random = Counter()
         let remote = try SocketAddress(ipAddress: "fd77::1", port: 40000)
-        var told = HTTPHeaders([("x-forwarded-proto", "http"), ("x-request-id", "a b")])
-        ForwardedHeaders.apply(to: &told, origin: .inbound(remote: remote, meshPeer: true), random: &random)
+        let told = Self.forwarded(
+            [("x-forwarded-proto", "http"), ("x-request-id", "a b")],
+            origin: .inbound(remote: remote, meshPeer: true), random: &random)
         #expect(told["x-forwarded-proto"] == ["http"])
         #expect(told["x-forwarded-for"] == ["fd77::1"])
         #expect(Self.isUUIDv4(told.first(name: "x-request-id")), "a space is not a valid id: \(told)")
 
-        var silent = HTTPHeaders()
-        ForwardedHeaders.apply(to: &silent, origin: .inbound(remote: remote, meshPeer: true), random: &random)
+        let silent = Self.forwarded([], origin: .inbound(remote: remote, meshPeer: true), random: &random)
         #expect(silent["x-forwarded-proto"] == ["https"])
 
-        var plaintext = HTTPHeaders([("x-forwarded-proto", "https"), ("x-request-id", "one"), ("x-request-id", "two")])
-        ForwardedHeaders.apply(to: &plaintext, origin: .inbound(remote: remote, meshPeer: false), random: &random)
+        let plaintext = Self.forwarded(
+            [("x-forwarded-proto", "https"), ("x-request-id", "one"), ("X-Request-ID", "two")],
+            origin: .inbound(remote: remote, meshPeer: false), random: &random)
         #expect(plaintext["x-forwarded-proto"] == ["http"])
         #expect(plaintext["x-request-id"].count == 1)
         #expect(Self.isUUIDv4(plaintext.first(name: "x-request-id")), "two ids are replaced by one: \(plaintext)")
+    }
+
+    /// What the proxy's one pass must equal: the header operations it replaced, one after the other with NIO's own
+    /// `remove`, `replaceOrAdd` and `contains` (each a pass of its own), as the proxy did until the one pass. The
+    /// hop-by-hop removal is the proxy's (`hopByHop` in `HeaderTokenTests` pins it down), but it reads the
+    /// `Connection` options itself here, where the proxy takes the envelope's.
+    private static func reference(
+        _ head: HTTPRequestHead, authority: String, envelope: RequestEnvelope, origin: ForwardedHeaders.Origin,
+        random: inout Counter
+    ) -> [String] {
+        var headers = HTTPHeaders(
+            head.headers.forwardedFields(request: true, upgrade: envelope.upgrade, options: nil) { _, name, _ in
+                !envelope.expectsContinue || !name.equalsIgnoringASCIICase("expect")
+            }.fields)
+        headers.remove(name: "x-weft-inbound-port")
+        headers.replaceOrAdd(name: "host", value: authority)
+        switch origin {
+        case .outbound:
+            if !headers.contains(name: "x-forwarded-proto") {
+                headers.add(name: "x-forwarded-proto", value: "http")
+            }
+        case .inbound(let remote, let meshPeer):
+            if let address = remote?.ipAddress {
+                let previous = headers[canonicalForm: "x-forwarded-for"].map(String.init)
+                headers.remove(name: "x-forwarded-for")
+                headers.add(name: "x-forwarded-for", value: (previous + [address]).joined(separator: ", "))
+            }
+            if meshPeer {
+                if !headers.contains(name: "x-forwarded-proto") {
+                    headers.add(name: "x-forwarded-proto", value: "https")
+                }
+            } else {
+                headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+            }
+        }
+        let ids = headers["x-request-id"]
+        if ids.count != 1 || !ForwardedHeaders.isValidRequestID(ids[0][...]) {
+            headers.replaceOrAdd(name: "x-request-id", value: ForwardedHeaders.newRequestID(using: &random))
+        }
+        if !headers.contains(name: "traceparent") {
+            headers.add(name: "traceparent", value: newTraceparent(using: &random))
+        }
+        headers.addFraming(envelope.framing, method: head.method)
+        return headers.map { "\($0.name): \($0.value)" }
+    }
+
+    /// 2,000 requests drawn from the fields the one pass treats apart (in any case, repeated, named by
+    /// `Connection`), for each origin: the same fields in the same order as the reference, and the same random
+    /// draws (the ids and trace ids match).
+    @Test func theOnePassEqualsTheOperationsItReplaced() throws {
+        let names = [
+            "Host", "host", "TE", "Connection", "keep-alive", "Upgrade", "Trailer", "Transfer-Encoding",
+            "Proxy-Connection", "HTTP2-Settings", "Content-Length", "Expect", "traceparent", "X-Request-ID",
+            "x-forwarded-for", "X-Forwarded-Proto", "x-weft-inbound-port", "x-private", "accept", "x-b3",
+        ]
+        let values = [
+            "1", "close", "keep-alive, x-private", "trailers", "100-continue", "a b", "req-1", "10.0.0.1, 10.0.0.2",
+            "https", "websocket", "Upgrade", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "chunked",
+            "x-request-id", "", "X-Forwarded-For",
+        ]
+        let remote = try SocketAddress(ipAddress: "203.0.113.9", port: 1)
+        let origins: [ForwardedHeaders.Origin] = [
+            .outbound, .inbound(remote: remote, meshPeer: true), .inbound(remote: remote, meshPeer: false),
+            .inbound(remote: nil, meshPeer: false),
+        ]
+        var draw = Counter(value: 42)
+        var compared = 0
+        for _ in 0..<500 {
+            var fields: [(String, String)] = []
+            for _ in 0..<Int(draw.next() % 9) {
+                fields.append(
+                    (names[Int(draw.next() % UInt64(names.count))], values[Int(draw.next() % UInt64(values.count))]))
+            }
+            let method: HTTPMethod = draw.next() % 2 == 0 ? .GET : .POST
+            let head = HTTPRequestHead(version: .http1_1, method: method, uri: "/", headers: HTTPHeaders(fields))
+            let envelope = RequestEnvelope(
+                head, isHTTP2: false, bodyFollows: method == .POST, upgradeProtocols: ["websocket"])
+            for origin in origins {
+                var mine = Counter(value: 7)
+                var theirs = Counter(value: 7)
+                let forwarded = ForwardedHeaders.requestHeaders(
+                    head, authority: "svc.ns:8080", envelope: envelope, origin: origin, random: &mine)
+                let expected = Self.reference(
+                    head, authority: "svc.ns:8080", envelope: envelope, origin: origin, random: &theirs)
+                #expect(forwarded.map { "\($0.name): \($0.value)" } == expected, "\(fields) from \(origin)")
+                compared += 1
+            }
+        }
+        #expect(compared == 2000)
     }
 
     @Test func requestIDsAreVersion4UUIDs() {
