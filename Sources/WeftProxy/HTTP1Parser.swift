@@ -124,6 +124,11 @@ struct HTTP1Parser: Sendable {
     /// `HTTPHeaders` takes its array as it is, as NIO's decoder does).
     private var fields: [(String, String)] = []
     private var trailers: [(String, String)] = []
+    /// The previous head's fields: a field whose bytes equal the one at the same place there takes its strings
+    /// (compared, not validated as UTF-8 and copied into new storage again). On a keep-alive connection most
+    /// fields repeat from one message to the next (a client's `host`, `user-agent` and `accept`; a server's
+    /// `server`, `content-type`, `connection`). Held no longer than the parser: a dormant connection drops it.
+    private var previous: [(String, String)] = []
     /// The message's fields (trailers included) so far, and their bytes with the target's.
     private var fieldCount = 0
     private var fieldBytes = 0
@@ -464,7 +469,11 @@ struct HTTP1Parser: Sendable {
         else {
             throw HTTPParserError.headerOverflow
         }
-        let field = (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        let index = self.fields.count
+        let field =
+            !trailer && index < self.previous.count
+            ? (Self.string(name, reusing: self.previous[index].0), Self.string(value, reusing: self.previous[index].1))
+            : (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
         if trailer {
             self.trailers.append(field)
             return
@@ -476,6 +485,20 @@ struct HTTP1Parser: Sendable {
             break
         }
         self.fields.append(field)
+    }
+
+    /// `old` when it holds exactly `bytes`, else a new string of them.
+    private static func string(_ bytes: UnsafeRawBufferPointer, reusing old: String) -> String {
+        let same = old.utf8.withContiguousStorageIfAvailable { stored in
+            guard stored.count == bytes.count else {
+                return false
+            }
+            guard let mine = stored.baseAddress, let theirs = bytes.baseAddress else {
+                return true  // both empty
+            }
+            return memcmp(mine, theirs, bytes.count) == 0
+        }
+        return same == true ? old : String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reads `Content-Length`, `Transfer-Encoding`, `Connection` and `Upgrade` (`raw`: the value with its trailing
@@ -596,6 +619,7 @@ struct HTTP1Parser: Sendable {
     /// same capacity).
     private mutating func takeFields() -> HTTPHeaders {
         let headers = HTTPHeaders(self.fields)
+        self.previous = self.fields
         self.fields.removeAll(keepingCapacity: true)
         return headers
     }

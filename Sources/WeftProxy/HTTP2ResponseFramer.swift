@@ -65,7 +65,7 @@ struct HTTP2ResponseFramer {
         var block = HPACKHeaders()
         block.reserveCapacity(headers.count + 1)
         if let status {
-            block.add(name: ":status", value: String(status.code))
+            block.add(name: ":status", value: Self.statusValue(status.code))
         }
         for (name, value) in headers where !HTTP1Head.withUTF8(name, HTTP2RequestBlock.isConnectionSpecific) {
             block.add(name: Self.lowercased(name), value: value)
@@ -73,11 +73,15 @@ struct HTTP2ResponseFramer {
         return block
     }
 
-    /// `name` with ASCII capitals made small (itself, not copied, when it has none).
+    /// `name` with ASCII capitals made small (itself, not copied, when it has none; a literal for the names
+    /// servers send on most responses, which HTTP/1.1 servers capitalize).
     static func lowercased(_ name: String) -> String {
         HTTP1Head.withUTF8(name) { bytes in
             guard let first = bytes.firstIndex(where: { $0 &- 0x41 < 26 }) else {
                 return name
+            }
+            if let common = Self.common(bytes) {
+                return common
             }
             return String(unsafeUninitializedCapacity: bytes.count) { out in
                 for index in 0..<bytes.count {
@@ -86,6 +90,51 @@ struct HTTP2ResponseFramer {
                 }
                 return bytes.count
             }
+        }
+    }
+
+    /// `:status`'s value: a literal for the common codes (formatting an integer costs more than the rest of a
+    /// small head's fields).
+    static func statusValue(_ code: UInt) -> String {
+        switch code {
+        case 200: "200"
+        case 201: "201"
+        case 204: "204"
+        case 206: "206"
+        case 301: "301"
+        case 302: "302"
+        case 304: "304"
+        case 400: "400"
+        case 401: "401"
+        case 403: "403"
+        case 404: "404"
+        case 500: "500"
+        case 502: "502"
+        case 503: "503"
+        case 504: "504"
+        default: String(code)
+        }
+    }
+
+    /// The lowercase literal of a common response field name, ignoring ASCII case.
+    private static func common(_ name: UnsafeBufferPointer<UInt8>) -> String? {
+        func matches(_ lowercase: StaticString) -> Bool {
+            HTTP2RequestBlock.equalsIgnoringCase(name, lowercase)
+        }
+        switch name.count {
+        case 4 where matches("date"): return "date"
+        case 4 where matches("etag"): return "etag"
+        case 4 where matches("vary"): return "vary"
+        case 6 where matches("server"): return "server"
+        case 8 where matches("location"): return "location"
+        case 10 where matches("set-cookie"): return "set-cookie"
+        case 12 where matches("content-type"): return "content-type"
+        case 13 where matches("cache-control"): return "cache-control"
+        case 13 where matches("last-modified"): return "last-modified"
+        case 13 where matches("accept-ranges"): return "accept-ranges"
+        case 14 where matches("content-length"): return "content-length"
+        case 16 where matches("content-encoding"): return "content-encoding"
+        default: return nil
         }
     }
 }

@@ -137,6 +137,13 @@ struct HTTP2ResponseFramerTests {
         #expect(ours.last == "END_STREAM")
     }
 
+    @Test("the :status value is the code's digits, for every code")
+    func statusValues() {
+        for code in UInt(0)...1000 {
+            #expect(HTTP2ResponseFramer.statusValue(code) == String(code))
+        }
+    }
+
     @Test("a name is lowercased as ASCII, and not copied when it has no capital")
     func asciiLowercasing() {
         #expect(HTTP2ResponseFramer.lowercased("Content-Type") == "content-type")
@@ -145,6 +152,18 @@ struct HTTP2ResponseFramerTests {
                 == "x-abcdefghijklmnopqrstuvwxyz-@[`{")
         #expect(HTTP2ResponseFramer.lowercased("already-lower") == "already-lower")
         #expect(HTTP2ResponseFramer.lowercased("") == "")
+        // The common names come from a table: each in any case, and names of their lengths that are not them.
+        let common = [
+            "date", "etag", "vary", "server", "location", "set-cookie", "content-type", "cache-control",
+            "last-modified", "accept-ranges", "content-length", "content-encoding",
+        ]
+        for name in common {
+            #expect(HTTP2ResponseFramer.lowercased(name.uppercased()) == name)
+            let capitalized = name.split(separator: "-").map { $0.prefix(1).uppercased() + $0.dropFirst() }
+            #expect(HTTP2ResponseFramer.lowercased(capitalized.joined(separator: "-")) == name)
+            let other = "X" + name.dropFirst()
+            #expect(HTTP2ResponseFramer.lowercased(other) == "x" + name.dropFirst())
+        }
     }
 
     /// Request header blocks: methods with and without a body, with and without `content-length` and `host`,
