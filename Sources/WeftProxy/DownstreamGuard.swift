@@ -17,10 +17,9 @@ import ProxyConfig
 /// - an inbound `tcp` port → opaque TCP at once, and a `detect` port that stays silent for
 ///   `ProxyLimits.detectTimeout` → opaque TCP (server-first protocols such as MySQL wait for the server; they
 ///   stall for that long, not Linkerd's 10 s).
-final class DownstreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
+final class DownstreamGuard: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State {

@@ -22,10 +22,9 @@ import NIOHTTP2
 ///   server's window: the downstream's body is read only as fast as the server takes it;
 /// - a stream the server refused (`REFUSED_STREAM`, above a GOAWAY's last stream, or never opened because the
 ///   connection was going away) is marked refused: it never reached the application and may be retried.
-final class HTTP2ClientConnection: ChannelDuplexHandler {
+final class HTTP2ClientConnection: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
     /// The stream window this connection advertises (its SETTINGS_INITIAL_WINDOW_SIZE).

@@ -26,10 +26,9 @@ import NIOHTTP2
 ///
 /// Draining (`ChannelShouldQuiesceEvent`): `GOAWAY` (no error) naming the last stream taken; the streams in flight
 /// finish, then the connection closes.
-final class HTTP2ServerConnection: ChannelDuplexHandler {
+final class HTTP2ServerConnection: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
     /// The stream window this connection advertises (its SETTINGS_INITIAL_WINDOW_SIZE).
