@@ -25,11 +25,11 @@ enum ForwardedHeaders {
     static let maxRequestIDLength = 128
 
     /// A request's fields as they go upstream, built in one pass over the client's (this runs on every request):
-    /// without the hop-by-hop ones (see `withoutHopByHop`), `content-length` (the proxy frames the body again, see
-    /// `RequestFraming`), `expect` when the proxy answers `100-continue` itself, and the `x-weft-inbound-port`
-    /// hint; `host` set to `authority`; `x-forwarded-for`, `x-forwarded-proto` and `x-request-id` by the rules
-    /// above; a new `traceparent` when none came; the framing. The client's fields keep their order; what the proxy
-    /// sets follows them, in that order.
+    /// without the hop-by-hop ones (see `HTTPHeaders.forwardedFields`), `content-length` (the proxy frames the
+    /// body again, see `RequestFraming`), `expect` when the proxy answers `100-continue` itself, and the
+    /// `x-weft-inbound-port` hint; `host` set to `authority`; `x-forwarded-for`, `x-forwarded-proto` and
+    /// `x-request-id` by the rules above; a new `traceparent` when none came; the framing. The client's fields keep
+    /// their order; what the proxy sets follows them, in that order.
     static func requestHeaders<Random: RandomSource>(
         _ head: HTTPRequestHead, authority: String, envelope: RequestEnvelope, origin: Origin,
         random: inout Random

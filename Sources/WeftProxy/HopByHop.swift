@@ -107,10 +107,6 @@ struct ConnectionOptions: Hashable {
 }
 
 extension HTTPHeaders {
-    func keepsAlive(version: HTTPVersion) -> Bool {
-        ConnectionOptions(self).keepsAlive(version: version)
-    }
-
     /// The fields that go to the next hop, in one pass, as an array with room for `extra` more: without
     /// hop-by-hop fields (and without `content-length`, for a request: the proxy frames it again, see
     /// `RequestFraming`), keeping `te: trailers` when `TE` lists `trailers` (gRPC needs it end to end) and, for an

@@ -532,7 +532,7 @@ struct HTTP1ParserTests {
             }
             for version in [HTTPVersion.http1_0, .http1_1] {
                 #expect(
-                    headers.keepsAlive(version: version)
+                    ConnectionOptions(headers).keepsAlive(version: version)
                         == HTTPRequestHead(version: version, method: .GET, uri: "/", headers: headers).isKeepAlive,
                     "\(values) \(version)")
             }
