@@ -34,10 +34,9 @@ final class HTTP2ClientConnection: ChannelInboundHandler {
     /// The last client stream id (2^31 - 1): a connection that used them up takes no new stream.
     private static let lastStreamID = Int(Int32.max)
 
-    /// The context, the streams' writes, their read-completes and the connection's window.
+    /// The context, the open streams and their writes, their read-completes and the connection's window.
     fileprivate let core = HTTP2ConnectionCore<HTTP2ClientStream>(
         connectionWindow: HTTP2ClientConnection.connectionWindow)
-    private var streams: [HTTP2StreamID: HTTP2ClientStream] = [:]
     private var nextStreamID = 1
     /// The lowest last stream id of the GOAWAYs the server sent.
     private var goAwayLastStreamID: HTTP2StreamID?
@@ -70,13 +69,13 @@ final class HTTP2ClientConnection: ChannelInboundHandler {
     fileprivate func assignID(to stream: HTTP2ClientStream) -> HTTP2StreamID {
         let id = HTTP2StreamID(self.nextStreamID)
         self.nextStreamID += 2
-        self.streams[id] = stream
+        self.core.streams[id] = stream
         return id
     }
 
     /// A stream that never opened (its first frame's write failed).
     fileprivate func forget(_ id: HTTP2StreamID) {
-        self.streams[id] = nil
+        self.core.streams[id] = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -91,9 +90,9 @@ final class HTTP2ClientConnection: ChannelInboundHandler {
         self.core.frameRead()
         switch frame.payload {
         case .headers(let headers):
-            self.streams[frame.streamID]?.receivedHeaders(headers)
+            self.core.streams[frame.streamID]?.receivedHeaders(headers)
         case .data(let payload):
-            self.streams[frame.streamID]?.receivedData(payload)
+            self.core.streams[frame.streamID]?.receivedData(payload)
         case .goAway(let lastStreamID, _, _):
             // Streams above its last stream id were not processed: NIOHTTP2Handler closes them (StreamClosedEvent,
             // CANCEL) after this frame, and they count as refused (safe to retry).
@@ -118,7 +117,8 @@ final class HTTP2ClientConnection: ChannelInboundHandler {
                 self.core.windowUpdated(window)
             }
         } else if type == StreamClosedEvent.self {
-            if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID)
+            if let closed = event as? StreamClosedEvent,
+                let stream = self.core.streams.removeValue(forKey: closed.streamID)
             {
                 if closed.reason == nil {
                     stream.ended()
@@ -149,18 +149,13 @@ final class HTTP2ClientConnection: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        for stream in self.streams.values {
-            stream.connectionWritabilityChanged()
-        }
+        self.core.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
     /// Every stream ends with the connection.
     private func dropAll() {
-        let streams = self.streams
-        self.streams = [:]
-        self.core.dropReaders()
-        for stream in streams.values {
+        for stream in self.core.takeAllStreams() {
             stream.closed(refused: false)
         }
     }
@@ -272,7 +267,7 @@ final class HTTP2ClientStream: HTTP2ReadingStream {
         self.writabilityMayHaveChanged()
     }
 
-    fileprivate func connectionWritabilityChanged() {
+    func connectionWritabilityChanged() {
         self.writabilityMayHaveChanged()
     }
 

@@ -7,10 +7,12 @@ protocol HTTP2ReadingStream: AnyObject {
     /// In the connection's list of streams that read in this read.
     var inReaders: Bool { get set }
     func readComplete()
+    /// The connection became writable or stopped being so.
+    func connectionWritabilityChanged()
 }
 
-/// What `HTTP2ServerConnection` and `HTTP2ClientConnection` share: the connection's context and the writes its
-/// streams make through it, the streams that read in the current read (each gets its read-complete with the
+/// What `HTTP2ServerConnection` and `HTTP2ClientConnection` share: the connection's context, its open streams and
+/// the writes they make through it, the streams that read in the current read (each gets its read-complete with the
 /// connection's, or at once for parts delivered outside a read), and the connection's inbound window
 /// (`ConnectionInboundWindow`: reopened for what the streams' handlers took, not for what waits in held streams).
 ///
@@ -18,6 +20,8 @@ protocol HTTP2ReadingStream: AnyObject {
 /// cause, which a struct's mutating access would not allow.
 final class HTTP2ConnectionCore<Stream: HTTP2ReadingStream> {
     var context: ChannelHandlerContext?
+    /// The open streams, by id.
+    var streams: [HTTP2StreamID: Stream] = [:]
     private var readers: [Stream] = []
     private var reading = false
     private var window: ConnectionInboundWindow
@@ -60,8 +64,19 @@ final class HTTP2ConnectionCore<Stream: HTTP2ReadingStream> {
     }
 
     /// The streams are gone with the connection: no read-complete is owed.
-    func dropReaders() {
+    /// The connection is gone: its streams, which the caller closes, leave it, and no read-complete is due.
+    func takeAllStreams() -> [HTTP2StreamID: Stream].Values {
+        let streams = self.streams
+        self.streams = [:]
         self.readers.removeAll()
+        return streams.values
+    }
+
+    /// Every stream hears that the connection's writability changed.
+    func writabilityChanged() {
+        for stream in self.streams.values {
+            stream.connectionWritabilityChanged()
+        }
     }
 
     // MARK: The connection's inbound window

@@ -38,10 +38,9 @@ final class HTTP2ServerConnection: ChannelInboundHandler {
 
     private let shared: ProxyListenerContext
     private let peer: PeerIdentity?
-    /// The context, the streams' writes, their read-completes and the connection's window.
+    /// The context, the open streams and their writes, their read-completes and the connection's window.
     fileprivate let core = HTTP2ConnectionCore<HTTP2ServerStream>(
         connectionWindow: HTTP2ServerConnection.connectionWindow)
-    private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
     private var lastStreamID = HTTP2StreamID.rootStream
     private var draining = false
 
@@ -64,7 +63,7 @@ final class HTTP2ServerConnection: ChannelInboundHandler {
         self.core.frameRead()
         switch frame.payload {
         case .headers(let headers):
-            if let stream = self.streams[frame.streamID] {
+            if let stream = self.core.streams[frame.streamID] {
                 stream.receivedHeaders(headers)
             } else if frame.streamID > self.lastStreamID, !self.draining {
                 // A new stream (NIOHTTP2Handler let it open: the id is new, and within the concurrency limit; after
@@ -74,12 +73,12 @@ final class HTTP2ServerConnection: ChannelInboundHandler {
                 let stream = HTTP2ServerStream(
                     id: frame.streamID, connection: self, handler: handler, eventLoop: context.eventLoop,
                     allocator: context.channel.allocator)
-                self.streams[frame.streamID] = stream
+                self.core.streams[frame.streamID] = stream
                 handler.attach(stream)
                 stream.receivedHeaders(headers)
             }
         case .data(let payload):
-            self.streams[frame.streamID]?.receivedData(payload)
+            self.core.streams[frame.streamID]?.receivedData(payload)
         default:
             // The connection's own frames (and RST_STREAM: its StreamClosedEvent follows) are NIOHTTP2Handler's.
             break
@@ -100,7 +99,8 @@ final class HTTP2ServerConnection: ChannelInboundHandler {
                 self.core.windowUpdated(window)
             }
         } else if type == StreamClosedEvent.self {
-            if let closed = event as? StreamClosedEvent, let stream = self.streams.removeValue(forKey: closed.streamID)
+            if let closed = event as? StreamClosedEvent,
+                let stream = self.core.streams.removeValue(forKey: closed.streamID)
             {
                 stream.closed()
             }
@@ -128,7 +128,7 @@ final class HTTP2ServerConnection: ChannelInboundHandler {
     }
 
     private func closeIfDrained() {
-        guard self.draining, self.streams.isEmpty, let context = self.core.context else {
+        guard self.draining, self.core.streams.isEmpty, let context = self.core.context else {
             return
         }
         // Not now: the last stream may be closing inside its answer's write, which is still to be flushed.
@@ -144,18 +144,13 @@ final class HTTP2ServerConnection: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        for stream in self.streams.values {
-            stream.connectionWritabilityChanged()
-        }
+        self.core.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
     /// Every stream ends with the connection.
     private func dropAll() {
-        let streams = self.streams
-        self.streams = [:]
-        self.core.dropReaders()
-        for stream in streams.values {
+        for stream in self.core.takeAllStreams() {
             stream.closed()
         }
     }
@@ -351,7 +346,7 @@ final class HTTP2ServerStream: HTTP2ReadingStream {
         self.writabilityMayHaveChanged()
     }
 
-    fileprivate func connectionWritabilityChanged() {
+    func connectionWritabilityChanged() {
         self.writabilityMayHaveChanged()
     }
 

@@ -206,15 +206,10 @@ final class H2Upstream: Sendable {
     /// Waits until `/endless` is held back for good (25 looks in a row find its stream blocked with nothing more
     /// sent) or has sent everything; true when held back.
     func endlessHeldBack() async throws -> Bool {
-        var steady = 0
-        var last = -1
-        try await eventually {
-            let (sent, blocked) = self.state.withLock { ($0.endlessSent, $0.endlessBlocked) }
-            steady = blocked && sent == last ? steady + 1 : 0
-            last = sent
-            return steady >= 25 || sent >= Self.endlessLimit
+        let sent = try await bytesOnceSettled(limit: Self.endlessLimit) {
+            self.state.withLock { ($0.endlessSent, $0.endlessBlocked) }
         }
-        return self.endlessSent < Self.endlessLimit
+        return sent < Self.endlessLimit
     }
 
     private init(channel: any Channel, refuseFirst: Int) {

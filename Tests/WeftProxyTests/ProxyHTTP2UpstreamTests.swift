@@ -98,15 +98,7 @@ struct ProxyHTTP2UpstreamTests {
             try await ProxyHarness.withProxy(config: Self.h2Catalog(port: upstream.port)) { proxy in
                 let client = try await H2Probe.start(
                     port: proxy.outboundPort, method: "POST", path: "/deaf", reads: true, upload: 256 << 20)
-                var steady = 0
-                var last = -1
-                try await eventually {
-                    let sent = client.sentBytes
-                    steady = sent > 0 && sent == last ? steady + 1 : 0
-                    last = sent
-                    return steady >= 25 || sent >= 256 << 20
-                }
-                let sent = client.sentBytes
+                let sent = try await bytesOnceSettled(limit: 256 << 20) { (client.sentBytes, client.sentBytes > 0) }
                 // The upstream's stream window (64 KiB), the proxy's 64 KiB of unsent DATA and its downstream stream
                 // window (1 MiB): the rest of the body stays with the client.
                 #expect(sent < 8 << 20, "the client sent \(sent) bytes")

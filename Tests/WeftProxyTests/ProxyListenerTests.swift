@@ -422,3 +422,22 @@ func eventually(
     }
     throw HarnessError(message: "condition at \(file):\(line) not met after 1,500 polls 20 ms apart")
 }
+
+/// Waits until a flow is held back for good or ran to its end: `look` says how many bytes went so far and whether
+/// the flow is stalled now; done after 25 looks in a row find it stalled with no more bytes (buffers fill for a
+/// while first), or once `limit` bytes went. Returns the bytes that went.
+func bytesOnceSettled(
+    limit: Int, file: StaticString = #fileID, line: UInt = #line, _ look: () -> (bytes: Int, stalled: Bool)
+) async throws -> Int {
+    var steady = 0
+    var last = -1
+    var bytes = 0
+    try await eventually(file: file, line: line) {
+        let now = look()
+        bytes = now.bytes
+        steady = now.stalled && bytes == last ? steady + 1 : 0
+        last = bytes
+        return steady >= 25 || bytes >= limit
+    }
+    return bytes
+}

@@ -324,15 +324,8 @@ final class EndlessResponder: Sendable {
     /// Waits until the upstream is held back for good (25 looks in a row find it blocked with nothing more sent:
     /// socket buffers grow for a while first) or has sent all 256 MiB (no backpressure); true when held back.
     func heldBack() async throws -> Bool {
-        var steady = 0
-        var last = -1
-        try await eventually {
-            let sent = self.sentBytes
-            steady = self.blocked && sent == last ? steady + 1 : 0
-            last = sent
-            return steady >= 25 || self.finished
-        }
-        return !self.finished
+        let sent = try await bytesOnceSettled(limit: Self.limit) { (self.sentBytes, self.blocked) }
+        return sent < Self.limit
     }
 
     static func start() async throws -> EndlessResponder {
